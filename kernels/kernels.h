@@ -1,0 +1,93 @@
+// lowbit kernels: raw-pointer compute, no Tensor. Everything here is callable
+// from C++ without core/, and builds (and tests) on its own for aarch64.
+//
+// Shape legend used throughout kernels/:
+//   N batch, C input channels, H×W input height×width, K output channels,
+//   R×S filter height×width, P×Q output height×width, G groups.
+//   GEMM: C[M×N] = A[M×K] · B[K×N], row-major with leading dimensions.
+// Signatures: output first, sizes last.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace lowbit::kernels {
+
+// ---- CPU features and ISA paths ---------------------------------------------
+struct CpuFeatures {
+  bool avx2 = false, fma = false, avx512f = false, avx512bw = false, avx512vl = false,
+       avx512vnni = false, avxvnni = false, amx_int8 = false, neon = false, dotprod = false;
+};
+// Read once (CPUID + XGETBV on x86, HWCAP on Linux/aarch64).
+const CpuFeatures& cpu_features();
+
+enum class Isa { ref, avx2, avxvnni, avx512vnni, neon, neondot };
+const char* isa_name(Isa isa);
+// True if the path was compiled into this build.
+bool isa_built(Isa isa);
+// True if the path was built and this CPU can run it.
+bool isa_available(Isa isa);
+
+// ---- elementwise op codes ---------------------------------------------------
+enum class Unary : int { neg, exp, log, sqrt, abs, relu, relu6, sigmoid, tanh, square, reciprocal };
+enum class Binary : int { add, sub, mul, div, max, min };
+
+// ---- float convolution problem ---------------------------------------------
+// Activations NCHW, weights K×(C/G)×R×S, output N×K×P×Q, all contiguous.
+struct Conv2dShape {
+  int64_t n, c, h, w;     // input
+  int64_t k, r, s;        // output channels, filter
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;
+  int64_t p() const { return (h + 2 * pad_h - dil_h * (r - 1) - 1) / stride_h + 1; }
+  int64_t q() const { return (w + 2 * pad_w - dil_w * (s - 1) - 1) / stride_w + 1; }
+};
+
+// ---- the kernel table --------------------------------------------------------
+// One set of function pointers, filled once from cpu_features() (or LOWBIT_ISA).
+// Every entry has a scalar reference in kernels/ref/ that is the test oracle.
+struct FloatKernels {
+  // y[i] = op(x[i]), contiguous.
+  void (*f32_unary)(float* y, const float* x, Unary op, int64_t n);
+  // y[i] = op(a[i*sa], b[i*sb]), strides in elements (0 = broadcast scalar).
+  void (*f32_binary)(float* y, const float* a, int64_t sa, const float* b, int64_t sb, Binary op, int64_t n);
+  // y[i] = a[i] * alpha + b[i] * beta  (axpby; b may alias y).
+  void (*f32_axpby)(float* y, const float* a, float alpha, const float* b, float beta, int64_t n);
+  // Sum / max of a contiguous array (sum accumulates in f64 lanes-free order; see ref).
+  double (*f32_sum)(const float* x, int64_t n);
+  float (*f32_max)(const float* x, int64_t n);
+  // Per-channel mean and biased variance over N×C×HW (NCHW with HW = H*W).
+  void (*f32_channel_moments)(float* mean, float* var, const float* x, int64_t n, int64_t c, int64_t hw);
+  // y[n,c,i] = x[n,c,i] * scale[c] + shift[c]   (batch-norm apply).
+  void (*f32_channel_affine)(float* y, const float* x, const float* scale, const float* shift,
+                             int64_t n, int64_t c, int64_t hw);
+  // C = op(A)·op(B) + beta·C ; op = transpose when trans_*; row-major, leading dims.
+  // beta == 0 means C is write-only (never read, may hold NaN).
+  void (*f32_gemm)(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                   bool trans_a, bool trans_b, float beta, int64_t m, int64_t n, int64_t k);
+  // Convolution (bias may be null; db may be null).
+  void (*f32_conv2d_forward)(float* y, const float* x, const float* w, const float* bias, const Conv2dShape& sh);
+  void (*f32_conv2d_backward_input)(float* dx, const float* dy, const float* w, const Conv2dShape& sh);
+  void (*f32_conv2d_backward_weight)(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& sh);
+
+  const char* elementwise_path;  // names of the chosen implementations, for `lowbit info`
+  const char* gemm_path;
+  const char* conv_path;
+};
+
+struct KernelTable {
+  Isa isa;
+  FloatKernels f32;
+};
+
+// The table chosen for this process: the best available path, or the one
+// LOWBIT_ISA names (an unknown or unavailable name is an error, printed once).
+const KernelTable& table();
+// Build the table for a given path (for tests comparing every path to ref).
+// Throws std::runtime_error if the path is not available.
+KernelTable make_table(Isa isa);
+
+// ---- threads ---------------------------------------------------------------
+// Number of OpenMP threads used by kernels. Default: LOWBIT_THREADS, else all cores.
+void set_num_threads(int n);
+int num_threads();
+
+}  // namespace lowbit::kernels

@@ -1,0 +1,46 @@
+// doctest main for every lowbit test executable. Besides doctest's own
+// summary it prints one machine-readable line that tools/run sums:
+//   lowbit-tests: <name> N passed, M failed
+// (N and M count test cases; a case fails if any of its checks fails).
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <string>
+
+namespace {
+int g_passed = 0, g_failed = 0;
+
+struct CountingListener : doctest::IReporter {
+  explicit CountingListener(const doctest::ContextOptions&) {}
+  void report_query(const doctest::QueryData&) override {}
+  void test_run_start() override {}
+  void test_run_end(const doctest::TestRunStats& st) override {
+    g_failed = (int)st.numTestCasesFailed;
+    g_passed = (int)st.numTestCasesPassingFilters - g_failed;
+  }
+  void test_case_start(const doctest::TestCaseData&) override {}
+  void test_case_reenter(const doctest::TestCaseData&) override {}
+  void test_case_end(const doctest::CurrentTestCaseStats&) override {}
+  void test_case_exception(const doctest::TestCaseException&) override {}
+  void subcase_start(const doctest::SubcaseSignature&) override {}
+  void subcase_end() override {}
+  void log_assert(const doctest::AssertData&) override {}
+  void log_message(const doctest::MessageData&) override {}
+  void test_case_skipped(const doctest::TestCaseData&) override {}
+};
+}  // namespace
+
+REGISTER_LISTENER("lowbit_counter", 1, CountingListener);
+
+int main(int argc, char** argv) {
+  doctest::Context ctx;
+  ctx.applyCommandLine(argc, argv);
+  int rc = ctx.run();
+  if (ctx.shouldExit()) return rc;
+  std::string name = argc > 0 ? argv[0] : "tests";
+  auto slash = name.find_last_of('/');
+  if (slash != std::string::npos) name = name.substr(slash + 1);
+  std::printf("lowbit-tests: %s %d passed, %d failed\n", name.c_str(), g_passed, g_failed);
+  return rc;
+}
