@@ -1,0 +1,623 @@
+// safetensors reader/writer with its own small JSON parser and writer (see
+// core/safetensors.h for the format and the dtype rules).
+//
+// The reader trusts nothing in the file: the header length, every offset and
+// every shape are checked against the file size before a byte of tensor data
+// is read, and every failure names the file and the reason in one line.
+#include "core/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <set>
+#include <string_view>
+
+namespace lowbit {
+
+static_assert(std::endian::native == std::endian::little,
+              "safetensors data is little-endian; a big-endian host needs byte swapping here");
+
+namespace {
+
+// The reference implementation refuses headers above 100 MB; so do we, so a
+// corrupt length cannot make us allocate gigabytes.
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+constexpr int kMaxJsonDepth = 64;
+
+// ---- JSON value and parser ----------------------------------------------------
+
+struct Json {
+  enum class Kind { null, boolean, number, string, array, object };
+  Kind kind = Kind::null;
+  bool boolean = false;
+  std::string text;  // string value, or the number literal as written
+  std::vector<Json> items;
+  std::vector<std::pair<std::string, Json>> members;  // in file order; duplicates kept
+  size_t pos = 0;  // byte offset of the value in the header, for error messages
+};
+
+const char* kind_name(Json::Kind k) {
+  switch (k) {
+    case Json::Kind::null: return "null";
+    case Json::Kind::boolean: return "a boolean";
+    case Json::Kind::number: return "a number";
+    case Json::Kind::string: return "a string";
+    case Json::Kind::array: return "an array";
+    case Json::Kind::object: return "an object";
+  }
+  return "?";
+}
+
+// Recursive descent over RFC 8259 JSON. Errors report the byte offset in the
+// file (header byte + 8) so a hex dump finds the spot.
+class JsonParser {
+ public:
+  JsonParser(std::string_view s, std::string prefix) : s_(s), prefix_(std::move(prefix)) {}
+
+  Json parse_document() {
+    skip_ws();
+    Json v = parse_value(0);
+    skip_ws();
+    if (pos_ != s_.size()) error("unexpected data after the JSON object");
+    return v;
+  }
+
+ private:
+  [[noreturn]] void error(const std::string& what) const {
+    fail(prefix_, "invalid JSON header at file byte ", pos_ + 8, ": ", what);
+  }
+
+  void skip_ws() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
+  }
+
+  void expect(char c) {
+    if (pos_ >= s_.size()) error(std::string("expected '") + c + "', found end of header");
+    if (s_[pos_] != c) error(std::string("expected '") + c + "', found " + describe(s_[pos_]));
+    ++pos_;
+  }
+
+  static std::string describe(char c) {
+    unsigned char u = (unsigned char)c;
+    if (u >= 0x20 && u < 0x7f) return std::string("'") + c + "'";
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "byte 0x%02x", u);
+    return buf;
+  }
+
+  Json parse_value(int depth) {
+    if (depth > kMaxJsonDepth) error("nesting deeper than " + std::to_string(kMaxJsonDepth));
+    if (pos_ >= s_.size()) error("expected a value, found end of header");
+    Json v;
+    v.pos = pos_;
+    char c = s_[pos_];
+    if (c == '{') {
+      v.kind = Json::Kind::object;
+      ++pos_;
+      skip_ws();
+      if (pos_ < s_.size() && s_[pos_] == '}') { ++pos_; return v; }
+      for (;;) {
+        skip_ws();
+        if (pos_ >= s_.size() || s_[pos_] != '"') error("expected a string key");
+        std::string key = parse_string();
+        skip_ws();
+        expect(':');
+        skip_ws();
+        Json member = parse_value(depth + 1);
+        v.members.emplace_back(std::move(key), std::move(member));
+        skip_ws();
+        if (pos_ < s_.size() && s_[pos_] == ',') { ++pos_; continue; }
+        expect('}');
+        return v;
+      }
+    }
+    if (c == '[') {
+      v.kind = Json::Kind::array;
+      ++pos_;
+      skip_ws();
+      if (pos_ < s_.size() && s_[pos_] == ']') { ++pos_; return v; }
+      for (;;) {
+        skip_ws();
+        v.items.push_back(parse_value(depth + 1));
+        skip_ws();
+        if (pos_ < s_.size() && s_[pos_] == ',') { ++pos_; continue; }
+        expect(']');
+        return v;
+      }
+    }
+    if (c == '"') {
+      v.kind = Json::Kind::string;
+      v.text = parse_string();
+      return v;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      v.kind = Json::Kind::number;
+      v.text = parse_number();
+      return v;
+    }
+    if (s_.substr(pos_, 4) == "true") { pos_ += 4; v.kind = Json::Kind::boolean; v.boolean = true; return v; }
+    if (s_.substr(pos_, 5) == "false") { pos_ += 5; v.kind = Json::Kind::boolean; return v; }
+    if (s_.substr(pos_, 4) == "null") { pos_ += 4; return v; }
+    error("expected a value, found " + describe(c));
+  }
+
+  std::string parse_number() {
+    size_t start = pos_;
+    auto digits = [&] {
+      size_t d = pos_;
+      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
+      return pos_ - d;
+    };
+    if (s_[pos_] == '-') ++pos_;
+    if (pos_ < s_.size() && s_[pos_] == '0') {
+      ++pos_;
+    } else if (digits() == 0) {
+      error("malformed number");
+    }
+    if (pos_ < s_.size() && s_[pos_] == '.') {
+      ++pos_;
+      if (digits() == 0) error("malformed number: no digits after '.'");
+    }
+    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+      ++pos_;
+      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
+      if (digits() == 0) error("malformed number: no digits in exponent");
+    }
+    return std::string(s_.substr(start, pos_ - start));
+  }
+
+  uint32_t parse_hex4() {
+    if (pos_ + 4 > s_.size()) error("truncated \\u escape");
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      char c = s_[pos_++];
+      v <<= 4;
+      if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
+      else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
+      else { --pos_; error("bad hex digit in \\u escape"); }
+    }
+    return v;
+  }
+
+  static void append_utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out += (char)cp;
+    } else if (cp < 0x800) {
+      out += (char)(0xC0 | (cp >> 6));
+      out += (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += (char)(0xE0 | (cp >> 12));
+      out += (char)(0x80 | ((cp >> 6) & 0x3F));
+      out += (char)(0x80 | (cp & 0x3F));
+    } else {
+      out += (char)(0xF0 | (cp >> 18));
+      out += (char)(0x80 | ((cp >> 12) & 0x3F));
+      out += (char)(0x80 | ((cp >> 6) & 0x3F));
+      out += (char)(0x80 | (cp & 0x3F));
+    }
+  }
+
+  std::string parse_string() {
+    expect('"');
+    std::string out;
+    for (;;) {
+      if (pos_ >= s_.size()) error("unterminated string");
+      char c = s_[pos_];
+      if (c == '"') { ++pos_; return out; }
+      if ((unsigned char)c < 0x20) error("control character " + describe(c) + " in string");
+      if (c != '\\') { out += c; ++pos_; continue; }
+      ++pos_;
+      if (pos_ >= s_.size()) error("unterminated escape");
+      char e = s_[pos_++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          uint32_t cp = parse_hex4();
+          if (cp >= 0xDC00 && cp <= 0xDFFF) error("lone low surrogate in \\u escape");
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (s_.substr(pos_, 2) != "\\u") error("high surrogate not followed by a low surrogate");
+            pos_ += 2;
+            uint32_t lo = parse_hex4();
+            if (lo < 0xDC00 || lo > 0xDFFF) error("high surrogate not followed by a low surrogate");
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          append_utf8(out, cp);
+          break;
+        }
+        default: --pos_; error("unknown escape \\" + std::string(1, e));
+      }
+    }
+  }
+
+  std::string_view s_;
+  std::string prefix_;
+  size_t pos_ = 0;
+};
+
+// ---- JSON writer ----------------------------------------------------------------
+
+void write_json_string(std::string& out, const std::string& s) {
+  out += '"';
+  for (char c : s) {
+    unsigned char u = (unsigned char)c;
+    if (c == '"') out += "\\\"";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (u < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", u);
+      out += buf;
+    } else {
+      out += c;  // UTF-8 bytes pass through unchanged
+    }
+  }
+  out += '"';
+}
+
+// ---- dtypes -----------------------------------------------------------------------
+
+enum class FileDType { F32, F64, I32, I64, I8, U8 };
+
+struct FileDTypeInfo {
+  const char* name;
+  FileDType file;
+  DType mem;
+  size_t bytes;
+};
+
+constexpr FileDTypeInfo kFileDTypes[] = {
+    {"F32", FileDType::F32, DType::f32, 4}, {"F64", FileDType::F64, DType::f32, 8},
+    {"I32", FileDType::I32, DType::s32, 4}, {"I64", FileDType::I64, DType::s32, 8},
+    {"I8", FileDType::I8, DType::s8, 1},    {"U8", FileDType::U8, DType::u8, 1},
+};
+
+const char* file_dtype_name(DType t) {
+  switch (t) {
+    case DType::f32: return "F32";
+    case DType::s32: return "I32";
+    case DType::s8: return "I8";
+    case DType::u8: return "U8";
+  }
+  return "?";
+}
+
+const void* raw_bytes(const Tensor& t) {
+  switch (t.dtype()) {
+    case DType::f32: return t.data<float>();
+    case DType::s32: return t.data<int32_t>();
+    case DType::s8: return t.data<int8_t>();
+    case DType::u8: return t.data<uint8_t>();
+  }
+  return nullptr;
+}
+
+void* raw_bytes_mut(const Tensor& t) { return const_cast<void*>(raw_bytes(t)); }
+
+// ---- file helpers -------------------------------------------------------------------
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+// Unsigned integer from a JSON number written without sign, fraction or exponent.
+uint64_t json_uint(const Json& v, const std::string& prefix, const std::string& what) {
+  if (v.kind != Json::Kind::number) fail(prefix, what, " must be a non-negative integer, found ", kind_name(v.kind));
+  uint64_t out = 0;
+  const char* b = v.text.data();
+  const char* e = b + v.text.size();
+  auto [ptr, ec] = std::from_chars(b, e, out);
+  if (ec == std::errc::result_out_of_range) fail(prefix, what, " ", v.text, " is too large");
+  if (ec != std::errc() || ptr != e) fail(prefix, what, " must be a non-negative integer, found ", v.text);
+  return out;
+}
+
+const Json* find_member(const Json& obj, const char* key) {
+  for (const auto& [k, v] : obj.members)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+std::string offsets_str(uint64_t b, uint64_t e) {
+  return "[" + std::to_string(b) + ", " + std::to_string(e) + "]";
+}
+
+void read_exact(std::FILE* f, void* dst, uint64_t offset, uint64_t n, const std::string& prefix) {
+  if (n == 0) return;
+  if (fseeko(f, (off_t)offset, SEEK_SET) != 0) fail(prefix, "cannot seek to byte ", offset, ": ", std::strerror(errno));
+  if (std::fread(dst, 1, n, f) != n)
+    fail(prefix, "short read at byte ", offset, " (", n, " bytes wanted; file truncated while reading?)");
+}
+
+struct PendingTensor {
+  std::string name;
+  const FileDTypeInfo* dtype;
+  Shape shape;
+  uint64_t begin, end;
+};
+
+}  // namespace
+
+// ---- SafetensorsFile ------------------------------------------------------------------
+
+const Tensor& SafetensorsFile::get(const std::string& name) const {
+  for (const auto& [k, t] : tensors)
+    if (k == name) return t;
+  fail("safetensors file '", path, "': no tensor named '", name, "' (the file has ", tensors.size(), " tensors)");
+}
+
+bool SafetensorsFile::has(const std::string& name) const {
+  for (const auto& kv : tensors)
+    if (kv.first == name) return true;
+  return false;
+}
+
+// ---- load ---------------------------------------------------------------------------------
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  const std::string prefix = "safetensors file '" + path + "': ";
+  SafetensorsFile out;
+  out.path = path;
+
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) fail(prefix, "no such file");
+    fail(prefix, "cannot open: ", std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode)) fail(prefix, "is a directory, not a file");
+  if (!S_ISREG(st.st_mode)) fail(prefix, "not a regular file");
+  FilePtr f(std::fopen(path.c_str(), "rb"));
+  if (!f) fail(prefix, "cannot open: ", std::strerror(errno));
+  const uint64_t file_size = (uint64_t)st.st_size;
+
+  if (file_size < 8) fail(prefix, "file is ", file_size, " bytes, shorter than the 8-byte header length");
+  unsigned char len_bytes[8];
+  read_exact(f.get(), len_bytes, 0, 8, prefix);
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
+  if (header_len > file_size - 8)
+    fail(prefix, "header length ", header_len, " is larger than the file (", file_size, " bytes)");
+  if (header_len > kMaxHeaderBytes)
+    fail(prefix, "header length ", header_len, " exceeds the limit of ", kMaxHeaderBytes, " bytes");
+  if (header_len == 0) fail(prefix, "header length is 0 (no JSON header)");
+
+  std::string header(header_len, '\0');
+  read_exact(f.get(), header.data(), 8, header_len, prefix);
+  Json root = JsonParser(header, prefix).parse_document();
+  if (root.kind != Json::Kind::object) fail(prefix, "header is ", kind_name(root.kind), ", not a JSON object");
+
+  const uint64_t data_start = 8 + header_len;
+  const uint64_t data_size = file_size - data_start;
+
+  std::vector<PendingTensor> pending;
+  std::set<std::string> seen;
+  for (const auto& [name, entry] : root.members) {
+    if (!seen.insert(name).second) fail(prefix, "duplicate name '", name, "' in the header");
+    if (name == "__metadata__") {
+      if (entry.kind == Json::Kind::null) continue;
+      if (entry.kind != Json::Kind::object) fail(prefix, "__metadata__ is ", kind_name(entry.kind), ", not an object");
+      for (const auto& [k, v] : entry.members) {
+        if (v.kind != Json::Kind::string)
+          fail(prefix, "__metadata__ value of '", k, "' is ", kind_name(v.kind), ", not a string");
+        if (!out.metadata.emplace(k, v.text).second) fail(prefix, "duplicate __metadata__ key '", k, "'");
+      }
+      continue;
+    }
+    const std::string where = "tensor '" + name + "': ";
+    if (entry.kind != Json::Kind::object) fail(prefix, where, "entry is ", kind_name(entry.kind), ", not an object");
+    const Json* dtype = find_member(entry, "dtype");
+    const Json* shape = find_member(entry, "shape");
+    const Json* offsets = find_member(entry, "data_offsets");
+    if (!dtype) fail(prefix, where, "missing \"dtype\"");
+    if (!shape) fail(prefix, where, "missing \"shape\"");
+    if (!offsets) fail(prefix, where, "missing \"data_offsets\"");
+
+    PendingTensor p;
+    p.name = name;
+    p.dtype = nullptr;
+    if (dtype->kind != Json::Kind::string) fail(prefix, where, "dtype is ", kind_name(dtype->kind), ", not a string");
+    for (const auto& info : kFileDTypes)
+      if (dtype->text == info.name) p.dtype = &info;
+    if (!p.dtype) fail(prefix, where, "unknown dtype '", dtype->text, "' (supported: F32, F64, I32, I64, I8, U8)");
+
+    if (shape->kind != Json::Kind::array) fail(prefix, where, "shape is ", kind_name(shape->kind), ", not an array");
+    uint64_t numel = 1;
+    bool overflow = false;
+    for (const Json& d : shape->items) {
+      uint64_t n = json_uint(d, prefix + where, "shape entry");
+      if (n > (uint64_t)std::numeric_limits<int64_t>::max()) fail(prefix, where, "shape entry ", n, " is too large");
+      p.shape.push_back((int64_t)n);
+      if (n != 0 && numel > std::numeric_limits<uint64_t>::max() / n) overflow = true;
+      numel *= n;
+    }
+    if (!overflow && numel > std::numeric_limits<uint64_t>::max() / p.dtype->bytes) overflow = true;
+    if (overflow) fail(prefix, where, "shape ", shape_str(p.shape), " is too large");
+    const uint64_t nbytes = numel * p.dtype->bytes;
+
+    if (offsets->kind != Json::Kind::array || offsets->items.size() != 2)
+      fail(prefix, where, "data_offsets must be an array [begin, end]");
+    p.begin = json_uint(offsets->items[0], prefix + where, "data_offsets begin");
+    p.end = json_uint(offsets->items[1], prefix + where, "data_offsets end");
+    if (p.begin > p.end) fail(prefix, where, "data_offsets ", offsets_str(p.begin, p.end), " has begin > end");
+    if (p.end > data_size)
+      fail(prefix, where, "data_offsets ", offsets_str(p.begin, p.end), " out of range (the data section is ",
+           data_size, " bytes)");
+    if (p.end - p.begin != nbytes)
+      fail(prefix, where, "data_offsets ", offsets_str(p.begin, p.end), " hold ", p.end - p.begin, " bytes but shape ",
+           shape_str(p.shape), " of ", p.dtype->name, " needs ", nbytes, " bytes");
+    pending.push_back(std::move(p));
+  }
+
+  // No two tensors may share bytes (empty tensors share nothing).
+  std::vector<const PendingTensor*> by_offset;
+  for (const auto& p : pending)
+    if (p.end > p.begin) by_offset.push_back(&p);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const PendingTensor* a, const PendingTensor* b) { return a->begin < b->begin; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const PendingTensor* a = by_offset[i - 1];
+    const PendingTensor* b = by_offset[i];
+    if (b->begin < a->end)
+      fail(prefix, "tensors '", a->name, "' ", offsets_str(a->begin, a->end), " and '", b->name, "' ",
+           offsets_str(b->begin, b->end), " overlap in the data section");
+  }
+
+  for (const auto& p : pending) {
+    Tensor t = Tensor::empty(p.shape, p.dtype->mem);
+    const uint64_t nbytes = p.end - p.begin;
+    const uint64_t at = data_start + p.begin;
+    const int64_t n = t.numel();
+    switch (p.dtype->file) {
+      case FileDType::F32:
+      case FileDType::I32:
+      case FileDType::I8:
+      case FileDType::U8:
+        read_exact(f.get(), raw_bytes_mut(t), at, nbytes, prefix);
+        break;
+      case FileDType::F64: {
+        std::vector<double> buf((size_t)n);
+        read_exact(f.get(), buf.data(), at, nbytes, prefix);
+        float* dst = t.data<float>();
+        for (int64_t i = 0; i < n; ++i) dst[i] = (float)buf[(size_t)i];
+        break;
+      }
+      case FileDType::I64: {
+        std::vector<int64_t> buf((size_t)n);
+        read_exact(f.get(), buf.data(), at, nbytes, prefix);
+        int32_t* dst = t.data<int32_t>();
+        for (int64_t i = 0; i < n; ++i) {
+          int64_t v = buf[(size_t)i];
+          if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())
+            fail(prefix, "tensor '", p.name, "': I64 value ", v, " at index ", i, " does not fit in s32");
+          dst[i] = (int32_t)v;
+        }
+        break;
+      }
+    }
+    out.tensors.emplace_back(p.name, std::move(t));
+  }
+  return out;
+}
+
+// ---- save -----------------------------------------------------------------------------------
+
+namespace {
+
+void write_all(int fd, const void* data, size_t n, const std::string& prefix, const std::string& tmp) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t(1) << 30));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      fail(prefix, "cannot write '", tmp, "': ", std::strerror(errno));
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+std::string parent_dir(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  const std::string prefix = "save_safetensors '" + path + "': ";
+
+  // Validate and lay out everything before touching the disk.
+  std::set<std::string> names;
+  std::vector<Tensor> contig;
+  contig.reserve(tensors.size());
+  std::string header = "{";
+  if (!metadata.empty()) {
+    header += "\"__metadata__\":{";
+    bool first = true;
+    for (const auto& [k, v] : metadata) {
+      if (!first) header += ',';
+      first = false;
+      write_json_string(header, k);
+      header += ':';
+      write_json_string(header, v);
+    }
+    header += '}';
+  }
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    if (name == "__metadata__") fail(prefix, "'__metadata__' is reserved and cannot name a tensor");
+    if (!names.insert(name).second) fail(prefix, "duplicate tensor name '", name, "'");
+    if (!t.defined()) fail(prefix, "tensor '", name, "' is undefined");
+    Tensor c = t.contiguous();
+    const uint64_t nbytes = (uint64_t)c.numel() * dtype_size(c.dtype());
+    if (header.size() > 1) header += ',';
+    write_json_string(header, name);
+    header += ":{\"dtype\":\"";
+    header += file_dtype_name(c.dtype());
+    header += "\",\"shape\":[";
+    for (size_t i = 0; i < c.shape().size(); ++i) {
+      if (i) header += ',';
+      header += std::to_string(c.shape()[i]);
+    }
+    header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + nbytes) + "]}";
+    offset += nbytes;
+    contig.push_back(std::move(c));
+  }
+  header += '}';
+  // Pad with spaces so the data section starts 8-byte aligned (8 + N ≡ 0 mod 8).
+  while (header.size() % 8 != 0) header += ' ';
+  unsigned char len_bytes[8];
+  for (int i = 0; i < 8; ++i) len_bytes[i] = (unsigned char)((uint64_t)header.size() >> (8 * i));
+
+  const std::string tmp = path + ".tmp." + std::to_string((long)::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(prefix, "cannot create '", tmp, "': ", std::strerror(errno));
+  try {
+    write_all(fd, len_bytes, 8, prefix, tmp);
+    write_all(fd, header.data(), header.size(), prefix, tmp);
+    for (const Tensor& c : contig) {
+      const size_t nbytes = (size_t)c.numel() * dtype_size(c.dtype());
+      if (nbytes) write_all(fd, raw_bytes(c), nbytes, prefix, tmp);
+    }
+    if (::fsync(fd) != 0) fail(prefix, "fsync of '", tmp, "' failed: ", std::strerror(errno));
+    int rc = ::close(fd);
+    fd = -1;
+    if (rc != 0) fail(prefix, "closing '", tmp, "' failed: ", std::strerror(errno));
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+      fail(prefix, "cannot rename '", tmp, "' to the destination: ", std::strerror(errno));
+  } catch (...) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  // Make the rename itself durable; best effort (some file systems refuse fsync on directories).
+  int dfd = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace lowbit
