@@ -51,8 +51,12 @@ struct FloatKernels {
   void (*f32_binary)(float* y, const float* a, int64_t sa, const float* b, int64_t sb, Binary op, int64_t n);
   // y[i] = a[i] * alpha + b[i] * beta  (axpby; b may alias y).
   void (*f32_axpby)(float* y, const float* a, float alpha, const float* b, float beta, int64_t n);
-  // Sum / max of a contiguous array (sum accumulates in f64 lanes-free order; see ref).
+  // Sum of a contiguous array. The reference accumulates sequentially in double;
+  // fast paths sum fixed-size blocks in float lanes and combine the blocks in
+  // double, in block order, so the result does not depend on the thread count.
+  // Agreement with ref is to a relative tolerance, not bit-exact.
   double (*f32_sum)(const float* x, int64_t n);
+  // Max of a contiguous array: NaN if any element is NaN, -inf if n == 0.
   float (*f32_max)(const float* x, int64_t n);
   // Per-channel mean and biased variance over N×C×HW (NCHW with HW = H*W).
   void (*f32_channel_moments)(float* mean, float* var, const float* x, int64_t n, int64_t c, int64_t hw);
@@ -79,11 +83,18 @@ struct KernelTable {
 };
 
 // The table chosen for this process: the best available path, or the one
-// LOWBIT_ISA names (an unknown or unavailable name is an error, printed once).
+// LOWBIT_ISA names. An unknown or unavailable name throws std::runtime_error
+// (from every call: the table is never built from a bad setting).
 const KernelTable& table();
 // Build the table for a given path (for tests comparing every path to ref).
 // Throws std::runtime_error if the path is not available.
 KernelTable make_table(Isa isa);
+// The best path this build and CPU can run (what table() uses without LOWBIT_ISA).
+Isa best_isa();
+// Parse a path name as LOWBIT_ISA takes it. Throws std::runtime_error with a
+// one-line message listing the valid and the available names if `name` is
+// unknown or not available here.
+Isa isa_from_name(const char* name);
 
 // ---- threads ---------------------------------------------------------------
 // Number of OpenMP threads used by kernels. Default: LOWBIT_THREADS, else all cores.
