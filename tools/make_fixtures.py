@@ -1,0 +1,390 @@
+#!/usr/bin/python3
+"""Golden fixtures for lowbit's core ops, computed by PyTorch.
+
+Run:   /usr/bin/python3 tools/make_fixtures.py [OUT]   (default tests/fixtures/ops.safetensors)
+Needs: Debian's python3-torch (1.13); no `safetensors` package (Debian has
+none): the file is written by the ~20-line writer below.
+
+Layout of the file (read by tests/core/test_golden.cpp):
+  __metadata__["cases"]            comma-separated case names, in order
+  __metadata__["<case>.op"]        the lowbit op the case exercises (one doctest
+                                   TEST_CASE per op in test_golden.cpp)
+  __metadata__["<case>.inputs"]    comma-separated input names k; tensor "<case>.k"
+  __metadata__["<case>.grads"]     inputs with a gradient; tensor "<case>.dk"
+  __metadata__["<case>.updated"]   inputs the op writes in place (batch_norm's
+                                   running stats); tensor "<case>.k_out" holds
+                                   their value after the call
+  __metadata__["<case>.<param>"]   op parameters as strings: integers, floats,
+                                   "0"/"1" for booleans, comma-separated lists
+  tensors "<case>.y" (forward output) and "<case>.gy" (random upstream
+  gradient; the gradients come from y.backward(gy)).
+  tensors "io.*": one tensor per stored dtype (F32, F64, I32, I64, I8, U8)
+  with known values, for tests/core/test_safetensors.cpp.
+
+Numerics: inputs and gy are drawn in float32 and stored as F32 (I32 for class
+targets); PyTorch then computes in float64 from exactly those values, and
+outputs and gradients are rounded once to F32. The stored values are thus
+PyTorch's answer without PyTorch's own float32 rounding, and the tolerance in
+test_golden.cpp measures lowbit's error alone. Inputs of ops with kinks
+(abs, relu, relu6, clamp, max, max_pool2d) keep a margin from the kink and
+from ties, so float32 and float64 pick the same branch.
+
+Deterministic: one torch.Generator seeded with 0; same torch version → same bytes.
+"""
+import json
+import os
+import sys
+import warnings
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    sys.exit("make_fixtures.py: PyTorch is not importable by %s.\n"
+             "Install Debian's python3-torch (apt-get install python3-torch) and run this script\n"
+             "with /usr/bin/python3 (a pyenv/venv `python3` on PATH usually lacks torch)." % sys.executable)
+
+GEN = torch.Generator().manual_seed(0)
+# kl_div(reduction="mean") is tested on purpose (it divides by numel, as PyTorch 1.13 does).
+warnings.filterwarnings("ignore", message="reduction: 'mean' divides the total loss")
+
+# ---- safetensors writer (format: 8-byte LE header length, JSON header, data) ----
+
+DTYPES = {torch.float32: ("F32", "<f4"), torch.float64: ("F64", "<f8"), torch.int32: ("I32", "<i4"),
+          torch.int64: ("I64", "<i8"), torch.int8: ("I8", "i1"), torch.uint8: ("U8", "u1")}
+
+
+def write_safetensors(path, tensors, metadata):
+    header = {"__metadata__": metadata}
+    blobs, offset = [], 0
+    for name, t in tensors:
+        code, np_dtype = DTYPES[t.dtype]
+        data = t.detach().contiguous().numpy().astype(np_dtype).tobytes()
+        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # data section 8-byte aligned, as the reference writer does
+    tmp = path + ".tmp.%d" % os.getpid()
+    with open(tmp, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+# ---- input generators (float32) ----
+
+def randn(*shape, scale=1.0):
+    return torch.randn(tuple(shape), generator=GEN) * scale
+
+
+def uniform(*shape, lo, hi):
+    return torch.rand(tuple(shape), generator=GEN) * (hi - lo) + lo
+
+
+def away_from(x, points, margin=0.05):
+    """Move values within `margin` of a kink point to 2*margin beyond it."""
+    for p in points:
+        d = x - p
+        near = d.abs() < margin
+        x = torch.where(near, p + torch.where(d >= 0, 2 * margin, -2 * margin) + d, x)
+    return x
+
+
+def nonzero(*shape, lo=0.5, hi=2.0):
+    """Values with |v| in [lo, hi) and a random sign (safe divisors)."""
+    mag = uniform(*shape, lo=lo, hi=hi)
+    sign = torch.where(torch.rand(tuple(shape), generator=GEN) < 0.5, -1.0, 1.0)
+    return mag * sign
+
+
+# ---- case registry ----
+
+TENSORS = []
+META = {}
+CASES = []
+
+
+def fmt(v):
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, (list, tuple)):
+        return ",".join(fmt(e) for e in v)
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def case(name, op, inputs, fn, params=None, grads=None, updated=()):
+    """inputs: list of (key, tensor) (float32 or int32). fn(*inputs as float64/int64,
+    in order) returns the output. grads: keys with a gradient (default: every float input)."""
+    assert name not in CASES, name
+    if grads is None:
+        grads = [k for k, t in inputs if t.dtype == torch.float32]
+    args = {}
+    for k, t in inputs:
+        if t.dtype == torch.float32:
+            a = t.double().clone()
+            if k in grads:
+                a.requires_grad_(True)
+        else:
+            a = t.long()
+        args[k] = a
+    y = fn(*args.values())
+    gy = randn(*y.shape)
+    if grads:
+        y.backward(gy.double())
+    CASES.append(name)
+    META[name + ".op"] = op
+    META[name + ".inputs"] = ",".join(k for k, _ in inputs)
+    META[name + ".grads"] = ",".join(grads)
+    if updated:
+        META[name + ".updated"] = ",".join(updated)
+    for p, v in (params or {}).items():
+        META[name + "." + p] = fmt(v)
+    for k, t in inputs:
+        TENSORS.append((name + "." + k, t))
+    TENSORS.append((name + ".y", y.detach().float()))
+    TENSORS.append((name + ".gy", gy))
+    for k in grads:
+        g = args[k].grad
+        assert g is not None, (name, k)
+        TENSORS.append((name + ".d" + k, g.float()))
+    for k in updated:
+        TENSORS.append((name + "." + k + "_out", args[k].detach().float()))
+
+
+# ---- elementwise ----
+
+def binary_cases():
+    for op, f in (("add", torch.add), ("sub", torch.sub), ("mul", torch.mul)):
+        case(op + "_same", op, [("a", randn(5, 7)), ("b", randn(5, 7))], lambda a, b, f=f: f(a, b))
+        case(op + "_bcast", op, [("a", randn(2, 3, 4)), ("b", randn(3, 1))], lambda a, b, f=f: f(a, b))
+        case(op + "_bcast2", op, [("a", randn(4, 1, 5)), ("b", randn(3, 5))], lambda a, b, f=f: f(a, b))
+    case("div_same", "div", [("a", randn(5, 7)), ("b", nonzero(5, 7))], lambda a, b: a / b)
+    case("div_bcast", "div", [("a", randn(3, 4)), ("b", nonzero(2, 1, 4))], lambda a, b: a / b)
+    case("div_bcast2", "div", [("a", randn(2, 13, 1)), ("b", nonzero(13, 3))], lambda a, b: a / b)
+    case("add_scalar", "add_scalar", [("x", randn(3, 13))], lambda x: x + 0.75, {"scalar": 0.75})
+    case("mul_scalar", "mul_scalar", [("x", randn(3, 13))], lambda x: x * -1.5, {"scalar": -1.5})
+
+
+def unary_cases():
+    case("neg", "neg", [("x", randn(4, 13))], torch.neg)
+    case("exp", "exp", [("x", uniform(4, 13, lo=-3.0, hi=3.0))], torch.exp)
+    case("log", "log", [("x", uniform(4, 13, lo=0.05, hi=5.0))], torch.log)
+    case("sqrt", "sqrt", [("x", uniform(4, 13, lo=0.05, hi=5.0))], torch.sqrt)
+    case("pow_2", "pow", [("x", randn(4, 13))], lambda x: torch.pow(x, 2.0), {"exponent": 2.0})
+    case("pow_3", "pow", [("x", randn(4, 13))], lambda x: torch.pow(x, 3.0), {"exponent": 3.0})
+    case("pow_frac", "pow", [("x", uniform(4, 13, lo=0.1, hi=3.0))], lambda x: torch.pow(x, 2.5),
+         {"exponent": 2.5})
+    case("pow_neg", "pow", [("x", uniform(4, 13, lo=0.3, hi=3.0))], lambda x: torch.pow(x, -0.5),
+         {"exponent": -0.5})
+    case("abs", "abs", [("x", away_from(randn(4, 13), [0.0]))], torch.abs)
+    case("clamp", "clamp", [("x", away_from(randn(4, 13), [-0.5, 0.7]))], lambda x: torch.clamp(x, -0.5, 0.7),
+         {"lo": -0.5, "hi": 0.7})
+    case("relu", "relu", [("x", away_from(randn(4, 13), [0.0]))], F.relu)
+    case("relu6", "relu6", [("x", away_from(uniform(4, 13, lo=-3.0, hi=9.0), [0.0, 6.0]))], F.relu6)
+    case("sigmoid", "sigmoid", [("x", randn(4, 13, scale=3.0))], torch.sigmoid)
+    case("tanh", "tanh", [("x", randn(4, 13, scale=2.0))], torch.tanh)
+
+
+# ---- reductions ----
+
+def reduce_cases():
+    case("sum_all", "sum", [("x", randn(3, 5, 7))], torch.sum)
+    case("sum_dim1", "sum", [("x", randn(3, 5, 7))], lambda x: x.sum(dim=1), {"dims": [1], "keepdim": False})
+    case("sum_dims_keep", "sum", [("x", randn(3, 5, 7))], lambda x: x.sum(dim=(0, 2), keepdim=True),
+         {"dims": [0, 2], "keepdim": True})
+    case("sum_neg_dim", "sum", [("x", randn(3, 5, 7))], lambda x: x.sum(dim=-1), {"dims": [-1], "keepdim": False})
+    case("mean_all", "mean", [("x", randn(3, 5, 7))], torch.mean)
+    case("mean_hw_keep", "mean", [("x", randn(2, 13, 5, 3))], lambda x: x.mean(dim=(2, 3), keepdim=True),
+         {"dims": [2, 3], "keepdim": True})
+    case("mean_dim0", "mean", [("x", randn(6, 13))], lambda x: x.mean(dim=0), {"dims": [0], "keepdim": False})
+    # randn has no ties, so the arg-max (and the gradient's target) is unique.
+    case("max_dim1", "max", [("x", randn(4, 13, 3))], lambda x: x.max(dim=1).values, {"dim": 1, "keepdim": False})
+    case("max_last_keep", "max", [("x", randn(4, 13))], lambda x: x.max(dim=-1, keepdim=True).values,
+         {"dim": -1, "keepdim": True})
+
+
+# ---- linear algebra ----
+
+def linalg_cases():
+    case("matmul_2d", "matmul", [("a", randn(5, 7)), ("b", randn(7, 3))], torch.matmul)
+    case("matmul_batched", "matmul", [("a", randn(2, 3, 4, 6)), ("b", randn(2, 3, 6, 5))], torch.matmul)
+    case("matmul_bcast", "matmul", [("a", randn(2, 1, 4, 6)), ("b", randn(3, 6, 5))], torch.matmul)
+    case("matmul_2d_batched", "matmul", [("a", randn(4, 6)), ("b", randn(3, 6, 5))], torch.matmul)
+    case("matmul_vec", "matmul", [("a", randn(5, 6)), ("b", randn(6))], torch.matmul)
+    case("matmul_vecmat", "matmul", [("a", randn(6)), ("b", randn(6, 4))], torch.matmul)
+    case("linear_bias", "linear", [("x", randn(4, 7)), ("w", randn(5, 7)), ("b", randn(5))], F.linear)
+    case("linear_3d_nobias", "linear", [("x", randn(2, 3, 7)), ("w", randn(13, 7))], F.linear)
+
+
+# ---- convolution ----
+
+def conv_case(name, x, w, bias, stride=(1, 1), pad=(0, 0), dil=(1, 1), groups=1):
+    inputs = [("x", x), ("w", w)] + ([("b", randn(w.shape[0]))] if bias else [])
+    params = {"stride_h": stride[0], "stride_w": stride[1], "pad_h": pad[0], "pad_w": pad[1],
+              "dil_h": dil[0], "dil_w": dil[1], "groups": groups}
+    case(name, "conv2d", inputs,
+         lambda x, w, b=None: F.conv2d(x, w, b, stride=stride, padding=pad, dilation=dil, groups=groups), params)
+
+
+def conv_cases():
+    conv_case("conv_basic", randn(2, 3, 9, 9), randn(4, 3, 3, 3, scale=0.3), True)
+    conv_case("conv_stride_pad", randn(2, 3, 10, 11), randn(5, 3, 3, 3, scale=0.3), True, (2, 2), (1, 1))
+    conv_case("conv_dilation", randn(1, 2, 11, 11), randn(3, 2, 3, 3, scale=0.3), False, (1, 1), (2, 2), (2, 2))
+    conv_case("conv_groups", randn(2, 6, 7, 7), randn(9, 2, 3, 3, scale=0.3), True, (1, 1), (1, 1), groups=3)
+    conv_case("conv_depthwise", randn(2, 13, 8, 8), randn(13, 1, 3, 3, scale=0.3), True, (2, 2), (1, 1),
+              groups=13)
+    conv_case("conv_pointwise", randn(2, 13, 5, 5), randn(7, 13, 1, 1, scale=0.3), False)
+    conv_case("conv_asym", randn(1, 3, 9, 8), randn(4, 3, 5, 3, scale=0.3), True, (2, 1), (2, 0), (1, 2))
+
+
+# ---- normalization ----
+
+def bn_cases():
+    c = 13
+    def rstats():
+        return randn(c, scale=0.5), uniform(c, lo=0.5, hi=2.0)
+    rm, rv = rstats()
+    case("bn_train", "batch_norm",
+         [("x", randn(4, c, 5, 5, scale=2.0) + 1.0), ("w", uniform(c, lo=0.5, hi=1.5)), ("b", randn(c)),
+          ("rm", rm), ("rv", rv)],
+         lambda x, w, b, rm, rv: F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.1, eps=1e-5),
+         {"training": True, "momentum": 0.1, "eps": 1e-5}, grads=["x", "w", "b"], updated=["rm", "rv"])
+    rm, rv = rstats()
+    case("bn_train_noaffine", "batch_norm",
+         [("x", randn(3, c, 4, 3) * 0.5 - 0.3), ("rm", rm), ("rv", rv)],
+         lambda x, rm, rv: F.batch_norm(x, rm, rv, None, None, training=True, momentum=0.3, eps=1e-3),
+         {"training": True, "momentum": 0.3, "eps": 1e-3}, grads=["x"], updated=["rm", "rv"])
+    rm, rv = rstats()
+    case("bn_eval", "batch_norm",
+         [("x", randn(2, c, 4, 4)), ("w", uniform(c, lo=0.5, hi=1.5)), ("b", randn(c)), ("rm", rm), ("rv", rv)],
+         lambda x, w, b, rm, rv: F.batch_norm(x, rm, rv, w, b, training=False, momentum=0.1, eps=1e-5),
+         {"training": False, "momentum": 0.1, "eps": 1e-5}, grads=["x", "w", "b"])
+
+
+# ---- pooling ----
+
+def pool_params(k, s, p, ceil_mode=False, count_include_pad=True):
+    return {"kernel_h": k[0], "kernel_w": k[1], "stride_h": s[0], "stride_w": s[1], "pad_h": p[0], "pad_w": p[1],
+            "ceil_mode": ceil_mode, "count_include_pad": count_include_pad}
+
+
+def pool_cases():
+    def maxpool(name, x, k, s, p, ceil_mode=False):
+        case(name, "max_pool2d", [("x", x)],
+             lambda x: F.max_pool2d(x, k, s, p, ceil_mode=ceil_mode), pool_params(k, s, p, ceil_mode))
+
+    def avgpool(name, x, k, s, p, ceil_mode=False, cip=True):
+        case(name, "avg_pool2d", [("x", x)],
+             lambda x: F.avg_pool2d(x, k, s, p, ceil_mode=ceil_mode, count_include_pad=cip),
+             pool_params(k, s, p, ceil_mode, cip))
+
+    # Overlapping windows (stride < kernel) on randn inputs: the maximum of every window is unique.
+    maxpool("maxpool_k3s2p1", randn(2, 3, 9, 9), (3, 3), (2, 2), (1, 1))
+    maxpool("maxpool_k2s2", randn(2, 13, 6, 7), (2, 2), (2, 2), (0, 0))
+    maxpool("maxpool_ceil", randn(1, 2, 8, 8), (3, 3), (2, 2), (0, 0), ceil_mode=True)
+    maxpool("maxpool_rect", randn(1, 3, 7, 9), (2, 3), (1, 2), (1, 1))
+    avgpool("avgpool_k3s2p1", randn(2, 3, 9, 9), (3, 3), (2, 2), (1, 1))
+    avgpool("avgpool_nopadcount", randn(2, 3, 9, 9), (3, 3), (2, 2), (1, 1), cip=False)
+    avgpool("avgpool_ceil", randn(1, 3, 8, 8), (3, 3), (2, 2), (1, 1), ceil_mode=True)
+    avgpool("avgpool_ceil_nopadcount", randn(1, 3, 8, 8), (3, 3), (2, 2), (1, 1), ceil_mode=True, cip=False)
+    avgpool("avgpool_rect", randn(2, 2, 7, 9), (2, 3), (1, 2), (0, 1))
+    for name, shape, out in (("adaptive_7to3", (2, 3, 7, 7), (3, 3)), ("adaptive_5x9to2x4", (1, 13, 5, 9), (2, 4)),
+                             ("adaptive_global", (2, 13, 4, 5), (1, 1)), ("adaptive_up", (1, 2, 3, 3), (5, 4))):
+        case(name, "adaptive_avg_pool2d", [("x", randn(*shape))],
+             lambda x, out=out: F.adaptive_avg_pool2d(x, out), {"out_h": out[0], "out_w": out[1]})
+
+
+# ---- shape ----
+
+def shape_cases():
+    case("flatten_1", "flatten", [("x", randn(2, 3, 4, 5))], lambda x: torch.flatten(x, 1), {"start": 1, "end": -1})
+    case("flatten_01", "flatten", [("x", randn(2, 3, 4, 5))], lambda x: torch.flatten(x, 0, 1),
+         {"start": 0, "end": 1})
+    case("flatten_23", "flatten", [("x", randn(2, 3, 4, 5))], lambda x: torch.flatten(x, 2, 3),
+         {"start": 2, "end": 3})
+    case("cat_dim1", "cat", [("a", randn(2, 3, 4)), ("b", randn(2, 1, 4)), ("c", randn(2, 5, 4))],
+         lambda a, b, c: torch.cat([a, b, c], 1), {"dim": 1})
+    case("cat_dim0", "cat", [("a", randn(3, 13)), ("b", randn(2, 13))], lambda a, b: torch.cat([a, b], 0),
+         {"dim": 0})
+    case("cat_last", "cat", [("a", randn(2, 3, 2)), ("b", randn(2, 3, 5))], lambda a, b: torch.cat([a, b], -1),
+         {"dim": -1})
+    case("pad_last", "pad", [("x", randn(2, 3, 5))], lambda x: F.pad(x, (1, 2)), {"pads": [1, 2], "value": 0.0})
+    case("pad_hw", "pad", [("x", randn(2, 3, 4, 5))], lambda x: F.pad(x, (1, 0, 2, 3), value=0.5),
+         {"pads": [1, 0, 2, 3], "value": 0.5})
+
+
+# ---- softmax and losses ----
+
+def softmax_cases():
+    for fname, f in (("softmax", F.softmax), ("log_softmax", F.log_softmax)):
+        case(fname + "_dim1", fname, [("x", randn(4, 10, scale=5.0))], lambda x, f=f: f(x, dim=1), {"dim": 1})
+        case(fname + "_last", fname, [("x", randn(2, 3, 13, scale=3.0))], lambda x, f=f: f(x, dim=-1), {"dim": -1})
+        case(fname + "_dim0", fname, [("x", randn(5, 3, scale=2.0))], lambda x, f=f: f(x, dim=0), {"dim": 0})
+
+
+def loss_cases():
+    n, c = 6, 10
+    for name, ls, red in (("ce", 0.0, "mean"), ("ce_smooth", 0.1, "mean"), ("ce_smooth_sum", 0.1, "sum"),
+                          ("ce_none", 0.0, "none"), ("ce_smooth_none", 0.1, "none")):
+        target = torch.randint(0, c, (n,), generator=GEN, dtype=torch.int32)
+        case(name, "cross_entropy", [("x", randn(n, c, scale=3.0)), ("t", target)],
+             lambda x, t, ls=ls, red=red: F.cross_entropy(x, t, label_smoothing=ls, reduction=red),
+             {"label_smoothing": ls, "reduction": red})
+    for red in ("mean", "sum", "none"):
+        case("mse_" + red, "mse_loss", [("x", randn(4, 13)), ("t", randn(4, 13))],
+             lambda x, t, red=red: F.mse_loss(x, t, reduction=red), {"reduction": red})
+    for red in ("batchmean", "sum", "mean", "none"):
+        x = F.log_softmax(randn(5, 7, scale=2.0), dim=1)
+        t = F.softmax(randn(5, 7, scale=2.0), dim=1)
+        case("kl_" + red, "kl_div", [("x", x), ("t", t)],
+             lambda x, t, red=red: F.kl_div(x, t, reduction=red), {"reduction": red})
+    # A target with exact zeros (one-hot-like teacher): those terms are 0 and
+    # d/dinput is -target = 0 there; d/dtarget is -inf at 0, so no target gradient.
+    t = F.softmax(randn(4, 7, scale=2.0), dim=1)
+    t[:, 2] = 0.0
+    t[1, 5] = 0.0
+    t = t / t.sum(dim=1, keepdim=True)
+    case("kl_zero_target", "kl_div", [("x", F.log_softmax(randn(4, 7), dim=1)), ("t", t)],
+         lambda x, t: F.kl_div(x, t, reduction="batchmean"), {"reduction": "batchmean"}, grads=["x"])
+
+
+def io_tensors():
+    """One tensor per dtype with known values (checked by test_safetensors.cpp)."""
+    TENSORS.append(("io.f32", torch.tensor([[1.5, -2.25, 3.0], [0.0, 1e-3, -7.0]], dtype=torch.float32)))
+    TENSORS.append(("io.f64", torch.tensor([0.1, -1.0e10, 3.5], dtype=torch.float64)))
+    TENSORS.append(("io.i32", torch.tensor([-2147483648, 0, 2147483647], dtype=torch.int32)))
+    # As BatchNorm's num_batches_tracked: a 0-d int64.
+    TENSORS.append(("io.i64", torch.tensor(12345, dtype=torch.int64)))
+    TENSORS.append(("io.i8", torch.tensor([-128, -1, 0, 127], dtype=torch.int8)))
+    TENSORS.append(("io.u8", torch.tensor([0, 1, 128, 255], dtype=torch.uint8)))
+    TENSORS.append(("io.empty", torch.zeros(0, 3, dtype=torch.float32)))
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "tests", "fixtures", "ops.safetensors")
+    torch.manual_seed(0)
+    binary_cases()
+    unary_cases()
+    reduce_cases()
+    linalg_cases()
+    conv_cases()
+    bn_cases()
+    pool_cases()
+    shape_cases()
+    softmax_cases()
+    loss_cases()
+    io_tensors()
+    META["cases"] = ",".join(CASES)
+    META["generator"] = "tools/make_fixtures.py"
+    META["torch_version"] = torch.__version__
+    write_safetensors(out, TENSORS, META)
+    print("%s: %d cases, %d tensors, %d bytes" % (os.path.normpath(out), len(CASES), len(TENSORS),
+                                                 os.path.getsize(out)))
+
+
+if __name__ == "__main__":
+    main()
