@@ -1,0 +1,148 @@
+// batch_norm over N×C×(H×W…), as torch.nn.functional.batch_norm.
+// Training: batch mean and biased variance normalise; running stats get the
+// unbiased variance (n/(n-1)), momentum-weighted. Eval: running stats.
+#include <cmath>
+
+#include "core/autograd.h"
+#include "core/detail.h"
+#include "core/ops.h"
+
+namespace lowbit {
+
+namespace {
+
+class BatchNormBackward final : public Node {
+ public:
+  BatchNormBackward(const Tensor& x, Tensor mean, Tensor invstd, const Tensor& weight, bool training)
+      : x_(x, "BatchNormBackward"), mean_(std::move(mean)), invstd_(std::move(invstd)),
+        w_(weight, "BatchNormBackward"), training_(training) {}
+  const char* name() const override { return "BatchNormBackward"; }
+
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor x = x_.unpack().contiguous(), gc = g.contiguous();
+    Tensor w = w_.defined() ? w_.unpack().contiguous() : Tensor();
+    const int64_t n = x.shape()[0], c = x.shape()[1], hw = x.numel() / std::max<int64_t>(n * c, 1);
+    const float* px = x.data<float>();
+    const float* pg = gc.data<float>();
+    const float* pm = mean_.data<float>();
+    const float* pi = invstd_.data<float>();
+    Tensor gx = needs_input_grad(0) ? Tensor::empty(x.shape()) : Tensor();
+    Tensor gw = Tensor::empty({c}), gb = Tensor::empty({c});
+    float* pgw = gw.data<float>();
+    float* pgb = gb.data<float>();
+    const bool training = training_;
+    const double count = (double)n * hw;
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      // Σg and Σg·x̂ over the channel (double: these are long sums).
+      double sg = 0, sgx = 0;
+      const float m = pm[ch], is = pi[ch];
+      for (int64_t i = 0; i < n; ++i) {
+        const float* xr = px + (i * c + ch) * hw;
+        const float* gr = pg + (i * c + ch) * hw;
+        for (int64_t j = 0; j < hw; ++j) {
+          sg += gr[j];
+          sgx += (double)gr[j] * ((xr[j] - m) * is);
+        }
+      }
+      pgb[ch] = (float)sg;
+      pgw[ch] = (float)sgx;
+      if (!gx.defined()) continue;
+      const float wv = w.defined() ? w.data<float>()[ch] : 1.0f;
+      float* gxr0 = gx.data<float>();
+      // training: dx = w·is·(g − Σg/M − x̂·Σg·x̂/M);  eval: dx = w·is·g
+      const float mg = training ? (float)(sg / count) : 0.0f;
+      const float mgx = training ? (float)(sgx / count) : 0.0f;
+      for (int64_t i = 0; i < n; ++i) {
+        const float* xr = px + (i * c + ch) * hw;
+        const float* gr = pg + (i * c + ch) * hw;
+        float* o = gxr0 + (i * c + ch) * hw;
+        for (int64_t j = 0; j < hw; ++j) o[j] = wv * is * (gr[j] - mg - (xr[j] - m) * is * mgx);
+      }
+    }
+    return {gx, needs_input_grad(1) ? gw : Tensor(), needs_input_grad(2) ? gb : Tensor()};
+  }
+  void release_saved() override { x_.release(); w_.release(); }
+
+ private:
+  SavedTensor x_;
+  Tensor mean_, invstd_;
+  SavedTensor w_;
+  bool training_;
+};
+
+void check_channel_vec(const Tensor& t, int64_t c, const char* what, const Shape& xs) {
+  if (!t.defined()) return;
+  detail::check_f32(t, "batch_norm", what);
+  LOWBIT_CHECK(t.dim() == 1 && t.shape()[0] == c, "batch_norm: ", what, " ", shape_str(t.shape()),
+               " does not match the ", c, " channels of input ", shape_str(xs));
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, float momentum, float eps) {
+  detail::check_f32(x, "batch_norm", "input");
+  LOWBIT_CHECK(x.dim() >= 2, "batch_norm: input must be at least 2-D [N, C, ...], got ", shape_str(x.shape()));
+  const int64_t n = x.shape()[0], c = x.shape()[1], hw = x.numel() / std::max<int64_t>(n * c, 1);
+  check_channel_vec(running_mean, c, "running_mean", x.shape());
+  check_channel_vec(running_var, c, "running_var", x.shape());
+  check_channel_vec(weight, c, "weight", x.shape());
+  check_channel_vec(bias, c, "bias", x.shape());
+  LOWBIT_CHECK(training || (running_mean.defined() && running_var.defined()),
+               "batch_norm: eval mode needs running_mean and running_var");
+  const int64_t count = n * hw;
+  LOWBIT_CHECK(!training || count > 1, "batch_norm: expected more than 1 value per channel when training, got input ",
+               shape_str(x.shape()));
+
+  Tensor xc = x.detach().contiguous();
+  const auto& k = detail::fk();
+  Tensor mean = Tensor::empty({c}), var = Tensor::empty({c});
+  if (training) {
+    k.f32_channel_moments(mean.data<float>(), var.data<float>(), xc.data<float>(), n, c, hw);
+    if (running_mean.defined()) {
+      NoGradGuard ng;
+      // running = (1 − momentum)·running + momentum·batch (unbiased variance).
+      // Computed in a contiguous copy, written back with copy_ (which bumps
+      // the version counter), so strided running-stat views work too.
+      Tensor rm = running_mean.detach().clone(), rv = running_var.detach().clone();
+      float* prm = rm.data<float>();
+      float* prv = rv.data<float>();
+      const float* pm = mean.data<float>();
+      const float* pv = var.data<float>();
+      const float unbias = (float)count / (float)(count - 1);
+      for (int64_t i = 0; i < c; ++i) {
+        prm[i] = (1 - momentum) * prm[i] + momentum * pm[i];
+        prv[i] = (1 - momentum) * prv[i] + momentum * pv[i] * unbias;
+      }
+      Tensor(running_mean).copy_(rm);
+      Tensor(running_var).copy_(rv);
+    }
+  } else {
+    mean.copy_(running_mean.detach());
+    var.copy_(running_var.detach());
+  }
+  // y = x·scale + shift with scale = w/√(var+eps), shift = b − mean·scale.
+  Tensor invstd = Tensor::empty({c}), scale = Tensor::empty({c}), shift = Tensor::empty({c});
+  {
+    const float* pm = mean.data<float>();
+    const float* pv = var.data<float>();
+    float* pi = invstd.data<float>();
+    float* ps = scale.data<float>();
+    float* psh = shift.data<float>();
+    Tensor wc = weight.defined() ? weight.detach().contiguous() : Tensor();
+    Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
+    for (int64_t i = 0; i < c; ++i) {
+      pi[i] = 1.0f / std::sqrt(pv[i] + eps);
+      ps[i] = pi[i] * (wc.defined() ? wc.data<float>()[i] : 1.0f);
+      psh[i] = (bc.defined() ? bc.data<float>()[i] : 0.0f) - pm[i] * ps[i];
+    }
+  }
+  Tensor y = Tensor::empty(x.shape());
+  if (y.numel()) k.f32_channel_affine(y.data<float>(), xc.data<float>(), scale.data<float>(), shift.data<float>(), n, c, hw);
+  if (any_requires_grad({&x, &weight, &bias}))
+    record(y, std::make_shared<BatchNormBackward>(x, mean, invstd, weight, training), {&x, &weight, &bias});
+  return y;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,101 @@
+// The autograd engine: accumulation, retain_graph, NoGradGuard, version
+// checks, freed graphs, diamond graphs, leaf rules.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+
+using namespace lowbit;
+
+namespace {
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("backward accumulates into leaves across calls") {
+  Tensor x = Tensor::from_vector({1, 2, 3}, {3}).set_requires_grad();
+  sum(mul(x, x)).backward();
+  CHECK(x.grad().to_vector() == std::vector<float>{2, 4, 6});
+  sum(mul(x, 3.0f)).backward();
+  CHECK(x.grad().to_vector() == std::vector<float>{5, 7, 9});
+  CHECK(x.is_leaf());
+  CHECK_FALSE(mul(x, 2.0f).is_leaf());
+}
+
+TEST_CASE("diamond graph sums both paths") {
+  Tensor x = Tensor::from_vector({2}, {1}).set_requires_grad();
+  Tensor a = mul(x, 3.0f), b = exp(x);
+  Tensor y = add(mul(a, b), a);  // 3x·eˣ + 3x  → 3eˣ + 3x·eˣ + 3
+  y.backward(Tensor::ones({1}));
+  CHECK(x.grad().item() == doctest::Approx(3 * std::exp(2.0) + 6 * std::exp(2.0) + 3));
+}
+
+TEST_CASE("NoGradGuard records nothing") {
+  Tensor x = Tensor::ones({2}).set_requires_grad();
+  {
+    NoGradGuard g;
+    Tensor y = mul(x, 2.0f);
+    CHECK_FALSE(y.requires_grad());
+    CHECK(!grad_enabled());
+  }
+  CHECK(grad_enabled());
+  CHECK(mul(x, 2.0f).requires_grad());
+}
+
+TEST_CASE("retain_graph and backward through a freed graph") {
+  Tensor x = Tensor::from_vector({1, 2}, {2}).set_requires_grad();
+  Tensor y = sum(exp(x));
+  y.backward(Tensor(), true);
+  y.backward();
+  CHECK(x.grad().to_vector()[0] == doctest::Approx(2 * std::exp(1.0)));
+  std::string err = error_of([&] { y.backward(); });
+  CHECK(err.find("second time") != std::string::npos);
+}
+
+TEST_CASE("in-place write to a saved tensor is detected") {
+  Tensor x = Tensor::from_vector({1, 2}, {2}).set_requires_grad();
+  Tensor w = Tensor::from_vector({3, 4}, {2});
+  Tensor y = sum(mul(x, w));
+  w.fill_(0);  // w was saved by mul for x's gradient
+  std::string err = error_of([&] { y.backward(); });
+  CHECK(err.find("modified in place") != std::string::npos);
+  // a write through a view bumps the shared counter too
+  Tensor v = Tensor::from_vector({1, 2, 3, 4}, {2, 2});
+  Tensor y2 = sum(mul(x, v.select(0, 0)));
+  v.select(0, 1).fill_(7);
+  CHECK(error_of([&] { y2.backward(); }).find("modified in place") != std::string::npos);
+}
+
+TEST_CASE("leaf rules and error messages") {
+  Tensor x = Tensor::ones({2}).set_requires_grad();
+  CHECK(error_of([&] { x.fill_(3); }).find("leaf") != std::string::npos);
+  {
+    NoGradGuard g;
+    x.fill_(3);  // allowed: optimizers update parameters this way
+  }
+  CHECK(x.to_vector()[0] == 3);
+  Tensor y = mul(x, 2.0f);
+  CHECK(error_of([&] { y.fill_(0); }).find("autograd graph") != std::string::npos);
+  CHECK(error_of([&] { y.backward(); }).find("single value") != std::string::npos);
+  CHECK(error_of([&] { Tensor::ones({1}).backward(); }).find("does not require grad") != std::string::npos);
+  CHECK_THROWS_AS(Tensor::zeros({2}, DType::s8).set_requires_grad(), Error);
+}
+
+TEST_CASE("gradients skip inputs that do not need them") {
+  Tensor x = Tensor::ones({3}).set_requires_grad();
+  Tensor c = Tensor::ones({3});
+  sum(mul(x, c)).backward();
+  CHECK(x.grad().defined());
+  CHECK_FALSE(c.grad().defined());
+  Tensor d = mul(x, 2.0f).detach();
+  CHECK_FALSE(d.requires_grad());
+}

@@ -1,0 +1,42 @@
+// `lowbit info`: version, CPU features, chosen kernel paths, threads.
+#include <cstdio>
+
+#include "kernels/kernels.h"
+#include "tools/cli.h"
+
+namespace lowbit::cli {
+
+int cmd_info(const Args& a) {
+  a.reject_unknown({});
+  namespace k = lowbit::kernels;
+  const k::CpuFeatures& f = k::cpu_features();
+  const k::KernelTable& t = k::table();
+  const bool json = a.has("--json");
+  struct Feat { const char* name; bool on; };
+  const Feat feats[] = {{"avx2", f.avx2},       {"fma", f.fma},         {"avx512f", f.avx512f},
+                        {"avx512vnni", f.avx512vnni}, {"avxvnni", f.avxvnni}, {"amx-int8", f.amx_int8},
+                        {"neon", f.neon},       {"dotprod", f.dotprod}};
+  const k::Isa all[] = {k::Isa::ref, k::Isa::avx2, k::Isa::avxvnni, k::Isa::avx512vnni, k::Isa::neon, k::Isa::neondot};
+  if (json) {
+    std::printf("{\"version\": \"%s\", \"features\": {", LOWBIT_VERSION);
+    for (size_t i = 0; i < sizeof feats / sizeof feats[0]; ++i)
+      std::printf("%s\"%s\": %s", i ? ", " : "", feats[i].name, feats[i].on ? "true" : "false");
+    std::printf("}, \"isa\": \"%s\", \"threads\": %d, \"paths\": {\"f32_elementwise\": \"%s\", \"f32_gemm\": \"%s\", "
+                "\"f32_conv\": \"%s\"}}\n",
+                k::isa_name(t.isa), k::num_threads(), t.f32.elementwise_path, t.f32.gemm_path, t.f32.conv_path);
+    return 0;
+  }
+  std::printf("lowbit %s\n", LOWBIT_VERSION);
+  std::printf("cpu features:");
+  for (const Feat& x : feats) std::printf(" %s%s", x.on ? "+" : "-", x.name);
+  std::printf("\nisa paths (built/available):");
+  for (k::Isa i : all)
+    std::printf(" %s(%s)", k::isa_name(i), k::isa_available(i) ? "yes" : (k::isa_built(i) ? "built, cpu lacks" : "not built"));
+  std::printf("\nchosen: %s%s\n", k::isa_name(t.isa), std::getenv("LOWBIT_ISA") ? " (forced by LOWBIT_ISA)" : "");
+  std::printf("  f32 elementwise: %s\n  f32 gemm:        %s\n  f32 conv:        %s\n", t.f32.elementwise_path,
+              t.f32.gemm_path, t.f32.conv_path);
+  std::printf("threads: %d\n", k::num_threads());
+  return 0;
+}
+
+}  // namespace lowbit::cli

@@ -1,0 +1,110 @@
+// The `lowbit` command line tool. Exit codes: 0 success, 2 bad usage or bad
+// input (one-line reason on stderr), 1 internal failure.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <stdexcept>
+
+#include "core/error.h"
+#include "kernels/kernels.h"
+#include "tools/cli.h"
+
+namespace lowbit::cli {
+
+std::string Args::get(const std::string& k, const std::string& def) const {
+  auto it = flags.find(k);
+  return it == flags.end() ? def : it->second;
+}
+
+int64_t Args::get_int(const std::string& k, int64_t def) const {
+  if (!has(k)) return def;
+  const std::string& v = flags.at(k);
+  char* end = nullptr;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end) throw UsageError(k + " expects an integer, got '" + v + "'");
+  return x;
+}
+
+double Args::get_double(const std::string& k, double def) const {
+  if (!has(k)) return def;
+  const std::string& v = flags.at(k);
+  char* end = nullptr;
+  double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end) throw UsageError(k + " expects a number, got '" + v + "'");
+  return x;
+}
+
+void Args::reject_unknown(const std::vector<std::string>& known) const {
+  for (const auto& [k, v] : flags) {
+    bool ok = k == "--threads" || k == "--seed" || k == "--json";
+    for (const auto& n : known) ok = ok || k == n;
+    if (!ok) throw UsageError("unknown option " + k + " (see lowbit --help)");
+  }
+}
+
+}  // namespace lowbit::cli
+
+namespace {
+
+const char* kUsage =
+    "usage: lowbit <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  info                     version, CPU features, chosen kernel paths\n"
+    "  bench peak|conv          measured machine peak; float conv vs reference\n"
+    "  demo                     train a small model end to end\n"
+    "\n"
+    "common options: --threads N  --seed S  --json\n"
+    "environment: LOWBIT_ISA=ref|avx2|avxvnni|avx512vnni|neon|neondot  LOWBIT_THREADS=N\n";
+
+// Options that never take a value.
+bool is_switch(const std::string& k) { return k == "--json" || k == "--help" || k == "--full"; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace lowbit::cli;
+  Args a;
+  try {
+    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
+        std::string(argv[1]) == "help") {
+      std::fputs(kUsage, argc < 2 ? stderr : stdout);
+      return argc < 2 ? 2 : 0;
+    }
+    a.command = argv[1];
+    for (int i = 2; i < argc; ++i) {
+      std::string s = argv[i];
+      if (s.rfind("--", 0) == 0) {
+        std::string key = s, val;
+        if (auto eq = s.find('='); eq != std::string::npos) {
+          key = s.substr(0, eq);
+          val = s.substr(eq + 1);
+        } else if (!is_switch(s)) {
+          if (i + 1 >= argc) throw UsageError(s + " needs a value");
+          val = argv[++i];
+        }
+        a.flags[key] = val;
+      } else {
+        a.positional.push_back(s);
+      }
+    }
+    if (a.has("--threads")) {
+      int64_t t = a.get_int("--threads", 0);
+      if (t < 1) throw UsageError("--threads must be at least 1");
+      lowbit::kernels::set_num_threads((int)t);
+    }
+    if (a.command == "info") return cmd_info(a);
+    if (a.command == "bench") return cmd_bench(a);
+    if (a.command == "demo") return cmd_demo(a);
+    throw UsageError("unknown command '" + a.command + "'\n" + kUsage);
+  } catch (const UsageError& e) {
+    std::cerr << "lowbit " << a.command << ": " << e.what() << "\n";
+    return 2;
+  } catch (const lowbit::Error& e) {
+    std::cerr << "lowbit " << a.command << ": " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "lowbit " << a.command << ": internal error: " << e.what() << "\n";
+    return 1;
+  }
+}
