@@ -88,6 +88,12 @@ int main(int argc, char** argv) {
         a.positional.push_back(s);
       }
     }
+    // The kernel table is chosen once; a bad LOWBIT_ISA is a usage error.
+    try {
+      lowbit::kernels::table();
+    } catch (const std::runtime_error& e) {
+      throw UsageError(e.what());
+    }
     if (a.has("--threads")) {
       int64_t t = a.get_int("--threads", 0);
       if (t < 1) throw UsageError("--threads must be at least 1");
