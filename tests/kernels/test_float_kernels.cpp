@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <vector>
@@ -315,10 +316,12 @@ std::vector<Conv2dShape> conv_shapes() {
 }
 
 std::string conv_name(const Conv2dShape& s) {
-  return "n" + std::to_string(s.n) + " c" + std::to_string(s.c) + " " + std::to_string(s.h) + "x" +
-         std::to_string(s.w) + " k" + std::to_string(s.k) + " " + std::to_string(s.r) + "x" + std::to_string(s.s) +
-         " st" + std::to_string(s.stride_h) + "," + std::to_string(s.stride_w) + " pad" + std::to_string(s.pad_h) +
-         "," + std::to_string(s.pad_w) + " dil" + std::to_string(s.dil_h) + " g" + std::to_string(s.groups);
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "n%lld c%lld %lldx%lld k%lld %lldx%lld stride %lld,%lld pad %lld,%lld dil %lld g%lld",
+                (long long)s.n, (long long)s.c, (long long)s.h, (long long)s.w, (long long)s.k, (long long)s.r,
+                (long long)s.s, (long long)s.stride_h, (long long)s.stride_w, (long long)s.pad_h,
+                (long long)s.pad_w, (long long)s.dil_h, (long long)s.groups);
+  return buf;
 }
 
 }  // namespace
@@ -341,6 +344,13 @@ TEST_CASE("f32_conv2d forward/backward: every path matches ref") {
       t.f32.f32_conv2d_forward(yg.data(), x.data(), w.data(), nullptr, sh);
       ref::f32_conv2d_forward(yw.data(), x.data(), w.data(), nullptr, sh);
       check_close(yg, yw, 1e-6 * crs, 1e-6 * crs, what + " forward no bias");
+      // Same shape again with new data and buffers: a cached primitive must
+      // not keep the previous call's pointers.
+      auto x2 = uniform(xs, -2.0f, 2.0f, 85);
+      std::vector<float> y2g(ys, NAN), y2w(ys, NAN);
+      t.f32.f32_conv2d_forward(y2g.data(), x2.data(), w.data(), bias.data(), sh);
+      ref::f32_conv2d_forward(y2w.data(), x2.data(), w.data(), bias.data(), sh);
+      check_close(y2g, y2w, 2e-6 * crs, 2e-6 * crs, what + " forward, second call");
 
       const double kg_rs = double(sh.k / sh.groups * sh.r * sh.s);
       std::vector<float> dxg(xs, NAN), dxw(xs, NAN);
@@ -356,6 +366,20 @@ TEST_CASE("f32_conv2d forward/backward: every path matches ref") {
       check_close(dbg, dbw, 1e-6 * npq, 1e-6 * npq, what + " backward bias");
       t.f32.f32_conv2d_backward_weight(dwg.data(), nullptr, dy.data(), x.data(), sh);
       check_close(dwg, dww, 1e-6 * npq, 1e-6 * npq, what + " backward weight, no db");
+
+      // The im2col lowering over this path's GEMM: the conv of a build without
+      // oneDNN, and the 1×1 case that skips im2col.
+      const std::string low = std::string(isa_name(isa)) + " im2col+" + t.f32.gemm_path + " " + conv_name(sh);
+      ref::f32_conv2d_forward_im2col(yg.data(), x.data(), w.data(), bias.data(), sh, t.f32.f32_gemm);
+      ref::f32_conv2d_forward(yw.data(), x.data(), w.data(), bias.data(), sh);
+      check_close(yg, yw, 1e-6 * crs, 1e-6 * crs, low + " forward");
+      std::fill(dxg.begin(), dxg.end(), NAN);
+      ref::f32_conv2d_backward_input_im2col(dxg.data(), dy.data(), w.data(), sh, t.f32.f32_gemm);
+      check_close(dxg, dxw, 1e-6 * kg_rs, 1e-6 * kg_rs, low + " backward input");
+      std::fill(dwg.begin(), dwg.end(), NAN);
+      ref::f32_conv2d_backward_weight_im2col(dwg.data(), dbg.data(), dy.data(), x.data(), sh, t.f32.f32_gemm);
+      check_close(dwg, dww, 1e-6 * npq, 1e-6 * npq, low + " backward weight");
+      check_close(dbg, dbw, 1e-6 * npq, 1e-6 * npq, low + " backward bias");
     }
   }
 }
