@@ -1,0 +1,83 @@
+// Module: parameters, buffers and children by name, as torch.nn.Module.
+// Names follow PyTorch's dotted paths ("layer1.0.conv1.weight") so a state
+// dict moves between lowbit and PyTorch unchanged. Registration order is
+// kept and is the state_dict order (module pre-order; each module's
+// parameters, then its buffers — PyTorch's order).
+#pragma once
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace lowbit::nn {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Module : public std::enable_shared_from_this<Module> {
+ public:
+  virtual ~Module() = default;
+
+  // Single-input forward; modules with other signatures (Add) add overloads.
+  virtual Tensor forward(const Tensor& x) = 0;
+  Tensor operator()(const Tensor& x) { return forward(x); }
+
+  // PyTorch's class name ("Conv2d") and the text inside its repr parentheses.
+  virtual std::string type_name() const = 0;
+  virtual std::string extra_repr() const { return ""; }
+
+  // ---- traversal (recursive, dotted names) ----
+  NamedTensors named_parameters() const;
+  NamedTensors named_buffers() const;
+  std::vector<Tensor> parameters() const;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const { return children_; }
+  // (prefix "", this) first, then every descendant in pre-order.
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules();
+  std::shared_ptr<Module> child(const std::string& name) const;  // nullptr if absent
+
+  // ---- state ----
+  // Parameters and buffers (detached, sharing storage) in PyTorch's order.
+  NamedTensors state_dict() const;
+  // Copies values in (shapes must match; BatchNorm's num_batches_tracked is
+  // accepted when present and not required). strict: every key must match;
+  // otherwise unknown keys are ignored and missing keys keep their values.
+  // Errors list every missing key, unexpected key and shape mismatch.
+  void load_state_dict(const NamedTensors& sd, bool strict = true);
+
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  void zero_grad();
+  int64_t num_parameters() const;
+
+  // Multi-line tree like PyTorch's repr(model).
+  std::string repr() const;
+
+ protected:
+  Tensor& register_parameter(const std::string& name, Tensor t);  // sets requires_grad
+  Tensor& register_buffer(const std::string& name, Tensor t);
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    add_child(name, m);
+    return m;
+  }
+  // Parameter / buffer by local name (error names the module type if absent).
+  const Tensor& param(const std::string& name) const;
+  const Tensor& buffer(const std::string& name) const;
+
+  bool training_ = true;
+
+ private:
+  void add_child(const std::string& name, std::shared_ptr<Module> m);
+  void collect(const std::string& prefix, bool params, bool buffers, NamedTensors& out) const;
+  void repr_into(std::string& out, int indent) const;
+
+  NamedTensors params_;
+  NamedTensors buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+using ModulePtr = std::shared_ptr<Module>;
+
+}  // namespace lowbit::nn
