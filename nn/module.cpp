@@ -80,6 +80,11 @@ std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_modul
   return out;
 }
 
+void Module::for_each_module(const std::function<void(const std::string&, Module&)>& f, const std::string& prefix) {
+  f(prefix, *this);
+  for (auto& [n, c] : children_) c->for_each_module(f, prefix.empty() ? n : prefix + "." + n);
+}
+
 NamedTensors Module::state_dict() const {
   // PyTorch order: per module, its parameters then its buffers, then children.
   NamedTensors out;

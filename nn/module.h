@@ -4,6 +4,7 @@
 // kept and is the state_dict order (module pre-order; each module's
 // parameters, then its buffers — PyTorch's order).
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -35,6 +36,9 @@ class Module : public std::enable_shared_from_this<Module> {
   // (prefix "", this) first, then every descendant in pre-order.
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules();
   std::shared_ptr<Module> child(const std::string& name) const;  // nullptr if absent
+  // Calls f(dotted_name, module) for this module ("") and every descendant,
+  // pre-order. Usable inside constructors (needs no shared_ptr to this).
+  void for_each_module(const std::function<void(const std::string&, Module&)>& f, const std::string& prefix = "");
 
   // ---- state ----
   // Parameters and buffers (detached, sharing storage) in PyTorch's order.

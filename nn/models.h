@@ -1,0 +1,82 @@
+// Models with torchvision's structure and parameter names, so state dicts
+// move between lowbit and PyTorch unchanged.
+//
+//   resnet18/34/50      torchvision.models.resnet* (BasicBlock / Bottleneck, ImageNet stem)
+//   resnet20/32/44/56   CIFAR-style: 3×3 stem (16 ch, stride 1, no max-pool), stages 16/32/64,
+//                       BasicBlocks, option-B shortcuts (1×1 conv + BN "downsample" as torchvision)
+//   mobilenet_v2        torchvision.models.mobilenet_v2(width_mult, round_nearest)
+//
+// Only the first conv's input channels and the classifier's size follow the
+// config. small_input (opt-in) adapts the ImageNet models to 28×28 / 32×32:
+// resnet18/34/50 get a 3×3 stride-1 stem without max-pool; mobilenet_v2's
+// stem and its first stride-2 stage use stride 1.
+#pragma once
+#include <string>
+
+#include "nn/layers.h"
+
+namespace lowbit::nn {
+
+struct ModelConfig {
+  int64_t in_channels = 3;
+  int64_t num_classes = 1000;
+  float width_mult = 1.0f;      // mobilenet_v2
+  int64_t round_nearest = 8;    // mobilenet_v2
+  bool small_input = false;
+  bool relu6 = true;            // mobilenet_v2 activation: ReLU6 (torchvision) or ReLU
+  float dropout = 0.2f;         // mobilenet_v2 classifier dropout
+};
+
+class BasicBlock : public Module {
+ public:
+  static constexpr int64_t kExpansion = 1;
+  BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, bool downsample);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "BasicBlock"; }
+};
+
+class Bottleneck : public Module {
+ public:
+  static constexpr int64_t kExpansion = 4;
+  Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, bool downsample);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Bottleneck"; }
+};
+
+class ResNet : public Module {
+ public:
+  // blocks per stage; widths per stage (64,128,256,512 or 16,32,64); bottleneck or basic.
+  ResNet(const std::vector<int64_t>& layers, const std::vector<int64_t>& widths, bool bottleneck, bool cifar_stem,
+         const ModelConfig& cfg);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "ResNet"; }
+
+ private:
+  bool has_maxpool_;
+  int64_t stages_;
+};
+
+class InvertedResidual : public Module {
+ public:
+  InvertedResidual(int64_t inp, int64_t oup, int64_t stride, int64_t expand_ratio, bool relu6);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "InvertedResidual"; }
+  bool use_res_connect;
+};
+
+class MobileNetV2 : public Module {
+ public:
+  explicit MobileNetV2(const ModelConfig& cfg);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "MobileNetV2"; }
+};
+
+// torchvision's _make_divisible.
+int64_t make_divisible(double v, int64_t divisor);
+
+// By name: resnet18|resnet34|resnet50|resnet20|resnet32|resnet44|resnet56|mobilenet_v2.
+// Unknown names are an error that lists the known ones.
+ModulePtr create_model(const std::string& name, const ModelConfig& cfg);
+std::vector<std::string> model_names();
+
+}  // namespace lowbit::nn
