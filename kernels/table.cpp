@@ -79,6 +79,7 @@ KernelTable make_table(Isa isa) {
     case Isa::neondot:
 #if defined(LOWBIT_BUILT_NEON)
       fill_neon_float(t.f32);
+      fill_neon_gemm(t.f32);
 #endif
       break;
   }
