@@ -11,6 +11,7 @@
 // (its blocked buffers are reused between calls). A stream is created per
 // call; a CPU stream is cheap and is not safe to share between threads.
 #include <oneapi/dnnl/dnnl.hpp>
+#include <omp.h>
 
 #include <array>
 #include <map>
@@ -74,6 +75,9 @@ struct Entry {
   // ptrs[i] is the caller's buffer for args[i].
   void run(const std::vector<void*>& ptrs) {
     std::lock_guard<std::mutex> lock(mu);
+    // oneDNN sizes its OpenMP regions from the calling thread's default;
+    // make that our setting (LOWBIT_THREADS / set_num_threads) on every call.
+    omp_set_num_threads(num_threads());
     dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
     std::unordered_map<int, memory> exec_args;
