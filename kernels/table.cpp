@@ -72,7 +72,9 @@ KernelTable make_table(Isa isa) {
       fill_avx2_gemm(t.f32);
 #endif
 #if defined(LOWBIT_BUILT_DNNL)
-      fill_dnnl_conv(t.f32);  // oneDNN's blocked-format conv beats im2col + our GEMM
+      // oneDNN's blocked-format conv: 2-4x faster than im2col + our GEMM on 3x3
+      // convs, ~25x on depthwise, equal on 1x1 (N=32 ResNet/MobileNet shapes, 2 cores).
+      fill_dnnl_conv(t.f32);
 #endif
       break;
     case Isa::neon:
