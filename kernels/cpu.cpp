@@ -149,7 +149,9 @@ static bool cpu_supports(Isa isa) {
     case Isa::ref: return true;
     case Isa::avx2: return f.avx2 && f.fma;
     case Isa::avxvnni: return f.avx2 && f.fma && f.avxvnni;
-    case Isa::avx512vnni: return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
+    // Its float entries are the avx2 ones, so it needs AVX2+FMA too (a
+    // hypervisor may mask features independently).
+    case Isa::avx512vnni: return f.avx2 && f.fma && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
     case Isa::neon: return f.neon;
     case Isa::neondot: return f.neon && f.dotprod;
   }

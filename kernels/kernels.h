@@ -77,9 +77,22 @@ struct FloatKernels {
   const char* conv_path;
 };
 
+// Machine peak probes for `lowbit bench peak`: each runs `iters` iterations of
+// independent multiply-add chains (enough of them that throughput, not
+// latency, bounds the loop), writes a value that depends on every chain to
+// *sink so the work is not dead, and returns the operations done, counting a
+// multiply-add as 2. Inputs are made opaque to the compiler where they would
+// otherwise be loop-invariant, so no product is hoisted out of the loop.
+struct PeakProbes {
+  int64_t (*f32_fma)(float* sink, int64_t iters);   // fp32 multiply-adds
+  int64_t (*s8_dot)(int32_t* sink, int64_t iters);  // u8×s8 products summed in s32
+  const char* name;  // the instructions used, for `lowbit bench peak`
+};
+
 struct KernelTable {
   Isa isa;
   FloatKernels f32;
+  PeakProbes peak;
 };
 
 // The table chosen for this process: the best available path, or the one

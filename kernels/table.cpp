@@ -14,6 +14,9 @@
 #if defined(LOWBIT_BUILT_AVX2)
 #include "kernels/avx2/avx2.h"
 #endif
+#if defined(LOWBIT_BUILT_AVX512VNNI)
+#include "kernels/avx512vnni/avx512vnni.h"
+#endif
 #if defined(LOWBIT_BUILT_DNNL)
 #include "kernels/dnnl/dnnl_conv.h"
 #endif
@@ -45,6 +48,10 @@ FloatKernels ref_float_kernels() {
   return k;
 }
 
+PeakProbes ref_peak_probes() {
+  return {ref::peak_f32_fma, ref::peak_s8_dot, "ref: plain C++ multiply-add chains"};
+}
+
 std::string name_list(bool available_only) {
   std::string s;
   for (Isa i : kAllIsas) {
@@ -61,7 +68,7 @@ KernelTable make_table(Isa isa) {
   if (!isa_available(isa))
     throw std::runtime_error(std::string("kernel path '") + isa_name(isa) +
                              "' is not available here (available: " + name_list(true) + ")");
-  KernelTable t{isa, ref_float_kernels()};
+  KernelTable t{isa, ref_float_kernels(), ref_peak_probes()};
   switch (isa) {
     case Isa::ref: break;
     case Isa::avx2:
@@ -70,6 +77,10 @@ KernelTable make_table(Isa isa) {
 #if defined(LOWBIT_BUILT_AVX2)
       fill_avx2_float(t.f32);
       fill_avx2_gemm(t.f32);
+      fill_avx2_peak(t.peak);
+#endif
+#if defined(LOWBIT_BUILT_AVX512VNNI)
+      if (isa == Isa::avx512vnni) fill_avx512vnni_peak(t.peak);
 #endif
 #if defined(LOWBIT_BUILT_DNNL)
       // oneDNN's blocked-format conv: 2-4x faster than im2col + our GEMM on 3x3

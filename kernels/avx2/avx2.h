@@ -9,4 +9,6 @@ namespace lowbit::kernels {
 void fill_avx2_float(FloatKernels& k);
 // SGEMM and the im2col convolution over it; sets gemm_path and conv_path.
 void fill_avx2_gemm(FloatKernels& k);
+// fp32 FMA and vpmaddubsw/vpmaddwd int8 peak probes.
+void fill_avx2_peak(PeakProbes& p);
 }  // namespace lowbit::kernels

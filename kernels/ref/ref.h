@@ -29,6 +29,10 @@ void f32_conv2d_forward(float* y, const float* x, const float* w, const float* b
 void f32_conv2d_backward_input(float* dx, const float* dy, const float* w, const Conv2dShape& sh);
 void f32_conv2d_backward_weight(float* dw, float* db, const float* dy, const float* x, const Conv2dShape& sh);
 
+// Peak probes (PeakProbes in kernels.h): plain C++ chains, whatever the compiler makes of them.
+int64_t peak_f32_fma(float* sink, int64_t iters);
+int64_t peak_s8_dot(int32_t* sink, int64_t iters);
+
 // ---- reference-only kernels (no fast path yet; core calls these directly) ----
 // im2col for one image and one group: col[(c*R*S) × (P*Q)] from x[C×H×W] (C = channels of the group).
 void f32_im2col(float* col, const float* x, int64_t c, int64_t h, int64_t w, const Conv2dShape& sh);
