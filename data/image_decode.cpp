@@ -1,0 +1,72 @@
+// Image decoding with stb_image (the one translation unit that compiles its
+// implementation, with internal linkage so it never clashes with another
+// copy of stb in the same program).
+#include <climits>
+#include <cstring>
+
+#include "core/error.h"
+#include "data/formats.h"
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_STATIC
+#define STBI_NO_STDIO  // lowbit reads files itself, so every error names the file
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wdouble-promotion"
+#if defined(__clang__)
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#endif
+#endif
+#include <stb/stb_image.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace lowbit::data {
+
+Tensor decode_image(const uint8_t* bytes, size_t size, const std::string& name, int channels, int64_t max_pixels) {
+  LOWBIT_CHECK(channels == 1 || channels == 3, name, ": decode_image: channels must be 1 or 3, got ", channels);
+  if (size == 0) fail(name, ": empty file (0 bytes), not an image");
+  if (size > (size_t)INT_MAX) fail(name, ": ", size, " bytes is too large for the image decoder");
+  int w = 0, h = 0, comp = 0;
+  // Dimensions first, so a header claiming a gigantic image is refused before
+  // the decoder allocates for it.
+  if (!stbi_info_from_memory(bytes, (int)size, &w, &h, &comp))
+    fail(name, ": cannot decode image (", stbi_failure_reason(), ")");
+  if (w <= 0 || h <= 0) fail(name, ": zero-size image (", w, "x", h, ")");
+  if ((int64_t)w * h > max_pixels)
+    fail(name, ": image of ", w, "x", h, " pixels exceeds the limit of ", max_pixels, " pixels");
+  unsigned char* px = stbi_load_from_memory(bytes, (int)size, &w, &h, &comp, 0);
+  if (!px) fail(name, ": cannot decode image (", stbi_failure_reason(), ")");
+  if (w <= 0 || h <= 0 || comp < 1 || comp > 4 || (int64_t)w * h > max_pixels) {
+    stbi_image_free(px);
+    fail(name, ": decoder returned an inconsistent image (", w, "x", h, ", ", comp, " channels)");
+  }
+  const int64_t hw = (int64_t)w * h;
+  Tensor t = Tensor::empty({channels, h, w}, DType::u8);
+  uint8_t* out = t.data<uint8_t>();
+  // As PIL's convert(): "L" from RGB(A) is ITU-R 601-2 luma, rounded
+  // (L = (19595 R + 38470 G + 7471 B + 2^15) >> 16); alpha is dropped; a
+  // gray source gives R = G = B.
+  for (int64_t p = 0; p < hw; ++p) {
+    const uint8_t* s = px + p * comp;
+    if (comp <= 2) {
+      for (int c = 0; c < channels; ++c) out[c * hw + p] = s[0];
+    } else if (channels == 3) {
+      out[p] = s[0];
+      out[hw + p] = s[1];
+      out[2 * hw + p] = s[2];
+    } else {
+      out[p] = (uint8_t)((19595u * s[0] + 38470u * s[1] + 7471u * s[2] + 0x8000u) >> 16);
+    }
+  }
+  stbi_image_free(px);
+  return t;
+}
+
+}  // namespace lowbit::data
