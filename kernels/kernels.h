@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/int8.h"  // int8 types and the Int8Kernels table section
+
 namespace lowbit::kernels {
 
 // ---- CPU features and ISA paths ---------------------------------------------
@@ -93,6 +95,7 @@ struct KernelTable {
   Isa isa;
   FloatKernels f32;
   PeakProbes peak;
+  Int8Kernels q8;
 };
 
 // The table chosen for this process: the best available path, or the one

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "kernels/kernels.h"
+#include "kernels/ref/int8_ref.h"
 #include "kernels/ref/ref.h"
 #if defined(LOWBIT_BUILT_AVX2)
 #include "kernels/avx2/avx2.h"
@@ -68,7 +69,7 @@ KernelTable make_table(Isa isa) {
   if (!isa_available(isa))
     throw std::runtime_error(std::string("kernel path '") + isa_name(isa) +
                              "' is not available here (available: " + name_list(true) + ")");
-  KernelTable t{isa, ref_float_kernels(), ref_peak_probes()};
+  KernelTable t{isa, ref_float_kernels(), ref_peak_probes(), ref::int8_kernels()};
   switch (isa) {
     case Isa::ref: break;
     case Isa::avx2:
