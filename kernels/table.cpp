@@ -81,7 +81,10 @@ KernelTable make_table(Isa isa) {
       fill_avx2_peak(t.peak);
 #endif
 #if defined(LOWBIT_BUILT_AVX512VNNI)
-      if (isa == Isa::avx512vnni) fill_avx512vnni_peak(t.peak);
+      if (isa == Isa::avx512vnni) {
+        fill_avx512vnni_peak(t.peak);
+        fill_avx512vnni_int8_gemm(t.q8);
+      }
 #endif
 #if defined(LOWBIT_BUILT_DNNL)
       // oneDNN's blocked-format conv: 2-4x faster than im2col + our GEMM on 3x3

@@ -1,0 +1,153 @@
+// AVX512-VNNI int8 GEMM and convolution: the shared driver
+// (kernels/simd/qgemm_driver.h) over an 8×32 vpdpbusd microkernel.
+//
+// vpdpbusd zmm: each s32 lane += Σ of 4 u8×s8 products, exact (the products
+// and their 4-sum fit in 17 bits; the add to the accumulator wraps mod 2^32,
+// as the reference's does). The saturating form vpdpbusds is never used.
+//
+// Layout "avx512vnni 8x32c4": W is packed per block of 32 output channels as
+// ⌈K/4⌉ groups of 128 bytes: bytes [0, 64) are channels 0–15, 4 consecutive k
+// each, bytes [64, 128) channels 16–31 (channels past N and k past K are zero).
+// A rows are u8 (s8 activations are flipped to u8 by the driver), 4 bytes at a
+// time broadcast to all lanes.
+//
+// The tile: 8 rows × 32 columns = 16 zmm accumulators, 2 zmm of W per K group,
+// 16 vpdpbusd per 2 loads + 8 broadcasts. The multiply-adds are written as
+// asm with the accumulator tied in place: from _mm512_dpbusd_epi32, GCC 12
+// copies every accumulator twice per step.
+// GCC 12 warns falsely inside the AVX-512 intrinsic headers (their
+// _mm512_undefined_* self-initialisation) once they are inlined here.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/avx512vnni/avx512vnni.h"
+#include "kernels/avx512vnni/qepilogue_avx512.h"
+#include "kernels/simd/qgemm_driver.h"
+
+namespace lowbit::kernels {
+namespace {
+
+// acc += Σ₄ a (u8) × b (s8) per s32 lane. In AT&T order the middle operand is
+// the unsigned one; only the last (signed) operand could come from memory, so
+// the broadcast A bytes sit in a register.
+inline __m512i dpbusd(__m512i acc, __m512i a_u8, __m512i b_s8) {
+  __asm__("vpdpbusd %[b], %[a], %[acc]" : [acc] "+v"(acc) : [a] "v"(a_u8), [b] "v"(b_s8));
+  return acc;
+}
+
+// 4 bytes of a row broadcast to every lane (vpbroadcastd from memory).
+inline __m512i broadcast4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+struct Vnni512 {
+  static constexpr Isa kIsa = Isa::avx512vnni;
+  static constexpr const char* kLayout = "avx512vnni 8x32c4";
+  static constexpr int64_t kMR = 8, kNR = 32, kKG = 4;
+  using AElem = uint8_t;
+
+  static size_t block_bytes(int64_t kpad) { return static_cast<size_t>(kpad * kNR); }
+
+  static void pack_block(uint8_t* dst, const int8_t* w, int64_t ldw, int64_t cols, int64_t k, int64_t kpad) {
+    for (int64_t kg = 0; kg < kpad / 4; ++kg)
+      for (int64_t j = 0; j < cols; ++j)
+        for (int64_t t = 0; t < 4; ++t) {
+          const int64_t kk = kg * 4 + t;
+          dst[kg * 128 + (j / 16) * 64 + (j % 16) * 4 + t] = kk < k ? static_cast<uint8_t>(w[j * ldw + kk]) : 0;
+        }
+  }
+
+  template <int MR>
+  static void tile_mr(int64_t kpad, const uint8_t* const* rows, const uint8_t* b, const int32_t* col_off,
+                      const float* mult, const TileEpilogue& te, uint8_t* c, int64_t ldc_bytes) {
+    __m512i acc[MR][2];
+    const uint8_t* a[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+      a[i] = rows[i];
+    }
+    for (int64_t kk = 0; kk < kpad; kk += 4) {
+      const __m512i b0 = _mm512_load_si512(b), b1 = _mm512_load_si512(b + 64);
+      b += 128;
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m512i av = broadcast4(a[i] + kk);
+        acc[i][0] = dpbusd(acc[i][0], av, b0);
+        acc[i][1] = dpbusd(acc[i][1], av, b1);
+      }
+    }
+    const int ob = te.out == QOut::f32 ? 4 : 1;
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; ++j) {
+      const int valid = te.nr - 16 * j;
+      if (valid <= 0) break;
+      const __mmask16 mask = tail_mask16(valid);
+      const __m512i off = _mm512_loadu_si512(col_off + 16 * j);
+      const __m512 mu = _mm512_loadu_ps(mult + 16 * j);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) store16_avx512(c + i * ldc_bytes + 16 * j * ob, acc[i][j], off, mu, te, mask);
+    }
+  }
+
+  static void tile(int mr, int64_t kpad, const uint8_t* const* rows, const uint8_t* b, const int32_t* col_off,
+                   const float* mult, const TileEpilogue& te, uint8_t* c, int64_t ldc_bytes) {
+    switch (mr) {
+      case 8: tile_mr<8>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
+      case 7: tile_mr<7>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
+      case 6: tile_mr<6>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
+      case 5: tile_mr<5>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
+      case 4: tile_mr<4>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
+      case 3: tile_mr<3>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
+      case 2: tile_mr<2>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
+      default: tile_mr<1>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
+    }
+  }
+};
+
+using Driver = QGemmDriver<Vnni512>;
+
+void qgemm_pack_avx512vnni(PackedQGemmWeights& out, const int8_t* w, int64_t n, int64_t k) {
+  Driver::pack(out, w, n, k, 1);
+}
+void qu8_qs8_gemm_8x32_avx512vnni(void* c, int64_t ldc, const uint8_t* a, int64_t lda, int32_t a_zp,
+                                  const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
+  Driver::gemm(c, ldc, a, lda, a_zp, w, ep, m, "qu8_qs8_gemm (avx512vnni)");
+}
+void qs8_qs8_gemm_8x32_avx512vnni(void* c, int64_t ldc, const int8_t* a, int64_t lda, int32_t a_zp,
+                                  const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
+  Driver::gemm(c, ldc, a, lda, a_zp, w, ep, m, "qs8_qs8_gemm (avx512vnni)");
+}
+
+void qconv2d_pack_avx512vnni(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) {
+  if (sh.depthwise())
+    qdwconv_pack_avx512vnni(out, w, sh);
+  else
+    Driver::conv_pack(out, w, sh);
+}
+void qu8_qs8_conv2d_avx512vnni(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w,
+                               const QuantEpilogue& ep, const QConv2dShape& sh) {
+  if (w.depthwise)
+    qu8_qs8_dwconv_avx512vnni(y, x, x_zp, w, ep, sh);
+  else
+    Driver::conv(y, x, x_zp, w, ep, sh, "qu8_qs8_conv2d (avx512vnni)");
+}
+
+}  // namespace
+
+void fill_avx512vnni_int8_gemm(Int8Kernels& k) {
+  k.qgemm_pack = qgemm_pack_avx512vnni;
+  k.qu8_qs8_gemm = qu8_qs8_gemm_8x32_avx512vnni;
+  k.qs8_qs8_gemm = qs8_qs8_gemm_8x32_avx512vnni;
+  k.qconv2d_pack = qconv2d_pack_avx512vnni;
+  k.qu8_qs8_conv2d = qu8_qs8_conv2d_avx512vnni;
+  k.gemm_path = "avx512vnni 8x32 vpdpbusd";
+  k.conv_path = "avx512vnni im2col + 8x32 vpdpbusd (1x1 in place)";
+  k.depthwise_path = "avx512vnni direct, 16 channels per zmm";
+}
+
+}  // namespace lowbit::kernels

@@ -1,0 +1,260 @@
+// The int8 GEMM and convolution drivers, written once and instantiated per
+// ISA with that ISA's microkernel (XNNPACK's split: operators own tiling,
+// packing and threads; microkernels compute one MR×NR tile). Include only
+// from an ISA folder's .cpp; everything here has internal linkage. No
+// intrinsics: the Traits class of the ISA supplies them.
+//
+//   C[M×N] = epilogue(A[M×K] · Wᵀ + bias − a_zp·rowsum(W))     W: N×K s8
+//
+// Traits (see kernels/avx512vnni/qgemm_avx512vnni.cpp for an example):
+//   kIsa, kLayout             path and layout name recorded in the packed weights
+//   kMR, kNR, kKG             tile rows, tile columns, K group (products per lane per step)
+//   AElem                     element type of the A rows the microkernel reads: uint8_t,
+//                             int8_t (both read as raw bytes) or int16_t (pre-widened)
+//   pack_block(dst, w, ldw, cols, k, kpad)   one NR-column block of W (cols ≤ NR valid rows of W)
+//   block_bytes(kpad)         bytes of one packed block
+//   tile(mr, kpad, rows, b, col_off, mult, te, c, ldc_bytes)   microkernel: rows = mr row
+//                             pointers, each with kpad readable AElems (values past K are
+//                             multiplied by zero weights); col_off/mult: NR column values;
+//                             writes mr × te.nr outputs at c (row stride ldc_bytes).
+//
+// A rows. The microkernel reads A in its own element type: a row of the
+// caller's matrix is used in place when it already is (u8 for VNNI, s8 for
+// NEON dot, with K a multiple of the K group); otherwise rows are converted
+// into a per-thread block: s8 ↔ u8 by flipping the sign bit (a ± 128, with
+// the zero point moved by the same 128, so (a − a_zp) is unchanged), or
+// widened to int16 (AVX2 and NEON, exact 16-bit multiplies). Convolution
+// builds the same rows by im2col into that block, the padding taps filled
+// with the input zero point (exactly zero after subtracting it). 1×1
+// convolutions without padding use the input pixels in place when they can.
+//
+// Blocking and threads: work items are (group, block of MC rows, slice of
+// the NR column blocks); each item prepares its A rows once and runs every
+// column block of its slice over them (the A block stays in L2, each packed
+// B block in L1/L2 while the MR-row tiles pass over it). Items are shared
+// dynamically by the OpenMP threads; each output is computed by one thread in
+// a fixed K order, so results do not depend on the thread count.
+#pragma once
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/int8_util.h"
+#include "kernels/kernels.h"
+
+namespace lowbit::kernels {
+namespace {
+
+// What the microkernel's epilogue needs besides the per-column vectors.
+struct TileEpilogue {
+  QOut out;
+  int32_t zp, qmin, qmax;
+  int nr;  // valid columns of this tile (≤ NR); the rest are computed but not stored
+};
+
+template <class T>
+struct QGemmDriver {
+  using AElem = typename T::AElem;
+  static constexpr int64_t kMR = T::kMR, kNR = T::kNR, kKG = T::kKG;
+  static constexpr int64_t kABlockBytes = 96 * 1024;    // prepared A rows per work item (L2)
+  static constexpr int64_t kMaxRows = 256;              // rows per work item
+  static constexpr int64_t kParallelMinMacs = 1 << 18;  // below this, one thread
+
+  static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+  // ---- packing -----------------------------------------------------------------
+  static void pack(PackedQGemmWeights& out, const int8_t* w, int64_t n, int64_t k, int64_t groups) {
+    const int64_t kpad = round_up(k, kKG), nblocks = (n + kNR - 1) / kNR;
+    const size_t group_bytes = static_cast<size_t>(nblocks) * T::block_bytes(kpad);
+    int8::init_packed(out, T::kIsa, T::kLayout, w, n, k, groups, group_bytes);
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t nb = 0; nb < nblocks; ++nb)
+        T::pack_block(out.data.data() + g * out.group_bytes + nb * T::block_bytes(kpad),
+                      w + (g * n + nb * kNR) * k, k, std::min(kNR, n - nb * kNR), k, kpad);
+  }
+
+  // ---- A rows ------------------------------------------------------------------
+  // Converts len values of the caller's type to AElem (see header comment).
+  template <class Src>
+  static void convert(AElem* dst, const Src* src, int64_t len) {
+    if constexpr (std::is_same_v<AElem, Src>) {
+      std::memcpy(dst, src, static_cast<size_t>(len) * sizeof(AElem));
+    } else if constexpr (sizeof(AElem) == 1) {  // u8 ↔ s8: flip the sign bit
+      const uint8_t* s = reinterpret_cast<const uint8_t*>(src);
+      uint8_t* d = reinterpret_cast<uint8_t*>(dst);
+      for (int64_t i = 0; i < len; ++i) d[i] = static_cast<uint8_t>(s[i] ^ 0x80u);
+    } else {  // widen
+      for (int64_t i = 0; i < len; ++i) dst[i] = static_cast<AElem>(src[i]);
+    }
+  }
+  // The caller's zero point in AElem terms.
+  template <class Src>
+  static int32_t effective_zp(int32_t zp) {
+    if constexpr (sizeof(AElem) == 1 && !std::is_same_v<AElem, Src>) return std::is_signed_v<AElem> ? zp - 128 : zp + 128;
+    return zp;
+  }
+  template <class Src>
+  static AElem converted(Src v) {
+    AElem d;
+    convert(&d, &v, 1);
+    return d;
+  }
+
+  // Per-thread block of prepared rows.
+  static std::vector<AElem>& a_scratch() {
+    static thread_local std::vector<AElem> s;
+    return s;
+  }
+
+  // ---- the shared loop -----------------------------------------------------------
+  // Problem: `groups` GEMMs of M rows × (n per group) columns × K, packed weights pw.
+  // rows_for(g, m0, count, scratch, out_ptrs) fills out_ptrs[0..count) with the A
+  // rows m0.. of group g (in place or prepared into scratch, kpad AElems each);
+  // out_row(m, g) is the first output element of row m, group g.
+  template <class RowsFor, class OutRow>
+  static void run(const PackedQGemmWeights& pw, const QuantEpilogue& ep, int32_t ezp, int64_t M, int64_t ldc,
+                  bool needs_scratch, RowsFor rows_for, OutRow out_row) {
+    const int64_t n = pw.n, k = pw.k, groups = pw.groups, kpad = round_up(k, kKG);
+    const int64_t nblocks = (n + kNR - 1) / kNR, npad = nblocks * kNR;
+    // Per-call column vectors, padded to whole blocks: bias − ezp·rowsum and the multiplier.
+    std::vector<int32_t> off(static_cast<size_t>(groups * npad), 0);
+    std::vector<float> mult(static_cast<size_t>(groups * npad), 0.0f);
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t col = g * n + j;
+        off[static_cast<size_t>(g * npad + j)] =
+            qmath::column_offset(ep.bias ? ep.bias[col] : 0, ezp, pw.row_sums[static_cast<size_t>(col)]);
+        mult[static_cast<size_t>(g * npad + j)] = ep.multiplier[ep.per_channel ? col : 0];
+      }
+    const double macs = static_cast<double>(M) * static_cast<double>(n * groups) * static_cast<double>(k);
+    const int threads = macs >= kParallelMinMacs ? num_threads() : 1;
+    // Rows per item: what fits the A budget, at most kMaxRows, and few enough
+    // that every thread gets a row block when M allows.
+    int64_t mc = kABlockBytes / (kpad * static_cast<int64_t>(sizeof(AElem))) / kMR * kMR;
+    mc = std::min({mc, kMaxRows, round_up((M + threads - 1) / threads, kMR)});
+    mc = std::max(mc, kMR);
+    const int64_t mblocks = (M + mc - 1) / mc;
+    // Split the column blocks when there are too few row blocks to share.
+    const int64_t want = 4 * static_cast<int64_t>(threads);
+    const int64_t slices = std::clamp<int64_t>((want + groups * mblocks - 1) / (groups * mblocks), 1, nblocks);
+    const int64_t items = groups * mblocks * slices;
+    const int64_t ob = int8::out_bytes(ep.out);
+    const size_t bbytes = T::block_bytes(kpad);
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t g = item / (mblocks * slices), mb = item / slices % mblocks, sl = item % slices;
+      const int64_t m0 = mb * mc, mcur = std::min(mc, M - m0);
+      AElem* scratch = nullptr;
+      if (needs_scratch) {
+        std::vector<AElem>& s = a_scratch();
+        if (s.size() < static_cast<size_t>(mc * kpad)) s.resize(static_cast<size_t>(mc * kpad));
+        scratch = s.data();
+      }
+      const AElem* rows[kMaxRows];
+      rows_for(g, m0, mcur, scratch, rows);
+      const int64_t nb0 = nblocks * sl / slices, nb1 = nblocks * (sl + 1) / slices;
+      for (int64_t nb = nb0; nb < nb1; ++nb) {
+        const uint8_t* b = pw.data.data() + g * pw.group_bytes + static_cast<size_t>(nb) * bbytes;
+        const int32_t* co = off.data() + g * npad + nb * kNR;
+        const float* mu = mult.data() + g * npad + nb * kNR;
+        const TileEpilogue te{ep.out, ep.out_zp, ep.qmin, ep.qmax, static_cast<int>(std::min(kNR, n - nb * kNR))};
+        for (int64_t i = 0; i < mcur; i += kMR) {
+          const int mr = static_cast<int>(std::min(kMR, mcur - i));
+          uint8_t* c = static_cast<uint8_t*>(out_row(m0 + i, g)) + nb * kNR * ob;
+          T::tile(mr, kpad, rows + i, b, co, mu, te, c, ldc * ob);
+        }
+      }
+    }
+  }
+
+  // ---- GEMM --------------------------------------------------------------------
+  template <class Src>
+  static void gemm(void* c, int64_t ldc, const Src* a, int64_t lda, int32_t a_zp, const PackedQGemmWeights& pw,
+                   const QuantEpilogue& ep, int64_t m, const char* who) {
+    int8::check_packed(pw, T::kIsa, T::kLayout, who);
+    int8::check_epilogue(ep, who);
+    int8::check_a_zero_point(a_zp, std::is_signed_v<Src>, who);
+    if (m <= 0) return;
+    const int64_t k = pw.k, kpad = round_up(k, kKG);
+    const bool in_place = std::is_same_v<AElem, Src> && k == kpad;
+    const int64_t ob = int8::out_bytes(ep.out);
+    run(
+        pw, ep, effective_zp<Src>(a_zp), m, ldc, !in_place,
+        [&](int64_t, int64_t m0, int64_t count, AElem* scratch, const AElem** rows) {
+          for (int64_t i = 0; i < count; ++i) {
+            const Src* src = a + (m0 + i) * lda;
+            if (in_place) {
+              rows[i] = reinterpret_cast<const AElem*>(src);
+            } else {
+              AElem* d = scratch + i * kpad;
+              convert(d, src, k);
+              std::fill(d + k, d + kpad, AElem{0});
+              rows[i] = d;
+            }
+          }
+        },
+        [&](int64_t row, int64_t) { return static_cast<void*>(static_cast<uint8_t*>(c) + row * ldc * ob); });
+  }
+
+  // ---- convolution -----------------------------------------------------------------
+  static void conv_pack(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) {
+    int8::init_conv_header(out, sh);
+    const int64_t kg = sh.k / sh.groups, rsc = sh.r * sh.s * (sh.c / sh.groups);
+    pack(out.w, w, kg, rsc, sh.groups);
+  }
+
+  static void conv(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& pw, const QuantEpilogue& ep,
+                   const QConv2dShape& sh, const char* who) {
+    int8::check_conv_packed(pw, sh, T::kIsa, who);
+    int8::check_packed(pw.w, T::kIsa, T::kLayout, who);
+    int8::check_epilogue(ep, who);
+    int8::check_a_zero_point(x_zp, false, who);
+    const int64_t cg = sh.c / sh.groups, P = sh.p(), Q = sh.q(), M = sh.n * P * Q;
+    const int64_t k = pw.w.k, kpad = round_up(k, kKG);
+    const bool pointwise = sh.r == 1 && sh.s == 1 && sh.pad_h == 0 && sh.pad_w == 0;
+    const bool in_place = pointwise && std::is_same_v<AElem, uint8_t> && k == kpad;
+    const AElem pad_value = converted(static_cast<uint8_t>(x_zp));
+    const int64_t ob = int8::out_bytes(ep.out), kg = sh.k / sh.groups;
+    run(
+        pw.w, ep, effective_zp<uint8_t>(x_zp), M, sh.k, !in_place,
+        [&](int64_t g, int64_t m0, int64_t count, AElem* scratch, const AElem** rows) {
+          int64_t b = m0 / (P * Q), p = m0 / Q % P, q = m0 % Q;
+          for (int64_t i = 0; i < count; ++i) {
+            const int64_t h0 = p * sh.stride_h - sh.pad_h, w0 = q * sh.stride_w - sh.pad_w;
+            const uint8_t* img = x + b * sh.h * sh.w * sh.c + g * cg;
+            if (in_place) {
+              rows[i] = reinterpret_cast<const AElem*>(img + (h0 * sh.w + w0) * sh.c);
+            } else {
+              AElem* d = scratch + i * kpad;
+              for (int64_t r = 0; r < sh.r; ++r) {
+                const int64_t ih = h0 + r * sh.dil_h;
+                for (int64_t s = 0; s < sh.s; ++s, d += cg) {
+                  const int64_t iw = w0 + s * sh.dil_w;
+                  if (ih >= 0 && ih < sh.h && iw >= 0 && iw < sh.w)
+                    convert(d, img + (ih * sh.w + iw) * sh.c, cg);
+                  else
+                    std::fill(d, d + cg, pad_value);
+                }
+              }
+              std::fill(d, scratch + i * kpad + kpad, AElem{0});
+              rows[i] = scratch + i * kpad;
+            }
+            if (++q == Q) {
+              q = 0;
+              if (++p == P) {
+                p = 0;
+                ++b;
+              }
+            }
+          }
+        },
+        [&](int64_t row, int64_t g) {
+          return static_cast<void*>(static_cast<uint8_t*>(y) + (row * sh.k + g * kg) * ob);
+        });
+  }
+};
+
+}  // namespace
+}  // namespace lowbit::kernels
