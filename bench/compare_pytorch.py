@@ -1,0 +1,251 @@
+#!/usr/bin/python3
+"""Float conv2d, lowbit vs PyTorch, side by side in one run.
+
+For each thread count T: measures the machine's fp32 peak with
+`lowbit bench peak --threads T`, then for every ResNet-18 conv shape runs
+`lowbit bench conv --threads T --case NAME --json` and, right after it, the
+same shape in PyTorch (torch.nn.functional.conv2d, torch.set_num_threads(T)),
+so both sides see the same machine state. Prints the comparison tables and
+writes everything to JSON (--out).
+
+Timed the same way on both sides: `warmup` untimed runs, then the median of
+`reps`; forward+backward = y = conv2d(x, w); y.backward(gy) with x and w
+requiring grad, gradients set to None between runs (not timed). The
+directions alone: lowbit's kernel table entries, PyTorch's
+aten.convolution_backward with one output requested.
+
+Debian's python3-torch is used through /usr/bin/python3 (a pyenv `python3`
+on PATH may lack torch).
+
+On a shared machine other processes distort the figures (with 2 threads on
+2 cores, one busy core stalls every OpenMP barrier). Before each case the
+script samples the CPU time used by others (/proc/stat, 0.5 s, while it is
+idle itself), records it, marks disturbed cases in the tables, and with
+--wait-quiet S waits up to S seconds for the machine to go quiet.
+
+usage: bench/compare_pytorch.py [--threads 1,2] [--batch 32] [--reps 5]
+                                [--warmup 1] [--wait-quiet 0]
+                                [--lowbit build/tools/lowbit]
+                                [--out bench/results/conv_vs_pytorch.json]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_json_lines(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def median_ms(warmup, reps, run, prep=lambda: None):
+    times = []
+    for i in range(warmup + reps):
+        prep()
+        t0 = time.perf_counter()
+        run()
+        t = (time.perf_counter() - t0) * 1e3
+        if i >= warmup:
+            times.append(t)
+    return statistics.median(times)
+
+
+def torch_case(c, warmup, reps):
+    """PyTorch timings (ms) of one shape, from a lowbit JSON line's geometry."""
+    torch.manual_seed(1)
+    n, ch, h, w, k, r, s = c["n"], c["c"], c["h"], c["w"], c["k"], c["r"], c["s"]
+    stride, pad = c["stride"], c["pad"]
+    x = torch.randn(n, ch, h, w)
+    wt = torch.randn(k, ch, r, s)
+    y0 = F.conv2d(x, wt, None, stride, pad)
+    gy = torch.randn_like(y0)
+    del y0
+    res = {}
+    res["fwd_ms"] = median_ms(warmup, reps, lambda: F.conv2d(x, wt, None, stride, pad))
+    xg = x.clone().requires_grad_()
+    wg = wt.clone().requires_grad_()
+
+    def prep():
+        xg.grad = None
+        wg.grad = None
+
+    def fwdbwd():
+        F.conv2d(xg, wg, None, stride, pad).backward(gy)
+
+    res["fwdbwd_ms"] = median_ms(warmup, reps, fwdbwd, prep)
+
+    def direction(mask):
+        return lambda: torch.ops.aten.convolution_backward(
+            gy, x, wt, None, [stride, stride], [pad, pad], [1, 1], False, [0, 0], 1, mask)
+
+    res["bwd_data_ms"] = median_ms(warmup, reps, direction([True, False, False]))
+    res["bwd_weight_ms"] = median_ms(warmup, reps, direction([False, True, False]))
+    return res
+
+
+BUSY_LIMIT = 10.0  # % of all CPUs used by others above which a case is marked disturbed
+
+
+def others_busy_pct(interval=0.5):
+    """CPU use (% of all CPUs) over `interval` seconds, taken while this process sleeps."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(interval)
+        t1, i1 = sample()
+    except OSError:
+        return None
+    return 100.0 * (1.0 - (i1 - i0) / max(1, t1 - t0))
+
+
+def wait_quiet(max_seconds):
+    """Others' CPU use after waiting up to max_seconds for it to drop below BUSY_LIMIT."""
+    deadline = time.time() + max_seconds
+    busy = others_busy_pct()
+    while busy is not None and busy > BUSY_LIMIT and time.time() < deadline:
+        busy = others_busy_pct(2.0)
+    return busy
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--wait-quiet", type=float, default=0.0,
+                    help="before each case wait up to this many seconds for other processes to go quiet")
+    ap.add_argument("--lowbit", default=os.path.join(ROOT, "build", "tools", "lowbit"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "conv_vs_pytorch.json"))
+    a = ap.parse_args()
+    threads = [int(t) for t in a.threads.split(",")]
+    if not os.access(a.lowbit, os.X_OK):
+        sys.exit(f"compare_pytorch.py: {a.lowbit} not found; build first (tools/run build)")
+
+    info = run_json_lines([a.lowbit, "info", "--json"])[0]
+    # The case list comes from lowbit itself (one quick batch-1 pass), so the
+    # shapes are defined in one place (bench/conv_bench.cpp).
+    case_names = [c["case"] for c in run_json_lines(
+        [a.lowbit, "bench", "conv", "--batch", "1", "--reps", "1", "--warmup", "0", "--threads", "1", "--json"])]
+    load_start = os.getloadavg()
+    started = time.time()
+    report = {
+        "command": " ".join(sys.argv),
+        "machine": {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform()},
+        "torch": {"version": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available()},
+        "lowbit": info,
+        "batch": a.batch, "reps": a.reps, "warmup": a.warmup,
+        "load_average_start": load_start,
+        "runs": [],
+    }
+
+    for t in threads:
+        peak_busy = wait_quiet(a.wait_quiet)
+        peak = run_json_lines([a.lowbit, "bench", "peak", "--threads", str(t), "--json"])[-1]
+        torch.set_num_threads(t)
+        run = {"threads": t, "peak_f32_gflops": peak["f32_gflops"], "peak_isa": peak["isa"],
+               "peak_others_busy_pct": peak_busy, "cases": []}
+        report["runs"].append(run)
+        for name in case_names:
+            busy = wait_quiet(a.wait_quiet)
+            lb = run_json_lines([a.lowbit, "bench", "conv", "--threads", str(t), "--batch", str(a.batch),
+                                 "--reps", str(a.reps), "--warmup", str(a.warmup), "--case", name, "--json"])[0]
+            th = torch_case(lb, a.warmup, a.reps)
+            busy_after = others_busy_pct()
+            run["cases"].append({"case": name, "lowbit": lb, "torch": th,
+                                 "others_busy_pct_before": busy, "others_busy_pct_after": busy_after})
+            print(f"  threads {t} {name}: lowbit fwd {lb['fwd_ms']:.1f} ms, torch fwd {th['fwd_ms']:.1f} ms"
+                  f" (others' CPU use before/after: {fmt_pct(busy)}/{fmt_pct(busy_after)})",
+                  file=sys.stderr, flush=True)
+        print_tables(run, a.batch, info)
+    report["load_average_end"] = os.getloadavg()
+    report["seconds"] = round(time.time() - started, 1)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(report, f, indent=1)
+    print(f"\nwrote {a.out} ({report['seconds']} s; load average start {load_start[0]:.2f}, "
+          f"end {report['load_average_end'][0]:.2f})")
+
+
+def fmt_pct(p):
+    return "?" if p is None else f"{p:.0f}%"
+
+
+def disturbed(c):
+    return any(p is not None and p > BUSY_LIMIT for p in (c["others_busy_pct_before"], c["others_busy_pct_after"]))
+
+
+def print_tables(run, batch, info):
+    t, peak = run["threads"], run["peak_f32_gflops"]
+    print(f"\n### {t} thread{'s' if t > 1 else ''} — batch {batch}, lowbit conv path {info['paths']['f32_conv']}, "
+          f"measured fp32 peak {peak:.1f} GFLOP/s\n")
+    print("| case | shape | fwd lowbit ms | fwd torch ms | torch/lowbit | lowbit GFLOP/s | % peak "
+          "| fwd+bwd lowbit ms | fwd+bwd torch ms | torch/lowbit | lowbit GFLOP/s | % peak |")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    tot = {"lf": 0.0, "tf": 0.0, "lb": 0.0, "tb": 0.0, "g": 0.0}
+    for c in run["cases"]:
+        lb, th = c["lowbit"], c["torch"]
+        g = lb["gflop_fwd"]
+        shape = f"{lb['c']}→{lb['k']} {lb['r']}×{lb['s']}/{lb['stride']} @{lb['h']}"
+        fr = th["fwd_ms"] / lb["fwd_ms"]
+        br = th["fwdbwd_ms"] / lb["fwdbwd_ms"]
+        fg = g / (lb["fwd_ms"] * 1e-3)
+        bg = 3 * g / (lb["fwdbwd_ms"] * 1e-3)
+        mark = " ⚠" if disturbed(c) else ""
+        print(f"| {c['case']}{mark} | {shape} | {lb['fwd_ms']:.1f} | {th['fwd_ms']:.1f} | {fr:.2f} | {fg:.1f} | "
+              f"{100 * fg / peak:.0f}% | {lb['fwdbwd_ms']:.1f} | {th['fwdbwd_ms']:.1f} | {br:.2f} | {bg:.1f} | "
+              f"{100 * bg / peak:.0f}% |")
+        tot["lf"] += lb["fwd_ms"]
+        tot["tf"] += th["fwd_ms"]
+        tot["lb"] += lb["fwdbwd_ms"]
+        tot["tb"] += th["fwdbwd_ms"]
+        tot["g"] += g
+    fg = tot["g"] / (tot["lf"] * 1e-3)
+    bg = 3 * tot["g"] / (tot["lb"] * 1e-3)
+    print(f"| **all** | | {tot['lf']:.1f} | {tot['tf']:.1f} | {tot['tf'] / tot['lf']:.2f} | {fg:.1f} | "
+          f"{100 * fg / peak:.0f}% | {tot['lb']:.1f} | {tot['tb']:.1f} | {tot['tb'] / tot['lb']:.2f} | {bg:.1f} | "
+          f"{100 * bg / peak:.0f}% |")
+
+    if any(disturbed(c) for c in run["cases"]) or (run["peak_others_busy_pct"] or 0) > BUSY_LIMIT:
+        print(f"\n⚠ other processes used more than {BUSY_LIMIT:.0f}% of the CPUs around this case (or the peak "
+              f"measurement: {fmt_pct(run['peak_others_busy_pct'])}); its figures are not reliable.")
+    print(f"\nDirections alone ({t} thread{'s' if t > 1 else ''}; ms; ratio = torch/lowbit):\n")
+    print("| case | fwd lowbit | fwd torch | ratio | bwd-data lowbit | bwd-data torch | ratio "
+          "| bwd-weight lowbit | bwd-weight torch | ratio |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for c in run["cases"]:
+        lb, th = c["lowbit"], c["torch"]
+        print(f"| {c['case']} | {lb['kernel_fwd_ms']:.1f} | {th['fwd_ms']:.1f} | "
+              f"{th['fwd_ms'] / lb['kernel_fwd_ms']:.2f} | {lb['kernel_bwd_data_ms']:.1f} | "
+              f"{th['bwd_data_ms']:.1f} | {th['bwd_data_ms'] / lb['kernel_bwd_data_ms']:.2f} | "
+              f"{lb['kernel_bwd_weight_ms']:.1f} | {th['bwd_weight_ms']:.1f} | "
+              f"{th['bwd_weight_ms'] / lb['kernel_bwd_weight_ms']:.2f} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
