@@ -2,6 +2,10 @@
 """Golden fixtures for lowbit's core ops, computed by PyTorch.
 
 Run:   /usr/bin/python3 tools/make_fixtures.py [OUT]   (default tests/fixtures/ops.safetensors)
+       /usr/bin/python3 tools/make_fixtures.py --models [OUT]   (tests/fixtures/models.safetensors:
+           whole-model parity, optimizers, schedules, clipping, metrics; layout above models_fixture())
+       /usr/bin/python3 tools/make_fixtures.py --large [OUT]    (tests/fixtures/large/resnet18.safetensors,
+           ~47 MB, git-ignored: torchvision resnet18 for build/tests/check_resnet18)
        /usr/bin/python3 tools/make_fixtures.py --transforms [OUT]   (tests/fixtures/transforms.safetensors:
            data transforms as torchvision's tensor path computes them; layout above transforms_fixture())
 Needs: Debian's python3-torch (1.13); no `safetensors` package (Debian has
@@ -49,6 +53,8 @@ except ImportError:
 GEN = torch.Generator().manual_seed(0)
 # kl_div(reduction="mean") is tested on purpose (it divides by numel, as PyTorch 1.13 does).
 warnings.filterwarnings("ignore", message="reduction: 'mean' divides the total loss")
+# SequentialLR (1.13) calls scheduler.step(0) itself at each milestone and warns about it.
+warnings.filterwarnings("ignore", message="The epoch parameter in")
 
 # ---- safetensors writer (format: 8-byte LE header length, JSON header, data) ----
 
@@ -365,6 +371,320 @@ def io_tensors():
     TENSORS.append(("io.empty", torch.zeros(0, 3, dtype=torch.float32)))
 
 
+# =============================================================================
+# Model fixtures (--models): whole-model parity for tests/nn/test_parity.cpp,
+# plus optimizer, LR-schedule, clipping and metric references for
+# tests/nn/test_optim.cpp and friends. Written to tests/fixtures/models.safetensors.
+#
+# Layout (every name below is a tensor unless marked [meta]):
+#   [meta] "models"                 comma-separated model names (resnet20, mobilenet_v2)
+#   [meta] "<m>.lr", ".momentum", ".weight_decay", ".steps", ".batch", ".dropout"
+#   "<m>.init.<key>"      state dict before training (torchvision names; BN
+#                         num_batches_tracked as I64, as torch saves it)
+#   "<m>.x", "<m>.target" the fixed batch (F32 N×1×28×28, I32 N; N = 8, 16 for mobilenet_v2)
+#   "<m>.logits", "<m>.loss"   first forward, train mode (BN batch statistics)
+#   "<m>.grad.<param>"    d loss / d param of that first forward, every parameter
+#   "<m>.after.<key>"     state dict after `steps` SGD steps on the same batch
+#                         (each step: forward, cross-entropy, backward, step);
+#                         running stats included
+#   "<m>.eval_logits"     logits of the trained model in eval mode (running stats)
+#   "optim.<c>.p0", ".g1".., ".p1"..   a small parameter, the gradient given
+#                         before step k and the parameter after step k
+#   [meta] "optim.cases", "optim.<c>.type", "optim.<c>.<hyperparameter>"
+#   "sched.<c>.lr"        optimizer lr for epochs 0..E-1 (lr in force while
+#                         epoch e runs: read before scheduler.step())
+#   [meta] "sched.cases", "sched.<c>.base_lr" and the schedule's parameters
+#   "clip.<c>.g<i>", ".clipped<i>", ".norm"   clip_grad_norm_ in and out
+#   [meta] "clip.cases", "clip.<c>.max_norm", "clip.<c>.norm_type", "clip.<c>.count"
+#   "metrics.logits", ".target", ".top1", ".top5" (I32 counts), ".confusion"
+#                         (I32 C×C, rows true class, columns argmax)
+#
+# Numerics: the models run in float64 from the float32 values stored here (as
+# the op fixtures do), so the references carry no float32 rounding of their
+# own; results are rounded once to F32. One thread, so the file is
+# reproducible byte for byte. MobileNetV2's classifier Dropout(0.2) is set to
+# p = 0 here, and lowbit's side uses ModelConfig::dropout = 0. Initial weights
+# are torchvision's init except BatchNorm's affine parameters, which
+# condition_bn() sets so that no activation sits near a ReLU/ReLU6 kink (see
+# there: near a kink float32 and float64 take different branches, and the
+# gradients then differ by percents for PyTorch itself).
+# =============================================================================
+
+import math
+import torch.nn as nn
+
+
+def resnet_cifar(depth, in_channels=1, num_classes=10):
+    """CIFAR ResNet (He et al. 2016, option B shortcuts) from torchvision's
+    BasicBlock, with torchvision's names; the structure of nn/resnet.cpp's
+    resnet20/32/44/56 (3x3 stem, 16 channels, stride 1, no max-pool)."""
+    from torchvision.models.resnet import BasicBlock
+
+    class ResNetCifar(nn.Module):
+        def __init__(self):
+            super().__init__()
+            n = (depth - 2) // 6
+            self.inplanes = 16
+            self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(16)
+            self.relu = nn.ReLU(inplace=True)
+            self.layer1 = self._make_layer(16, n, 1)
+            self.layer2 = self._make_layer(32, n, 2)
+            self.layer3 = self._make_layer(64, n, 2)
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(64, num_classes)
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+        def _make_layer(self, planes, blocks, stride):
+            downsample = None
+            if stride != 1 or self.inplanes != planes:
+                downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes, 1, stride, bias=False),
+                                           nn.BatchNorm2d(planes))
+            layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+            self.inplanes = planes
+            layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
+            return nn.Sequential(*layers)
+
+        def forward(self, x):
+            x = self.relu(self.bn1(self.conv1(x)))
+            x = self.layer3(self.layer2(self.layer1(x)))
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    return ResNetCifar()
+
+
+def mobilenet_v2_gray(width_mult, num_classes=10):
+    """torchvision's mobilenet_v2 with a 1-channel stem conv and classifier dropout p = 0."""
+    import torchvision
+    m = torchvision.models.mobilenet_v2(width_mult=width_mult, num_classes=num_classes)
+    old = m.features[0][0]
+    m.features[0][0] = nn.Conv2d(1, old.out_channels, 3, old.stride, 1, bias=False)
+    nn.init.kaiming_normal_(m.features[0][0].weight, mode="fan_out")
+    m.classifier[0].p = 0.0
+    return m
+
+
+def condition_bn(model, gen):
+    """Set BatchNorm's affine parameters so that every ReLU/ReLU6 input sits
+    at least 3.5 batch standard deviations above the kink at 0: the BN output
+    is w*xhat + b with xhat of zero mean and unit variance over the batch, and
+      BN feeding an activation   w ~ U(0.1, 0.2), b = 3.5 w + U(0, 0.02)
+        (ResNet: every BN: bn1 directly, bn2 and downsample.1 through the
+        residual sum; MobileNetV2: the BN of each Conv2dNormActivation)
+      other BN (MobileNetV2's linear projections)  w ~ U(0.75, 1.25), b ~ N(0, 0.1)
+    The small w keeps activations near torchvision's scale (mean ~0.5, not
+    ~3.5 as with w ~ 1), so the classifier's input and the logits stay moderate.
+
+    Why: a gradient is discontinuous at a kink. With torchvision's BN init
+    (1, 0) about a million activations sit around zero, and float32 rounding
+    moves a few of them across it; one flipped mask changes a weight gradient
+    (a sum of ~M terms of random sign) by about 1/sqrt(M), i.e. by 1e-2.
+    PyTorch's own float32 gradients then miss its float64 ones by 2-7% on most
+    seeds, so a 1e-3 comparison would test luck, not lowbit. Far from the
+    kinks, PyTorch's float32 agrees with its float64 to < 1e-4, and some
+    activations are still clamped (~1200 in the ResNet, ~90 in MobileNetV2),
+    so the masks are exercised."""
+    from torchvision.ops.misc import Conv2dNormActivation
+    act_bn = {id(m[1]) for m in model.modules() if isinstance(m, Conv2dNormActivation)}
+    is_mobilenet = bool(act_bn)
+    with torch.no_grad():
+        for mod in model.modules():
+            if not isinstance(mod, nn.BatchNorm2d):
+                continue
+            shape = mod.weight.shape
+            if id(mod) in act_bn or not is_mobilenet:
+                w = torch.rand(shape, generator=gen) * 0.1 + 0.1
+                b = 3.5 * w + torch.rand(shape, generator=gen) * 0.02
+            else:
+                w = torch.rand(shape, generator=gen) * 0.5 + 0.75
+                b = torch.randn(shape, generator=gen) * 0.1
+            mod.weight.copy_(w)
+            mod.bias.copy_(b)
+
+
+def model_case(out, meta, name, model, gen, batch=8, steps=3, lr=0.01, momentum=0.9, weight_decay=5e-4):
+    """lr 0.01: with condition_bn's shifted activations, lr 0.1 overshoots on
+    a single repeated batch (loss 3.6 -> 12 in 3 steps, where 0.01 goes
+    3.6 -> 2.2); parity holds for both, the smaller rate gives a sane path."""
+    condition_bn(model, gen)
+    model.train()
+    for k, t in model.state_dict().items():
+        out.append((name + ".init." + k, t.detach().clone()))
+    x = torch.randn(batch, 1, 28, 28, generator=gen)
+    target = torch.randint(0, 10, (batch,), generator=gen, dtype=torch.int64)
+    out.append((name + ".x", x))
+    out.append((name + ".target", target.int()))
+    model.double()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    for step in range(steps):
+        opt.zero_grad()
+        logits = model(x.double())
+        loss = F.cross_entropy(logits, target)
+        loss.backward()
+        if step == 0:
+            out.append((name + ".logits", logits.detach().float()))
+            out.append((name + ".loss", loss.detach().float()))
+            for k, p in model.named_parameters():
+                out.append((name + ".grad." + k, p.grad.detach().float()))
+        opt.step()
+    for k, t in model.state_dict().items():
+        out.append((name + ".after." + k, t.detach().float() if t.is_floating_point() else t.detach().clone()))
+    model.eval()
+    with torch.no_grad():
+        out.append((name + ".eval_logits", model(x.double()).float()))
+    meta["%s.lr" % name] = fmt(lr)
+    meta["%s.momentum" % name] = fmt(momentum)
+    meta["%s.weight_decay" % name] = fmt(weight_decay)
+    meta["%s.steps" % name] = str(steps)
+    meta["%s.batch" % name] = str(batch)
+    meta["%s.dropout" % name] = "0.0"
+
+
+def optim_cases(out, meta, gen):
+    cases = {
+        "sgd": (torch.optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=5e-4)),
+        "sgd_nesterov": (torch.optim.SGD, dict(lr=0.05, momentum=0.8, weight_decay=1e-2, nesterov=True)),
+        "sgd_dampening": (torch.optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.0)),
+        "sgd_plain": (torch.optim.SGD, dict(lr=0.2)),
+        "adam": (torch.optim.Adam, dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)),
+        "adam_nowd": (torch.optim.Adam, dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6)),
+        "adamw": (torch.optim.AdamW, dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)),
+    }
+    steps = 3
+    for c, (cls, hp) in cases.items():
+        p0 = torch.randn(3, 5, generator=gen)
+        grads = [torch.randn(3, 5, generator=gen) for _ in range(steps)]
+        grads[1][0, 0] = 0.0  # an exact zero gradient: Adam's denominator is then sqrt(v) + eps
+        p = p0.double().clone().requires_grad_(True)
+        opt = cls([p], **hp)
+        out.append(("optim.%s.p0" % c, p0))
+        for k, g in enumerate(grads, 1):
+            p.grad = g.double()
+            opt.step()
+            out.append(("optim.%s.g%d" % (c, k), g))
+            out.append(("optim.%s.p%d" % (c, k), p.detach().float()))
+        meta["optim.%s.type" % c] = cls.__name__
+        for key, v in hp.items():
+            if key == "betas":
+                meta["optim.%s.beta1" % c], meta["optim.%s.beta2" % c] = fmt(v[0]), fmt(v[1])
+            else:
+                meta["optim.%s.%s" % (c, key)] = fmt(v)
+        meta["optim.%s.steps" % c] = str(steps)
+    meta["optim.cases"] = ",".join(cases)
+
+
+def sched_cases(out, meta):
+    from torch.optim import lr_scheduler as S
+    base_lr, epochs = 0.1, 16
+    cases = {
+        "step": (lambda o: S.StepLR(o, step_size=3, gamma=0.5), dict(step_size=3, gamma=0.5)),
+        "multistep": (lambda o: S.MultiStepLR(o, milestones=[2, 5, 9], gamma=0.1),
+                      dict(milestones=[2, 5, 9], gamma=0.1)),
+        "cosine": (lambda o: S.CosineAnnealingLR(o, T_max=10, eta_min=1e-3), dict(T_max=10, eta_min=1e-3)),
+        "linear": (lambda o: S.LinearLR(o, start_factor=0.1, total_iters=4), dict(start_factor=0.1, total_iters=4)),
+        "warmup_cosine": (lambda o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.1, total_iters=3),
+                                                       S.CosineAnnealingLR(o, T_max=10)], milestones=[3]),
+                          dict(start_factor=0.1, warmup=3, T_max=10)),
+    }
+    for c, (make, params) in cases.items():
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=base_lr)
+        sched = make(opt)
+        lrs = []
+        for _ in range(epochs):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        out.append(("sched.%s.lr" % c, torch.tensor(lrs, dtype=torch.float64).float()))
+        meta["sched.%s.base_lr" % c] = fmt(base_lr)
+        for k, v in params.items():
+            meta["sched.%s.%s" % (c, k)] = fmt(v)
+    meta["sched.cases"] = ",".join(cases)
+
+
+def clip_cases(out, meta, gen):
+    cases = {"clip": (1.0, 2.0), "noclip": (1000.0, 2.0), "inf": (0.5, math.inf)}
+    for c, (max_norm, norm_type) in cases.items():
+        grads = [torch.randn(4, 3, generator=gen), torch.randn(7, generator=gen) * 0.1,
+                 torch.randn(2, 2, 3, generator=gen)]
+        ps = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+        for p, g in zip(ps, grads):
+            p.grad = g.double()
+        norm = torch.nn.utils.clip_grad_norm_(ps, max_norm, norm_type)
+        for i, (p, g) in enumerate(zip(ps, grads)):
+            out.append(("clip.%s.g%d" % (c, i), g))
+            out.append(("clip.%s.clipped%d" % (c, i), p.grad.float()))
+        out.append(("clip.%s.norm" % c, norm.float().reshape(())))
+        meta["clip.%s.max_norm" % c] = fmt(max_norm)
+        meta["clip.%s.norm_type" % c] = "inf" if norm_type == math.inf else fmt(norm_type)
+        meta["clip.%s.count" % c] = str(len(grads))
+    meta["clip.cases"] = ",".join(cases)
+
+
+def metric_cases(out, gen):
+    n, c = 64, 10
+    logits = torch.randn(n, c, generator=gen)
+    target = torch.randint(0, c, (n,), generator=gen, dtype=torch.int64)
+    top5 = logits.topk(5, dim=1).indices
+    pred = logits.argmax(dim=1)
+    out.append(("metrics.logits", logits))
+    out.append(("metrics.target", target.int()))
+    out.append(("metrics.top1", (pred == target).sum().int().reshape(())))
+    out.append(("metrics.top5", (top5 == target[:, None]).any(dim=1).sum().int().reshape(())))
+    out.append(("metrics.confusion", torch.bincount(target * c + pred, minlength=c * c).reshape(c, c).int()))
+
+
+def models_fixture(path):
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(20)
+    out, meta = [], {}
+    torch.manual_seed(0)  # torchvision's init draws from the global generator
+    model_case(out, meta, "resnet20", resnet_cifar(20), gen)
+    torch.manual_seed(1)
+    # Batch 16: at 28x28 the last stages run at 1x1, where BatchNorm's batch
+    # statistics come from the batch alone (batch 8 doubles float32's error there).
+    model_case(out, meta, "mobilenet_v2", mobilenet_v2_gray(0.5), gen, batch=16)
+    meta["models"] = "resnet20,mobilenet_v2"
+    optim_cases(out, meta, gen)
+    sched_cases(out, meta)
+    clip_cases(out, meta, gen)
+    metric_cases(out, gen)
+    meta["generator"] = "tools/make_fixtures.py --models"
+    meta["torch_version"] = torch.__version__
+    write_safetensors(path, out, meta)
+    print("%s: %d tensors, %d bytes" % (os.path.normpath(path), len(out), os.path.getsize(path)))
+
+
+def resnet18_fixture(path):
+    """torchvision resnet18 (3 channels, 1000 classes, seeded random init,
+    BN running stats moved by two training-mode batches) as a plain state dict
+    at PATH, and the check data (input 1x3x64x64, eval-mode logits computed in
+    float64) at PATH with "_check" before the suffix. ~47 MB: git-ignored."""
+    import torchvision
+    torch.set_num_threads(1)
+    torch.manual_seed(18)
+    gen = torch.Generator().manual_seed(18)
+    model = torchvision.models.resnet18()
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(2, 3, 64, 64, generator=gen))
+    sd = list(model.state_dict().items())
+    x = torch.randn(1, 3, 64, 64, generator=gen)
+    model.double().eval()
+    with torch.no_grad():
+        logits = model(x.double()).float()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_safetensors(path, sd, {"generator": "tools/make_fixtures.py --large", "torch_version": torch.__version__})
+    check = os.path.splitext(path)[0] + "_check.safetensors"
+    write_safetensors(check, [("input", x), ("logits", logits)],
+                      {"generator": "tools/make_fixtures.py --large", "model": "resnet18"})
+    for p in (path, check):
+        print("%s: %d bytes" % (os.path.normpath(p), os.path.getsize(p)))
+
+
 # ---- data transforms (tests/fixtures/transforms.safetensors) ----
 #
 # torchvision is not packaged with Debian's python3-torch, so these goldens
@@ -468,7 +788,13 @@ def main():
     if sys.argv[1:2] == ["--transforms"]:
         return transforms_fixture(sys.argv[2] if len(sys.argv) > 2 else
                                   os.path.join(here, "..", "tests", "fixtures", "transforms.safetensors"))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "tests", "fixtures", "ops.safetensors")
+    fixtures = os.path.join(here, "..", "tests", "fixtures")
+    args = sys.argv[1:]
+    if args[:1] == ["--models"]:
+        return models_fixture(args[1] if len(args) > 1 else os.path.join(fixtures, "models.safetensors"))
+    if args[:1] == ["--large"]:
+        return resnet18_fixture(args[1] if len(args) > 1 else os.path.join(fixtures, "large", "resnet18.safetensors"))
+    out = args[0] if args else os.path.join(fixtures, "ops.safetensors")
     torch.manual_seed(0)
     binary_cases()
     unary_cases()
