@@ -1,0 +1,63 @@
+#include "nn/checkpoint.h"
+
+#include "core/safetensors.h"
+
+namespace lowbit::nn {
+
+namespace {
+bool is_optim_key(const std::string& k) { return k.rfind("optim.", 0) == 0; }
+}  // namespace
+
+void save_checkpoint(const std::string& path, const Module& model, const Optimizer* optimizer,
+                     const Metadata& metadata) {
+  NamedTensors tensors = model.state_dict();
+  for (auto& [n, t] : tensors)
+    LOWBIT_CHECK(!is_optim_key(n), "save_checkpoint ", path, ": model key '", n,
+                 "' collides with the optimizer's 'optim.' namespace");
+  Metadata meta;
+  for (auto& [k, v] : metadata) {
+    LOWBIT_CHECK(!is_optim_key(k), "save_checkpoint ", path, ": metadata key '", k, "' is reserved ('optim.')");
+    meta[k] = v;
+  }
+  meta["format"] = kCheckpointFormat;
+  if (optimizer) {
+    OptimizerState s = optimizer->state_dict();
+    for (auto& nt : s.tensors) tensors.push_back(nt);
+    for (auto& [k, v] : s.scalars) meta[k] = v;
+  }
+  save_safetensors(path, tensors, meta);
+}
+
+Metadata load_checkpoint(const std::string& path, Module& model, Optimizer* optimizer, bool strict) {
+  SafetensorsFile file = load_safetensors(path);  // errors name the file
+  NamedTensors model_part;
+  OptimizerState optim_part;
+  for (auto& [n, t] : file.tensors) (is_optim_key(n) ? optim_part.tensors : model_part).emplace_back(n, t);
+  Metadata user;
+  for (auto& [k, v] : file.metadata) {
+    if (is_optim_key(k)) optim_part.scalars[k] = v;
+    else user[k] = v;
+  }
+  // Optimizer first (it validates everything before changing anything), then
+  // the model; if the model is rejected, the optimizer gets its old state back.
+  OptimizerState backup;
+  if (optimizer) {
+    LOWBIT_CHECK(!optim_part.scalars.empty(), "checkpoint ", path,
+                 ": holds no optimizer state (saved without an optimizer)");
+    backup = optimizer->state_dict();
+    try {
+      optimizer->load_state_dict(optim_part);
+    } catch (const Error& e) {
+      fail("checkpoint ", path, ": ", e.what());
+    }
+  }
+  try {
+    model.load_state_dict(model_part, strict);
+  } catch (const Error& e) {
+    if (optimizer) optimizer->load_state_dict(backup);
+    fail("checkpoint ", path, ": ", e.what());
+  }
+  return user;
+}
+
+}  // namespace lowbit::nn
