@@ -31,5 +31,7 @@ struct UsageError : std::runtime_error {
 int cmd_info(const Args& a);
 int cmd_bench(const Args& a);
 int cmd_demo(const Args& a);
+int cmd_train(const Args& a);
+int cmd_eval(const Args& a);
 
 }  // namespace lowbit::cli

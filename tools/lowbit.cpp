@@ -5,6 +5,8 @@
 #include <iostream>
 #include <stdexcept>
 
+#include <unistd.h>
+
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "tools/cli.h"
@@ -52,24 +54,46 @@ const char* kUsage =
     "commands:\n"
     "  info                     version, CPU features, chosen kernel paths\n"
     "  bench peak|conv          measured machine peak; float conv vs reference\n"
-    "  demo                     train a small model end to end\n"
+    "  train --model M --out F  float training (--epochs --lr --batch --dataset --data --resume ...)\n"
+    "  eval --weights F         accuracy, loss, size and latency of a checkpoint\n"
+    "  demo [--full]            train a small model end to end\n"
     "\n"
     "common options: --threads N  --seed S  --json\n"
     "environment: LOWBIT_ISA=ref|avx2|avxvnni|avx512vnni|neon|neondot  LOWBIT_THREADS=N\n";
 
 // Options that never take a value.
-bool is_switch(const std::string& k) { return k == "--json" || k == "--help" || k == "--full"; }
+bool is_switch(const std::string& k) {
+  return k == "--json" || k == "--help" || k == "--full" || k == "--nesterov" || k == "--no-augment" ||
+         k == "--small-input" || k == "--quiet";
+}
 
 }  // namespace
 
+// OpenMP threads that spin while waiting at a barrier steal the cores the
+// other threads (data-loader workers, a build, a second process) need: on a
+// busy 2-core machine training ran 8× slower with libgomp's default
+// (active) waiting than with passive waiting. libgomp reads OMP_WAIT_POLICY
+// once, before main, so when the user has not chosen one the tool re-executes
+// itself with OMP_WAIT_POLICY=passive (set it to "active" to opt out).
+static void prefer_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  execv("/proc/self/exe", argv);  // only returns on failure: carry on with the default
+}
+
 int main(int argc, char** argv) {
   using namespace lowbit::cli;
+  prefer_passive_openmp(argv);
   Args a;
   try {
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
         std::string(argv[1]) == "help") {
-      std::fputs(kUsage, argc < 2 ? stderr : stdout);
-      return argc < 2 ? 2 : 0;
+      if (argc < 2) {
+        std::fputs("usage: lowbit <command> [options] (commands: info, train, eval, bench, demo; see lowbit --help)\n", stderr);
+        return 2;
+      }
+      std::fputs(kUsage, stdout);
+      return 0;
     }
     a.command = argv[1];
     for (int i = 2; i < argc; ++i) {
@@ -102,7 +126,9 @@ int main(int argc, char** argv) {
     if (a.command == "info") return cmd_info(a);
     if (a.command == "bench") return cmd_bench(a);
     if (a.command == "demo") return cmd_demo(a);
-    throw UsageError("unknown command '" + a.command + "'\n" + kUsage);
+    if (a.command == "train") return cmd_train(a);
+    if (a.command == "eval") return cmd_eval(a);
+    throw UsageError("unknown command '" + a.command + "' (commands: info, train, eval, bench, demo; see lowbit --help)");
   } catch (const UsageError& e) {
     std::cerr << "lowbit " << a.command << ": " << e.what() << "\n";
     return 2;

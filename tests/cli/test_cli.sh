@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The lowbit command line as a user meets it: exit codes and one-line
+# errors for bad usage and bad files, and exact resume of training.
+# Usage: tests/cli/test_cli.sh path/to/lowbit
+# Prints "lowbit-tests: test_cli N passed, M failed" like the doctest suites.
+set -uo pipefail
+LOWBIT="$1"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+# expect NAME CODE PATTERN -- CMD...: exit code CODE and stderr matching PATTERN
+# (a single line when CODE is 2).
+expect() {
+  local name="$1" code="$2" pattern="$3"; shift 4
+  local err rc
+  err="$("$@" 2>&1 >/dev/null)"; rc=$?
+  if [ "$rc" != "$code" ]; then
+    echo "FAIL $name: exit $rc, expected $code; stderr: $err" >&2; failed=$((failed + 1)); return
+  fi
+  if [ -n "$pattern" ] && ! grep -qE -- "$pattern" <<<"$err"; then
+    echo "FAIL $name: stderr does not match /$pattern/: $err" >&2; failed=$((failed + 1)); return
+  fi
+  if [ "$code" = 2 ] && [ "$(wc -l <<<"$err")" != 1 ]; then
+    echo "FAIL $name: error is not one line: $err" >&2; failed=$((failed + 1)); return
+  fi
+  passed=$((passed + 1))
+}
+
+expect "info"              0 ""                                  -- "$LOWBIT" info
+expect "no command"        2 "usage"                             -- "$LOWBIT"
+expect "unknown command"   2 "unknown command 'frobnicate'"      -- "$LOWBIT" frobnicate
+expect "unknown flag"      2 "unknown option --bogus"            -- "$LOWBIT" info --bogus 1
+expect "bad threads"       2 "--threads expects an integer"      -- "$LOWBIT" info --threads two
+expect "bad LOWBIT_ISA"    2 "LOWBIT_ISA=nope.*valid"            -- env LOWBIT_ISA=nope "$LOWBIT" info
+expect "unknown model"     2 "unknown model 'resnet19'"          -- "$LOWBIT" train --model resnet19 --out "$tmp/x.safetensors" --limit 64
+expect "missing --out"     2 "--out"                             -- "$LOWBIT" train --model resnet20
+expect "missing data dir"  2 "$tmp/nodata"                       -- "$LOWBIT" train --model resnet20 --data "$tmp/nodata" --out "$tmp/x.safetensors"
+expect "missing weights"   2 "$tmp/none.safetensors"             -- "$LOWBIT" eval --model resnet20 --weights "$tmp/none.safetensors"
+
+# Train a tiny run, then damage the checkpoint in the ways users do.
+small=(--model resnet20 --limit 256 --val-limit 128 --batch 64 --quiet)
+expect "train 2 epochs"    0 "" -- "$LOWBIT" train "${small[@]}" --epochs 2 --out "$tmp/a.safetensors"
+expect "train 1 of 2"      0 "" -- "$LOWBIT" train "${small[@]}" --epochs 2 --stop-after 1 --out "$tmp/b.safetensors"
+expect "resume 1 more"     0 "" -- "$LOWBIT" train "${small[@]}" --epochs 2 --resume "$tmp/b.safetensors" --out "$tmp/b.safetensors"
+if cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors"; then passed=$((passed + 1)); else
+  echo "FAIL resume: 1 epoch + resume 1 epoch differs from 2 epochs" >&2; failed=$((failed + 1)); fi
+expect "eval"              0 "" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --limit 128 --quiet
+head -c 1000 "$tmp/a.safetensors" > "$tmp/trunc.safetensors"
+expect "truncated"         2 "trunc.safetensors" -- "$LOWBIT" eval --weights "$tmp/trunc.safetensors" --limit 128
+expect "wrong shape"       2 "shape mismatch: conv1.weight" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --model resnet20 --in-channels 3 --limit 128
+expect "wrong model"       2 "missing keys|unexpected keys|shape mismatch" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --model resnet32 --limit 128
+printf 'not a checkpoint' > "$tmp/garbage.safetensors"
+expect "garbage file"      2 "garbage.safetensors" -- "$LOWBIT" eval --weights "$tmp/garbage.safetensors" --model resnet20
+
+echo "lowbit-tests: test_cli $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,198 @@
+// `lowbit train`: float training with per-epoch validation, best-checkpoint
+// saving and exact resume.
+//
+// Files: --out F is written after every epoch (model + optimizer + epoch +
+// generator position: `--resume F` continues bit for bit); the best
+// validation accuracy so far is also written to F with ".best" before the
+// extension. The learning-rate schedule is evaluated per iteration
+// (t = global step), so a resumed run sees the same rates. `--stop-after E`
+// stops after epoch E of the planned --epochs; `--resume F` then continues
+// and ends bit-identical to an uninterrupted run.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "kernels/kernels.h"
+#include "nn/checkpoint.h"
+#include "nn/clip.h"
+#include "nn/metrics.h"
+#include "nn/optim.h"
+#include "nn/schedule.h"
+#include "tools/common.h"
+#include "tools/progress.h"
+
+namespace lowbit::cli {
+
+namespace {
+
+std::string best_path(const std::string& out) {
+  const auto dot = out.rfind('.');
+  const auto slash = out.rfind('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return out + ".best";
+  return out.substr(0, dot) + ".best" + out.substr(dot);
+}
+
+std::string fmt(double v, int prec = 4) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", prec, v);
+  return b;
+}
+
+}  // namespace
+
+int cmd_train(const Args& a) {
+  std::vector<std::string> known{"--epochs", "--out", "--batch", "--lr", "--momentum", "--wd", "--nesterov",
+                                 "--optimizer", "--schedule", "--warmup-epochs", "--label-smoothing", "--no-augment",
+                                 "--resume", "--clip-grad", "--val-limit", "--quiet", "--stop-after"};
+  for (auto& n : data_flag_names()) known.push_back(n);
+  for (auto& n : model_flag_names()) known.push_back(n);
+  a.reject_unknown(known);
+  if (!a.has("--model")) throw UsageError("--model is required (" + std::to_string(nn::model_names().size()) +
+                                          " known: resnet20, resnet18, mobilenet_v2, …)");
+  if (!a.has("--out")) throw UsageError("--out FILE.safetensors is required");
+  const std::string model_name = a.get("--model", "");
+  {
+    const auto names = nn::model_names();
+    if (std::find(names.begin(), names.end(), model_name) == names.end()) nn::create_model(model_name, {});  // throws, listing the known names
+  }
+  const std::string out = a.get("--out", "");
+  const int64_t epochs = a.get_int("--epochs", 1);
+  const int64_t batch = a.get_int("--batch", 128);
+  const uint64_t seed = (uint64_t)a.get_int("--seed", 0);
+  const int workers = (int)a.get_int("--workers", 2);
+  const bool json = a.has("--json"), quiet = a.has("--quiet");
+  const double lr = a.get_double("--lr", 0.1), momentum = a.get_double("--momentum", 0.9),
+               wd = a.get_double("--wd", 5e-4), ls = a.get_double("--label-smoothing", 0.0),
+               clip = a.get_double("--clip-grad", 0.0);
+  const int64_t warmup_epochs = a.get_int("--warmup-epochs", 0);
+  // --stop-after E: run the schedule planned for --epochs but stop after
+  // epoch E (a long run split into resumable pieces).
+  const int64_t stop_after = a.get_int("--stop-after", epochs);
+  const std::string opt_name = a.get("--optimizer", "sgd"), sched_name = a.get("--schedule", "cosine");
+  if (epochs < 1) throw UsageError("--epochs must be at least 1");
+  if (stop_after < 1 || stop_after > epochs) throw UsageError("--stop-after must be between 1 and --epochs");
+  if (batch < 1) throw UsageError("--batch must be at least 1");
+  if (workers < 0) throw UsageError("--workers must be 0 or more");
+  if (!(lr > 0)) throw UsageError("--lr must be positive");
+  if (ls < 0 || ls >= 1) throw UsageError("--label-smoothing must be in [0, 1)");
+
+  // ---- data
+  DataFlags df = data_flags(a);
+  data::DatasetPtr train_ds = open_split(df, true, seed);
+  DataFlags vf = df;
+  vf.limit = a.get_int("--val-limit", df.limit);
+  data::DatasetPtr val_ds = open_split(vf, false, seed);
+  data::DataLoader train_loader(train_ds, {.batch_size = batch, .shuffle = true, .drop_last = true,
+                                           .num_workers = workers, .seed = seed},
+                                train_transform(df, *train_ds, !a.has("--no-augment")));
+  data::DataLoader val_loader(val_ds, {.batch_size = 256, .num_workers = workers, .seed = seed},
+                              eval_transform(df));
+  LOWBIT_CHECK(train_loader.num_batches() > 0, "train: ", train_ds->size(), " training images are fewer than one batch of ",
+               batch);
+
+  // ---- model + optimizer + schedule
+  manual_seed(seed);
+  nn::ModelConfig cfg = model_config(a, *train_ds);
+  nn::ModulePtr model = nn::create_model(model_name, cfg);
+  std::unique_ptr<nn::Optimizer> opt;
+  auto groups = nn::no_decay_groups(model->named_parameters(), wd);
+  if (opt_name == "sgd") opt = std::make_unique<nn::SGD>(groups, nn::SGDOptions{.lr = lr, .momentum = momentum,
+                                                                              .weight_decay = wd, .nesterov = a.has("--nesterov")});
+  else if (opt_name == "adam") opt = std::make_unique<nn::Adam>(groups, nn::AdamOptions{.lr = lr, .weight_decay = wd});
+  else if (opt_name == "adamw") opt = std::make_unique<nn::AdamW>(groups, nn::AdamOptions{.lr = lr, .weight_decay = wd});
+  else throw UsageError("--optimizer must be sgd, adam or adamw, got '" + opt_name + "'");
+  const int64_t steps_per_epoch = train_loader.num_batches(), total = epochs * steps_per_epoch;
+  const int64_t warmup = warmup_epochs * steps_per_epoch;
+  nn::LrSchedulePtr sched;
+  if (sched_name == "cosine") sched = std::make_shared<nn::CosineAnnealingLR>(std::max<int64_t>(total - warmup, 1));
+  else if (sched_name == "step") sched = std::make_shared<nn::StepLR>(std::max<int64_t>((total - warmup) / 3, 1), 0.1);
+  else if (sched_name == "multistep")
+    sched = std::make_shared<nn::MultiStepLR>(std::vector<int64_t>{(total - warmup) / 2, (total - warmup) * 3 / 4}, 0.1);
+  else if (sched_name == "constant") sched = std::make_shared<nn::ConstantLR>();
+  else throw UsageError("--schedule must be cosine, step, multistep or constant, got '" + sched_name + "'");
+  if (warmup > 0) sched = nn::warmup_then(warmup, 0.1, sched);
+
+  // ---- resume
+  int64_t start_epoch = 0;
+  double best = -1;
+  if (a.has("--resume")) {
+    nn::Metadata md = nn::load_checkpoint(a.get("--resume", ""), *model, opt.get());
+    auto need = [&](const char* k) {
+      LOWBIT_CHECK(md.count(k), "train: ", a.get("--resume", ""), " has no '", k, "' entry; not a lowbit train checkpoint");
+      return md.at(k);
+    };
+    LOWBIT_CHECK(need("model") == model_name, "train: ", a.get("--resume", ""), " holds a ", need("model"),
+                 ", not a ", model_name);
+    start_epoch = std::stoll(need("epoch"));
+    best = std::stod(need("best_accuracy"));
+    default_generator().set_counter(std::stoull(need("rng_counter")));
+    LOWBIT_CHECK(start_epoch < epochs, "train: ", a.get("--resume", ""), " already finished ", start_epoch,
+                 " of ", epochs, " epochs");
+  }
+
+  if (!quiet && !json)
+    std::fprintf(stderr, "train %s (%lld parameters) on %s: %lld train / %lld val images, %lld epochs, batch %lld, %d threads\n",
+                 model_name.c_str(), (long long)model->num_parameters(), df.dataset.c_str(),
+                 (long long)train_ds->size(), (long long)val_ds->size(), (long long)epochs, (long long)batch,
+                 kernels::num_threads());
+  EvalResult last;
+  double train_seconds = 0, train_loss = 0;
+  for (int64_t e = start_epoch; e < stop_after; ++e) {
+    model->train();
+    Progress bar("epoch " + std::to_string(e + 1) + "/" + std::to_string(epochs),
+                 steps_per_epoch * batch, "img", quiet || json);
+    nn::ClassificationMeter meter(cfg.num_classes);
+    int64_t step = 0;
+    for (const data::Batch& b : train_loader.epoch((uint64_t)e)) {
+      nn::apply_schedule(*opt, *sched, e * steps_per_epoch + step);
+      Tensor logits = model->forward(b.images);
+      Tensor loss = cross_entropy(logits, b.labels, (float)ls);
+      const float lv = loss.item();
+      LOWBIT_CHECK(std::isfinite(lv), "train: loss became ", lv, " at epoch ", e + 1, " step ", step + 1,
+                   " (lower --lr?)");
+      opt->zero_grad();
+      loss.backward();
+      if (clip > 0) nn::clip_grad_norm_(opt->parameters(), clip);
+      opt->step();
+      {
+        NoGradGuard ng;
+        meter.update(logits.detach(), b.labels, lv);
+      }
+      ++step;
+      bar.update(step * batch, "loss " + fmt(meter.mean_loss()) + " acc " + fmt(meter.top1()) + " lr " + fmt(opt->lr(), 5));
+    }
+    train_seconds += bar.elapsed();
+    train_loss = meter.mean_loss();
+    last = evaluate(*model, val_loader, !quiet && !json, "  val");
+    nn::Metadata md{{"model", model_name},
+                    {"dataset", df.dataset},
+                    {"epoch", std::to_string(e + 1)},
+                    {"epochs", std::to_string(epochs)},
+                    {"val_accuracy", fmt(last.top1, 6)},
+                    {"in_channels", std::to_string(cfg.in_channels)},
+                    {"num_classes", std::to_string(cfg.num_classes)},
+                    {"width", fmt(cfg.width_mult, 6)},
+                    {"small_input", cfg.small_input ? "1" : "0"},
+                    {"act", cfg.relu6 ? "relu6" : "relu"},
+                    {"rng_counter", std::to_string(default_generator().counter())}};
+    const bool improved = last.top1 > best;
+    if (improved) best = last.top1;
+    md["best_accuracy"] = fmt(best, 6);
+    nn::save_checkpoint(out, *model, opt.get(), md);
+    if (improved) nn::save_checkpoint(best_path(out), *model, nullptr, md);
+    if (!quiet && !json)
+      std::fprintf(stderr, "epoch %lld/%lld  train loss %.4f acc %.4f  val loss %.4f acc %.4f (top-5 %.4f)%s  %.0f img/s\n",
+                   (long long)e + 1, (long long)epochs, train_loss, meter.top1(), last.loss, last.top1, last.top5,
+                   improved ? "  best" : "", (double)(steps_per_epoch * batch) / bar.elapsed());
+  }
+  if (json)
+    std::printf("{\"model\": \"%s\", \"epochs\": %lld, \"accuracy\": %.6f, \"top5\": %.6f, \"loss\": %.6f, "
+                "\"best_accuracy\": %.6f, \"train_loss\": %.6f, \"train_seconds\": %.2f, \"out\": \"%s\"}\n",
+                model_name.c_str(), (long long)epochs, last.top1, last.top5, last.loss, best, train_loss, train_seconds,
+                out.c_str());
+  return 0;
+}
+
+}  // namespace lowbit::cli

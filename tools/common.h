@@ -1,0 +1,48 @@
+// Pieces shared by the lowbit subcommands: data sets and loaders from the
+// common flags, model construction, evaluation.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "data/loader.h"
+#include "nn/models.h"
+#include "tools/cli.h"
+
+namespace lowbit::cli {
+
+// --dataset NAME --data DIR --limit N --mean a,b,c --std a,b,c
+struct DataFlags {
+  std::string dataset = "fashion-mnist";
+  std::string dir;
+  int64_t limit = 0;  // 0: all
+  data::Normalization norm;
+};
+DataFlags data_flags(const Args& a);
+const std::vector<std::string>& data_flag_names();
+
+// The split as a Dataset (after --limit, seeded).
+data::DatasetPtr open_split(const DataFlags& f, bool train, uint64_t seed);
+
+// Training transforms: RandomCrop(size, padding = size/14 rounded, i.e. 2 for
+// 28×28 and 32×32 images… 4 for 32) + horizontal flip + normalize, or just
+// normalize with augment = false.
+data::TransformPtr train_transform(const DataFlags& f, const data::Dataset& ds, bool augment);
+data::TransformPtr eval_transform(const DataFlags& f);
+
+// --model --width --small-input --act --in-channels --num-classes; channel and
+// class counts default to the data set's.
+nn::ModelConfig model_config(const Args& a, const data::Dataset& ds);
+const std::vector<std::string>& model_flag_names();
+
+struct EvalResult {
+  double top1 = 0, top5 = 0, loss = 0;
+  int64_t count = 0;
+  double seconds = 0;
+};
+// Eval mode, no grad, mean cross-entropy; restores the module's mode.
+EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, bool progress, const std::string& label);
+
+// "a,b,c" → floats (usage error naming the flag otherwise).
+std::vector<float> parse_floats(const std::string& flag, const std::string& s);
+
+}  // namespace lowbit::cli
