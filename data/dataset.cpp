@@ -46,11 +46,13 @@ std::vector<uint8_t> gunzip_if_gzip(std::vector<uint8_t> bytes, const std::strin
   // 15 + 16: a gzip wrapper only (the magic said gzip; no raw or zlib streams).
   if (inflateInit2(&zs, 15 + 16) != Z_OK) fail(name, ": zlib inflateInit2 failed");
   std::vector<uint8_t> out;
-  // The gzip trailer's ISIZE (size mod 2^32 of the last member) is a hint only.
+  // The gzip trailer's ISIZE (size mod 2^32 of the last member) is a hint
+  // only, believed up to deflate's best ratio (1032:1) so that a corrupt
+  // trailer cannot make a tiny file reserve gigabytes.
   if (bytes.size() >= 18) {
     const uint8_t* t = bytes.data() + bytes.size() - 4;
     size_t hint = t[0] | (t[1] << 8) | (t[2] << 16) | ((size_t)t[3] << 24);
-    out.reserve(std::min({hint, max_output, size_t(1) << 30}));
+    out.reserve(std::min({hint, max_output, bytes.size() * 1032}));
   }
   size_t in_pos = 0;
   const auto cleanup_fail = [&](auto... msg) {

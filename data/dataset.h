@@ -69,9 +69,10 @@ DatasetPtr load_cifar100(const std::string& dir, bool train, CifarLabels labels 
 
 enum class ColorMode { rgb, grayscale };
 // Extensions (case-insensitive): .png .jpg .jpeg .bmp .gif .tga .ppm .pgm .pnm
-// .psd .hdr .pic. Grayscale uses PIL's convert("L") weights (ITU-R 601-2,
-// rounded), so a gray image read back as grayscale is unchanged; RGB drops
-// alpha and repeats a gray channel three times (PIL's convert("RGB")).
+// (stb_image's PSD, HDR and PIC decoders are compiled out). Grayscale uses
+// PIL's convert("L") weights (ITU-R 601-2, rounded), so a gray image read
+// back as grayscale is unchanged; RGB drops alpha and repeats a gray channel
+// three times (PIL's convert("RGB")).
 DatasetPtr load_image_folder(const std::string& root, ColorMode mode = ColorMode::rgb);
 
 // ---- subsets --------------------------------------------------------------------

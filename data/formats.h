@@ -36,7 +36,7 @@ IdxArray parse_idx(const std::vector<uint8_t>& bytes, const std::string& name);
 void parse_cifar(const std::vector<uint8_t>& bytes, const std::string& name, int label_bytes, int label_index,
                  int num_classes, std::vector<uint8_t>& pixels, std::vector<uint8_t>& labels);
 
-// Decodes PNG/JPEG/BMP/GIF/TGA/PNM/PSD/HDR/PIC with stb_image into a u8
+// Decodes PNG/JPEG/BMP/GIF (first frame)/TGA/PNM with stb_image into a u8
 // C×H×W tensor, C = 1 (grayscale) or 3 (RGB). An empty buffer, undecodable
 // data, or an image of more than `max_pixels` pixels is an error.
 Tensor decode_image(const uint8_t* bytes, size_t size, const std::string& name, int channels,

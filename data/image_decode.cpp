@@ -10,6 +10,10 @@
 #define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_STATIC
 #define STBI_NO_STDIO  // lowbit reads files itself, so every error names the file
+// Formats an image folder has no use for stay out of the attack surface.
+#define STBI_NO_PSD
+#define STBI_NO_HDR
+#define STBI_NO_PIC
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -29,10 +33,59 @@
 
 namespace lowbit::data {
 
+namespace {
+
+// stb_image 2.27 (Debian 12's libstb) builds a JPEG Huffman table from a DHT
+// segment without checking that its 16 code counts sum to at most 256, and
+// writes past the table when they do (stbi__build_huffman; fixed upstream in
+// 2.28). This walks the markers exactly where stb would read a DHT — header
+// segments by their length, entropy-coded data up to the next marker that is
+// not a stuffed 0xFF00 or a restart — and refuses such a table before stb
+// sees it. It runs before stbi_info too: stb parses DHT segments there.
+const char* bad_jpeg_huffman_table(const uint8_t* b, size_t n) {
+  size_t p = 0;
+  while (p < n && b[p] == 0xFF) ++p;  // stb's marker reader skips fill bytes
+  if (p == 0 || p >= n || b[p] != 0xD8) return nullptr;  // not JPEG: stb will not run its JPEG decoder
+  ++p;
+  auto at = [&](size_t i) -> unsigned { return i < n ? b[i] : 0u; };  // stb reads 0 past the end
+  while (p < n) {
+    if (b[p] != 0xFF) {  // stray byte between segments: stb skips it too
+      ++p;
+      continue;
+    }
+    while (p < n && b[p] == 0xFF) ++p;
+    if (p >= n) break;
+    const unsigned m = b[p++];
+    if (m == 0xD9) break;                                   // EOI
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;  // no length field
+    const size_t len = (at(p) << 8) | at(p + 1);
+    if (m == 0xC4) {
+      // DHT: tables of (class/id byte, 16 counts, sum(counts) symbols).
+      size_t q = p + 2;
+      long left = (long)len - 2;
+      while (left > 0 && q < n) {
+        unsigned total = 0;
+        for (int i = 1; i <= 16; ++i) total += at(q + i);
+        if (total > 256) return "JPEG Huffman table with more than 256 codes";
+        q += 17 + total;
+        left -= 17 + (long)total;
+      }
+    }
+    p += len;
+    if (m == 0xDA) {  // SOS: entropy-coded data runs to the next real marker
+      while (p + 1 < n && !(b[p] == 0xFF && b[p + 1] != 0x00 && (b[p + 1] < 0xD0 || b[p + 1] > 0xD7))) ++p;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 Tensor decode_image(const uint8_t* bytes, size_t size, const std::string& name, int channels, int64_t max_pixels) {
   LOWBIT_CHECK(channels == 1 || channels == 3, name, ": decode_image: channels must be 1 or 3, got ", channels);
   if (size == 0) fail(name, ": empty file (0 bytes), not an image");
   if (size > (size_t)INT_MAX) fail(name, ": ", size, " bytes is too large for the image decoder");
+  if (const char* why = bad_jpeg_huffman_table(bytes, size)) fail(name, ": cannot decode image (", why, ")");
   int w = 0, h = 0, comp = 0;
   // Dimensions first, so a header claiming a gigantic image is refused before
   // the decoder allocates for it.

@@ -17,8 +17,7 @@ namespace lowbit::data {
 namespace {
 
 // What stb_image decodes; compared lower-cased, as ImageFolder does.
-const char* const kExtensions[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga", ".ppm",
-                                   ".pgm", ".pnm", ".psd",  ".hdr", ".pic"};
+const char* const kExtensions[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga", ".ppm", ".pgm", ".pnm"};
 
 bool has_image_extension(const std::string& fname) {
   std::string lower = fname;

@@ -179,6 +179,18 @@ TEST_CASE("image folder: every failure is an error naming the file or folder") {
     write_image(dir / "flat/img.png", pattern(4, 4, 0), 4, 4, Fmt::png);
     check_error([&] { load_image_folder(dir / "flat"); }, {dir / "flat", "no class folders"});
   }
+  SUBCASE("JPEG Huffman table with more than 256 codes (stb_image 2.27 would overflow its table)") {
+    write_image(root + "/b/huff.jpg", pattern(8, 8, 0), 8, 8, Fmt::jpg);
+    std::vector<uint8_t> bytes = read_file(root + "/b/huff.jpg");
+    size_t dht = 0;
+    for (size_t i = 2; i + 1 < bytes.size() && !dht; ++i)
+      if (bytes[i] == 0xFF && bytes[i + 1] == 0xC4) dht = i;
+    REQUIRE(dht != 0);
+    for (size_t k = 0; k < 16; ++k) bytes[dht + 5 + k] = 0xF0;  // the first table's 16 code counts
+    write_bytes(root + "/b/huff.jpg", bytes);
+    DatasetPtr ds = load_image_folder(root);
+    check_error([&] { ds->get(1); }, {root + "/b/huff.jpg", "more than 256 codes"});
+  }
   SUBCASE("image larger than the decoder limit") {
     std::vector<uint8_t> bytes = read_file(root + "/a/ok.png");
     check_error([&] { decode_image(bytes.data(), bytes.size(), "ok.png", 3, 15); }, {"ok.png", "4x4", "limit of 15"});
