@@ -3,10 +3,21 @@
 #include "core/autograd.h"
 #include "core/detail.h"
 #include "core/ops.h"
+#include "core/profile.h"
 
 namespace lowbit {
 
+OpCounters& op_counters() {
+  static OpCounters c;
+  return c;
+}
+
 namespace {
+
+// 2 · N·K·P·Q·(C/G)·R·S: one direction of a convolution.
+int64_t conv_flops(const kernels::Conv2dShape& s) {
+  return 2 * s.n * s.k * s.p() * s.q() * (s.c / s.groups) * s.r * s.s;
+}
 
 class Conv2dBackward final : public Node {
  public:
@@ -19,11 +30,13 @@ class Conv2dBackward final : public Node {
     const auto& k = detail::fk();
     Tensor gx, gw, gb;
     if (needs_input_grad(0)) {
+      count_flops(conv_flops(sh_));
       gx = Tensor::empty(x.shape());
       Tensor wc = w.contiguous();
       k.f32_conv2d_backward_input(gx.data<float>(), gc.data<float>(), wc.data<float>(), sh_);
     }
     if (needs_input_grad(1) || needs_input_grad(2)) {
+      count_flops(conv_flops(sh_));
       Tensor xc = x.contiguous();
       gw = Tensor::empty(w.shape());
       if (has_bias_) gb = Tensor::empty({sh_.k});
@@ -70,6 +83,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   Tensor xc = x.detach().contiguous(), wc = weight.detach().contiguous(), bc;
   if (bias.defined()) bc = bias.detach().contiguous();
   Tensor y = Tensor::empty({sh.n, sh.k, sh.p(), sh.q()});
+  count_flops(conv_flops(sh));
   if (y.numel())
     detail::fk().f32_conv2d_forward(y.data<float>(), xc.data<float>(), wc.data<float>(),
                                     bias.defined() ? bc.data<float>() : nullptr, sh);

@@ -4,6 +4,7 @@
 #include "core/autograd.h"
 #include "core/detail.h"
 #include "core/ops.h"
+#include "core/profile.h"
 
 namespace lowbit {
 
@@ -35,6 +36,7 @@ void gemm2d(float* y, const Tensor& a, const Tensor& b) {
     std::fill(y, y + m * n, 0.0f);
     return;
   }
+  count_flops(2 * m * n * k);
   Tensor ka, kb;
   GemmOperand A = as_gemm_operand(a, ka), B = as_gemm_operand(b, kb);
   detail::fk().f32_gemm(y, n, A.ptr, A.ld, B.ptr, B.ld, A.trans, B.trans, 0.0f, m, n, k);

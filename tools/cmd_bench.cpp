@@ -5,11 +5,14 @@
 //   lowbit bench conv [--threads N] [--batch 32] [--reps 5] [--warmup 1]
 //                     [--path table|im2col] [--case NAME] [--json]
 //       lowbit::conv2d forward and forward+backward on the ResNet-18 shapes
+//   lowbit bench train [--model resnet20] [--width W] [--batch 128] [--steps 10] [--json]
+//       training step throughput, GFLOP/s and peak memory (bench/compare_train.py)
 #include <cstdio>
 #include <stdexcept>
 
 #include "bench/conv_bench.h"
 #include "bench/peak.h"
+#include "bench/train_bench.h"
 #include "kernels/kernels.h"
 #include "tools/cli.h"
 
@@ -37,6 +40,24 @@ int cmd_bench(const Args& a) {
     } catch (const std::invalid_argument& e) {
       throw UsageError(e.what());
     }
+    return 0;
+  }
+  if (what == "train") {
+    a.reject_unknown({"--model", "--width", "--small-input", "--batch", "--size", "--channels", "--classes", "--steps",
+                      "--warmup"});
+    bench::TrainBenchOptions o;
+    o.model = a.get("--model", o.model);
+    o.width = (float)a.get_double("--width", o.width);
+    o.small_input = a.has("--small-input");
+    o.batch = a.get_int("--batch", o.batch);
+    o.size = a.get_int("--size", o.size);
+    o.channels = a.get_int("--channels", o.channels);
+    o.classes = a.get_int("--classes", o.classes);
+    o.steps = (int)a.get_int("--steps", o.steps);
+    o.warmup = (int)a.get_int("--warmup", o.warmup);
+    o.json = a.has("--json");
+    if (o.batch < 1 || o.steps < 1 || o.warmup < 0) throw UsageError("--batch and --steps must be positive");
+    bench::run_train_bench(stdout, o);
     return 0;
   }
   throw UsageError(what.empty() ? "which benchmark? (peak or conv)"

@@ -1,0 +1,69 @@
+#include "bench/train_bench.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/profile.h"
+#include "kernels/kernels.h"
+#include "nn/models.h"
+#include "nn/optim.h"
+
+namespace lowbit::bench {
+
+void run_train_bench(std::FILE* out, const TrainBenchOptions& o) {
+  manual_seed(0);
+  nn::ModelConfig cfg;
+  cfg.in_channels = o.channels;
+  cfg.num_classes = o.classes;
+  cfg.width_mult = o.width;
+  cfg.small_input = o.small_input;
+  nn::ModulePtr model = nn::create_model(o.model, cfg);
+  model->train();
+  nn::SGD opt(nn::no_decay_groups(model->named_parameters(), 5e-4), {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4});
+  Tensor x = randn({o.batch, o.channels, o.size, o.size});
+  std::vector<int32_t> labels(o.batch);
+  for (int64_t i = 0; i < o.batch; ++i) labels[i] = (int32_t)(i % o.classes);
+  Tensor y = Tensor::from_vector_s32(labels, {o.batch});
+
+  auto step = [&] {
+    Tensor loss = cross_entropy(model->forward(x), y);
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  };
+  for (int i = 0; i < o.warmup; ++i) step();
+  std::vector<double> secs;
+  const int64_t f0 = op_counters().flops.load();
+  for (int i = 0; i < o.steps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    step();
+    secs.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const double flops_per_step = (double)(op_counters().flops.load() - f0) / o.steps;
+  std::vector<double> sorted = secs;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  const double rss_mb = (double)ru.ru_maxrss / 1024.0;  // Linux: kilobytes
+  const double ips = (double)o.batch / median, gflops = flops_per_step / median / 1e9;
+  if (o.json) {
+    std::fprintf(out,
+                 "{\"bench\":\"train\",\"framework\":\"lowbit\",\"model\":\"%s\",\"width\":%g,\"batch\":%lld,"
+                 "\"input\":[%lld,%lld,%lld],\"threads\":%d,\"step_ms\":%.3f,\"images_per_s\":%.1f,"
+                 "\"gflop_per_step\":%.4f,\"gflops\":%.2f,\"peak_rss_mb\":%.1f}\n",
+                 o.model.c_str(), o.width, (long long)o.batch, (long long)o.channels, (long long)o.size,
+                 (long long)o.size, kernels::num_threads(), median * 1e3, ips, flops_per_step / 1e9, gflops, rss_mb);
+  } else {
+    std::fprintf(out, "%s (width %g) batch %lld, %lldx%lldx%lld, %d threads: %.1f ms/step, %.0f img/s, %.1f GFLOP/s "
+                      "(%.3f GFLOP/step), peak RSS %.0f MB\n",
+                 o.model.c_str(), o.width, (long long)o.batch, (long long)o.channels, (long long)o.size,
+                 (long long)o.size, kernels::num_threads(), median * 1e3, ips, gflops, flops_per_step / 1e9, rss_mb);
+  }
+}
+
+}  // namespace lowbit::bench

@@ -1,0 +1,24 @@
+// Training throughput: images/s of forward + cross-entropy + backward + SGD
+// step on a fixed synthetic batch (so only compute is measured; the data
+// pipeline has its own benchmark), achieved GFLOP/s of the conv/matmul work
+// (counted by core/profile.h) and the process's peak resident memory.
+// bench/compare_train.py runs the same step in PyTorch in the same run.
+#pragma once
+#include <cstdio>
+#include <string>
+
+namespace lowbit::bench {
+
+struct TrainBenchOptions {
+  std::string model = "resnet20";
+  float width = 1.0f;         // mobilenet_v2
+  bool small_input = false;
+  int64_t batch = 128;
+  int64_t channels = 1, size = 28, classes = 10;
+  int warmup = 3, steps = 10;
+  bool json = false;
+};
+
+void run_train_bench(std::FILE* out, const TrainBenchOptions& o);
+
+}  // namespace lowbit::bench
