@@ -29,6 +29,7 @@ struct Dw512 {
                          const int32_t* col_off, const float* mult, const TileEpilogue& te, uint8_t* y) {
     const int nt = NT > 0 ? NT : ntaps_rt;
     const int ob = te.out == QOut::f32 ? 4 : 1;
+    const EpilogueConsts ec(te);
     int64_t c0 = 0;
     for (; c0 + 64 <= c; c0 += 64) {
       __m512i acc[4];
@@ -48,7 +49,7 @@ struct Dw512 {
 #pragma GCC unroll 4
       for (int u = 0; u < 4; ++u)
         store16_avx512(y + (c0 + 16 * u) * ob, acc[u], _mm512_loadu_si512(col_off + c0 + 16 * u),
-                       _mm512_loadu_ps(mult + c0 + 16 * u), te, 0xFFFF);
+                       _mm512_loadu_ps(mult + c0 + 16 * u), ec, 0xFFFF);
     }
     for (; c0 < c; c0 += 16) {
       const __mmask16 mask = tail_mask16(c - c0);
@@ -59,7 +60,7 @@ struct Dw512 {
         const __m512i xv = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, taps[t] + c0));
         acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, _mm512_load_si512(wb + t * 16)));
       }
-      store16_avx512(y + c0 * ob, acc, _mm512_loadu_si512(col_off + c0), _mm512_loadu_ps(mult + c0), te, mask);
+      store16_avx512(y + c0 * ob, acc, _mm512_loadu_si512(col_off + c0), _mm512_loadu_ps(mult + c0), ec, mask);
     }
   }
 

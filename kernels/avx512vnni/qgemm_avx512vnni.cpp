@@ -21,6 +21,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/avx512vnni/avx512vnni.h"
 #include "kernels/avx512vnni/qepilogue_avx512.h"
@@ -44,72 +45,134 @@ inline __m512i broadcast4(const uint8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// The microkernel for MR rows × 16·NV columns (NV zmm of W per K group).
+template <int kTileRows, int kVecs>
 struct Vnni512 {
   static constexpr Isa kIsa = Isa::avx512vnni;
-  static constexpr const char* kLayout = "avx512vnni 8x32c4";
-  static constexpr int64_t kMR = 8, kNR = 32, kKG = 4;
+  static const char* const kLayout;
+  static constexpr int64_t kMR = kTileRows, kNR = 16 * kVecs, kKG = 4;
+  static constexpr int NV = kVecs;
   using AElem = uint8_t;
 
   static size_t block_bytes(int64_t kpad) { return static_cast<size_t>(kpad * kNR); }
 
+  // Per K group: NV × 64 bytes, vector v holding channels 16v..16v+15, 4 k each.
   static void pack_block(uint8_t* dst, const int8_t* w, int64_t ldw, int64_t cols, int64_t k, int64_t kpad) {
     for (int64_t kg = 0; kg < kpad / 4; ++kg)
       for (int64_t j = 0; j < cols; ++j)
         for (int64_t t = 0; t < 4; ++t) {
           const int64_t kk = kg * 4 + t;
-          dst[kg * 128 + (j / 16) * 64 + (j % 16) * 4 + t] = kk < k ? static_cast<uint8_t>(w[j * ldw + kk]) : 0;
+          dst[kg * 4 * kNR + j * 4 + t] = kk < k ? static_cast<uint8_t>(w[j * ldw + kk]) : 0;
         }
   }
 
   template <int MR>
-  static void tile_mr(int64_t kpad, const uint8_t* const* rows, const uint8_t* b, const int32_t* col_off,
-                      const float* mult, const TileEpilogue& te, uint8_t* c, int64_t ldc_bytes) {
-    __m512i acc[MR][2];
-    const uint8_t* a[MR];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      acc[i][0] = acc[i][1] = _mm512_setzero_si512();
-      a[i] = rows[i];
-    }
-    for (int64_t kk = 0; kk < kpad; kk += 4) {
-      const __m512i b0 = _mm512_load_si512(b), b1 = _mm512_load_si512(b + 64);
-      b += 128;
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) {
-        const __m512i av = broadcast4(a[i] + kk);
-        acc[i][0] = dpbusd(acc[i][0], av, b0);
-        acc[i][1] = dpbusd(acc[i][1], av, b1);
-      }
-    }
+  static void epilogue(__m512i (&acc)[MR][NV], const int32_t* col_off, const float* mult, const TileEpilogue& te,
+                       uint8_t* c, int64_t ldc_bytes) {
     const int ob = te.out == QOut::f32 ? 4 : 1;
-#pragma GCC unroll 2
-    for (int j = 0; j < 2; ++j) {
+    const EpilogueConsts ec(te);
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
       const int valid = te.nr - 16 * j;
       if (valid <= 0) break;
       const __mmask16 mask = tail_mask16(valid);
       const __m512i off = _mm512_loadu_si512(col_off + 16 * j);
       const __m512 mu = _mm512_loadu_ps(mult + 16 * j);
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) store16_avx512(c + i * ldc_bytes + 16 * j * ob, acc[i][j], off, mu, te, mask);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) store16_avx512(c + i * ldc_bytes + 16 * j * ob, acc[i][j], off, mu, ec, mask);
+    }
+  }
+
+  // acc += the K groups [0, kpad) of rows a[0..MR) × the packed block b; returns b advanced.
+  template <int MR>
+  static const uint8_t* accumulate(__m512i (&acc)[MR][NV], const uint8_t* const* a, int64_t kpad,
+                                   const uint8_t* b) {
+    for (int64_t kk = 0; kk < kpad; kk += 4) {
+      __m512i bv[NV];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) bv[j] = _mm512_load_si512(b + 64 * j);
+      b += 64 * NV;
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) {
+        const __m512i av = broadcast4(a[i] + kk);
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[i][j] = dpbusd(acc[i][j], av, bv[j]);
+      }
+    }
+    return b;
+  }
+
+  template <int MR>
+  static void tile_mr(int64_t kpad, const uint8_t* const* rows, const uint8_t* b, const int32_t* col_off,
+                      const float* mult, const TileEpilogue& te, uint8_t* c, int64_t ldc_bytes) {
+    __m512i acc[MR][NV];
+    const uint8_t* a[MR];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_setzero_si512();
+      a[i] = rows[i];
+    }
+    accumulate<MR>(acc, a, kpad, b);
+    epilogue<MR>(acc, col_off, mult, te, c, ldc_bytes);
+  }
+
+  // Indirect A: for each tap, MR pointers to cg bytes.
+  template <int MR>
+  static void itile_mr(int64_t ntaps, int64_t cg, const uint8_t* const* ptrs, const uint8_t* b,
+                       const int32_t* col_off, const float* mult, const TileEpilogue& te, uint8_t* c,
+                       int64_t ldc_bytes) {
+    __m512i acc[MR][NV];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_setzero_si512();
+    for (int64_t t = 0; t < ntaps; ++t, ptrs += kMR) {
+      const uint8_t* a[MR];
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) a[i] = ptrs[i];
+      b = accumulate<MR>(acc, a, cg, b);
+    }
+    epilogue<MR>(acc, col_off, mult, te, c, ldc_bytes);
+  }
+
+  // Dispatch on the tile's row count (MR for all but the last tile).
+  template <int MR = kTileRows, class F>
+  static void with_rows(int mr, F&& f) {
+    if constexpr (MR == 1) {
+      f(std::integral_constant<int, 1>{});
+    } else {
+      if (mr == MR)
+        f(std::integral_constant<int, MR>{});
+      else
+        with_rows<MR - 1>(mr, f);
     }
   }
 
   static void tile(int mr, int64_t kpad, const uint8_t* const* rows, const uint8_t* b, const int32_t* col_off,
                    const float* mult, const TileEpilogue& te, uint8_t* c, int64_t ldc_bytes) {
-    switch (mr) {
-      case 8: tile_mr<8>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 7: tile_mr<7>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 6: tile_mr<6>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 5: tile_mr<5>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 4: tile_mr<4>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 3: tile_mr<3>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 2: tile_mr<2>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      default: tile_mr<1>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-    }
+    with_rows(mr, [&](auto m) { tile_mr<decltype(m)::value>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); });
+  }
+
+  static constexpr bool kIndirect = true;
+  static void tile_indirect(int mr, int64_t ntaps, int64_t cg, const uint8_t* const* ptrs, const uint8_t* b,
+                            const int32_t* col_off, const float* mult, const TileEpilogue& te, uint8_t* c,
+                            int64_t ldc_bytes) {
+    with_rows(mr, [&](auto m) {
+      itile_mr<decltype(m)::value>(ntaps, cg, ptrs, b, col_off, mult, te, c, ldc_bytes);
+    });
   }
 };
 
-using Driver = QGemmDriver<Vnni512>;
+#ifndef LOWBIT_VNNI512_MR
+#define LOWBIT_VNNI512_MR 8
+#define LOWBIT_VNNI512_NV 2
+#endif
+using Tile = Vnni512<LOWBIT_VNNI512_MR, LOWBIT_VNNI512_NV>;
+template <>
+const char* const Tile::kLayout = "avx512vnni tile c4";
+
+using Driver = QGemmDriver<Tile>;
 
 void qgemm_pack_avx512vnni(PackedQGemmWeights& out, const int8_t* w, int64_t n, int64_t k) {
   Driver::pack(out, w, n, k, 1);

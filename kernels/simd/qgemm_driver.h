@@ -13,6 +13,9 @@
 //                             int8_t (both read as raw bytes) or int16_t (pre-widened)
 //   pack_block(dst, w, ldw, cols, k, kpad)   one NR-column block of W (cols ≤ NR valid rows of W)
 //   block_bytes(kpad)         bytes of one packed block
+//   kIndirect, tile_indirect(mr, ntaps, cg, ptrs, b, …)   optional: the same tile with A
+//                             given as ntaps × MR pointers of cg AElems each (convolution
+//                             without im2col; cg a multiple of kKG)
 //   tile(mr, kpad, rows, b, col_off, mult, te, c, ldc_bytes)   microkernel: rows = mr row
 //                             pointers, each with kpad readable AElems (values past K are
 //                             multiplied by zero weights); col_off/mult: NR column values;
@@ -25,8 +28,12 @@
 // the zero point moved by the same 128, so (a − a_zp) is unchanged), or
 // widened to int16 (AVX2 and NEON, exact 16-bit multiplies). Convolution
 // builds the same rows by im2col into that block, the padding taps filled
-// with the input zero point (exactly zero after subtracting it). 1×1
-// convolutions without padding use the input pixels in place when they can.
+// with the input zero point (exactly zero after subtracting it); on paths
+// whose microkernel reads u8 directly, convolutions whose group width is a
+// whole number of K groups skip the copy and pass pointers to the input
+// pixels of every tap instead (an indirection buffer, as XNNPACK's IGEMM),
+// padding taps pointing at a pixel of zero points. 1×1 convolutions without
+// padding use the input pixels in place when they can.
 //
 // Blocking and threads: work items are (group, block of MC rows, slice of
 // the NR column blocks); each item prepares its A rows once and runs every
@@ -79,7 +86,7 @@ struct QGemmDriver {
   template <class Src>
   static void convert(AElem* dst, const Src* src, int64_t len) {
     if constexpr (std::is_same_v<AElem, Src>) {
-      std::memcpy(dst, src, static_cast<size_t>(len) * sizeof(AElem));
+      copy_bytes(reinterpret_cast<uint8_t*>(dst), reinterpret_cast<const uint8_t*>(src), len * int64_t{sizeof(AElem)});
     } else if constexpr (sizeof(AElem) == 1) {  // u8 ↔ s8: flip the sign bit
       const uint8_t* s = reinterpret_cast<const uint8_t*>(src);
       uint8_t* d = reinterpret_cast<uint8_t*>(dst);
@@ -88,6 +95,28 @@ struct QGemmDriver {
       for (int64_t i = 0; i < len; ++i) dst[i] = static_cast<AElem>(src[i]);
     }
   }
+  // memcpy for the short runs of im2col (a library call costs more than the
+  // copy): two overlapping fixed-size moves cover any n up to twice their size.
+  static void copy_bytes(uint8_t* dst, const uint8_t* src, int64_t n) {
+    if (n >= 32) {
+      std::memcpy(dst, src, static_cast<size_t>(n));
+    } else if (n >= 16) {
+      std::memcpy(dst, src, 16);
+      std::memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 8) {
+      std::memcpy(dst, src, 8);
+      std::memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4) {
+      std::memcpy(dst, src, 4);
+      std::memcpy(dst + n - 4, src + n - 4, 4);
+    } else {
+      for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+    }
+  }
+  static void fill(AElem* dst, AElem v, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = v;
+  }
+
   // The caller's zero point in AElem terms.
   template <class Src>
   static int32_t effective_zp(int32_t zp) {
@@ -101,6 +130,10 @@ struct QGemmDriver {
     return d;
   }
 
+  static std::vector<const AElem*>& row_pointers() {
+    static thread_local std::vector<const AElem*> s;
+    return s;
+  }
   // Per-thread block of prepared rows.
   static std::vector<AElem>& a_scratch() {
     static thread_local std::vector<AElem> s;
@@ -112,9 +145,12 @@ struct QGemmDriver {
   // rows_for(g, m0, count, scratch, out_ptrs) fills out_ptrs[0..count) with the A
   // rows m0.. of group g (in place or prepared into scratch, kpad AElems each);
   // out_row(m, g) is the first output element of row m, group g.
+  // With ntaps > 0 the A rows are indirect (XNNPACK's IGEMM): rows_for fills,
+  // per MR-row tile, ntaps × MR pointers (tap-major), each to k / ntaps
+  // consecutive AElems, and the microkernel is T::tile_indirect.
   template <class RowsFor, class OutRow>
   static void run(const PackedQGemmWeights& pw, const QuantEpilogue& ep, int32_t ezp, int64_t M, int64_t ldc,
-                  bool needs_scratch, RowsFor rows_for, OutRow out_row) {
+                  bool needs_scratch, int64_t ntaps, RowsFor rows_for, OutRow out_row) {
     const int64_t n = pw.n, k = pw.k, groups = pw.groups, kpad = round_up(k, kKG);
     const int64_t nblocks = (n + kNR - 1) / kNR, npad = nblocks * kNR;
     // Per-call column vectors, padded to whole blocks: bias − ezp·rowsum and the multiplier.
@@ -152,7 +188,10 @@ struct QGemmDriver {
         if (s.size() < static_cast<size_t>(mc * kpad)) s.resize(static_cast<size_t>(mc * kpad));
         scratch = s.data();
       }
-      const AElem* rows[kMaxRows];
+      std::vector<const AElem*>& rv = row_pointers();
+      const size_t nptr = static_cast<size_t>(ntaps > 0 ? round_up(mcur, kMR) * ntaps : mcur);
+      if (rv.size() < nptr) rv.resize(nptr);
+      const AElem** rows = rv.data();
       rows_for(g, m0, mcur, scratch, rows);
       const int64_t nb0 = nblocks * sl / slices, nb1 = nblocks * (sl + 1) / slices;
       for (int64_t nb = nb0; nb < nb1; ++nb) {
@@ -163,6 +202,12 @@ struct QGemmDriver {
         for (int64_t i = 0; i < mcur; i += kMR) {
           const int mr = static_cast<int>(std::min(kMR, mcur - i));
           uint8_t* c = static_cast<uint8_t*>(out_row(m0 + i, g)) + nb * kNR * ob;
+          if constexpr (T::kIndirect) {
+            if (ntaps > 0) {
+              T::tile_indirect(mr, ntaps, k / ntaps, rows + i * ntaps, b, co, mu, te, c, ldc * ob);
+              continue;
+            }
+          }
           T::tile(mr, kpad, rows + i, b, co, mu, te, c, ldc * ob);
         }
       }
@@ -181,7 +226,7 @@ struct QGemmDriver {
     const bool in_place = std::is_same_v<AElem, Src> && k == kpad;
     const int64_t ob = int8::out_bytes(ep.out);
     run(
-        pw, ep, effective_zp<Src>(a_zp), m, ldc, !in_place,
+        pw, ep, effective_zp<Src>(a_zp), m, ldc, !in_place, 0,
         [&](int64_t, int64_t m0, int64_t count, AElem* scratch, const AElem** rows) {
           for (int64_t i = 0; i < count; ++i) {
             const Src* src = a + (m0 + i) * lda;
@@ -205,6 +250,98 @@ struct QGemmDriver {
     pack(out.w, w, kg, rsc, sh.groups);
   }
 
+  // The A rows of a convolution: row m is output pixel m (over N·P·Q), its
+  // R·S·Cg values in (r, s, c) order, padding taps = the zero point. Sizes are
+  // copied into locals before the loops: the byte stores would otherwise
+  // force the compiler to reload every field after each store (char aliasing).
+  struct Im2col {
+    const uint8_t* x;
+    int64_t h, w, c, cg, r, s, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, P, Q, kpad;
+    AElem pad_value;
+    bool in_place;         // 1×1 without padding, native A type: rows are the input pixels
+    bool contiguous_taps;  // no dilation, one group: the S taps of a filter row are S·C consecutive bytes
+
+    void build(int64_t g, int64_t m0, int64_t count, AElem* scratch, const AElem** rows) const {
+      const int64_t H = h, W = w, C = c, Cg = cg, R = r, S = s, sh = stride_h, sw = stride_w, ph = pad_h,
+                    pw = pad_w, dh = dil_h, dw = dil_w, NP = P, NQ = Q, KP = kpad;
+      const AElem pad = pad_value;
+      const uint8_t* const xg = x + g * Cg;
+      int64_t b = m0 / (NP * NQ), p = m0 / NQ % NP, q = m0 % NQ;
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t h0 = p * sh - ph, w0 = q * sw - pw;
+        const uint8_t* img = xg + b * H * W * C;
+        if (in_place) {
+          rows[i] = reinterpret_cast<const AElem*>(img + (h0 * W + w0) * C);
+        } else {
+          AElem* d = scratch + i * KP;
+          rows[i] = d;
+          const int64_t s_lo = std::clamp<int64_t>(-w0, 0, S), s_hi = std::clamp<int64_t>(W - w0, s_lo, S);
+          for (int64_t rr = 0; rr < R; ++rr, d += S * Cg) {
+            const int64_t ih = h0 + rr * dh;
+            if (ih < 0 || ih >= H) {
+              fill(d, pad, S * Cg);
+            } else if (contiguous_taps) {
+              const uint8_t* src = img + (ih * W + w0) * C;
+              fill(d, pad, s_lo * Cg);
+              convert(d + s_lo * Cg, src + s_lo * C, (s_hi - s_lo) * Cg);
+              fill(d + s_hi * Cg, pad, (S - s_hi) * Cg);
+            } else {
+              for (int64_t ss = 0; ss < S; ++ss) {
+                const int64_t iw = w0 + ss * dw;
+                if (iw >= 0 && iw < W)
+                  convert(d + ss * Cg, img + (ih * W + iw) * C, Cg);
+                else
+                  fill(d + ss * Cg, pad, Cg);
+              }
+            }
+          }
+          fill(d, AElem{0}, rows[i] + KP - d);
+        }
+        if (++q == NQ) {
+          q = 0;
+          if (++p == NP) {
+            p = 0;
+            ++b;
+          }
+        }
+      }
+    }
+  };
+
+  // Indirect A rows of a convolution: per MR-row tile, R·S × MR pointers to
+  // input pixels (channel g·Cg), or to a pixel of zero points in the padding.
+  struct Indirection {
+    const Im2col& im;
+    const AElem* zero;
+    void build(int64_t g, int64_t m0, int64_t count, const AElem** ptrs) const {
+      const int64_t H = im.h, W = im.w, C = im.c, R = im.r, S = im.s, sh = im.stride_h, sw = im.stride_w,
+                    ph = im.pad_h, pw = im.pad_w, dh = im.dil_h, dw = im.dil_w, NP = im.P, NQ = im.Q, RS = R * S;
+      const uint8_t* const xg = im.x + g * im.cg;
+      int64_t b = m0 / (NP * NQ), p = m0 / NQ % NP, q = m0 % NQ;
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t h0 = p * sh - ph, w0 = q * sw - pw;
+        const uint8_t* img = xg + b * H * W * C;
+        const AElem** dst = ptrs + (i / kMR) * kMR * RS + i % kMR;
+        for (int64_t rr = 0; rr < R; ++rr) {
+          const int64_t ih = h0 + rr * dh;
+          for (int64_t ss = 0; ss < S; ++ss) {
+            const int64_t iw = w0 + ss * dw;
+            dst[(rr * S + ss) * kMR] = ih >= 0 && ih < H && iw >= 0 && iw < W
+                                           ? reinterpret_cast<const AElem*>(img + (ih * W + iw) * C)
+                                           : zero;
+          }
+        }
+        if (++q == NQ) {
+          q = 0;
+          if (++p == NP) {
+            p = 0;
+            ++b;
+          }
+        }
+      }
+    }
+  };
+
   static void conv(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& pw, const QuantEpilogue& ep,
                    const QConv2dShape& sh, const char* who) {
     int8::check_conv_packed(pw, sh, T::kIsa, who);
@@ -215,40 +352,21 @@ struct QGemmDriver {
     const int64_t k = pw.w.k, kpad = round_up(k, kKG);
     const bool pointwise = sh.r == 1 && sh.s == 1 && sh.pad_h == 0 && sh.pad_w == 0;
     const bool in_place = pointwise && std::is_same_v<AElem, uint8_t> && k == kpad;
-    const AElem pad_value = converted(static_cast<uint8_t>(x_zp));
+    const Im2col im{x, sh.h, sh.w, sh.c, cg, sh.r, sh.s, sh.stride_h, sh.stride_w, sh.pad_h, sh.pad_w, sh.dil_h,
+                    sh.dil_w, P, Q, kpad, converted(static_cast<uint8_t>(x_zp)), in_place,
+                    sh.dil_w == 1 && sh.groups == 1};
     const int64_t ob = int8::out_bytes(ep.out), kg = sh.k / sh.groups;
+    // Indirect (no im2col copy) when the microkernel reads u8 rows and every tap is whole K groups.
+    const bool indirect = T::kIndirect && std::is_same_v<AElem, uint8_t> && !in_place && cg % kKG == 0;
+    std::vector<uint8_t> zero_pixel(indirect ? static_cast<size_t>(cg) : 0, static_cast<uint8_t>(x_zp));
+    const Indirection ind{im, reinterpret_cast<const AElem*>(zero_pixel.data())};
     run(
-        pw.w, ep, effective_zp<uint8_t>(x_zp), M, sh.k, !in_place,
-        [&](int64_t g, int64_t m0, int64_t count, AElem* scratch, const AElem** rows) {
-          int64_t b = m0 / (P * Q), p = m0 / Q % P, q = m0 % Q;
-          for (int64_t i = 0; i < count; ++i) {
-            const int64_t h0 = p * sh.stride_h - sh.pad_h, w0 = q * sh.stride_w - sh.pad_w;
-            const uint8_t* img = x + b * sh.h * sh.w * sh.c + g * cg;
-            if (in_place) {
-              rows[i] = reinterpret_cast<const AElem*>(img + (h0 * sh.w + w0) * sh.c);
-            } else {
-              AElem* d = scratch + i * kpad;
-              for (int64_t r = 0; r < sh.r; ++r) {
-                const int64_t ih = h0 + r * sh.dil_h;
-                for (int64_t s = 0; s < sh.s; ++s, d += cg) {
-                  const int64_t iw = w0 + s * sh.dil_w;
-                  if (ih >= 0 && ih < sh.h && iw >= 0 && iw < sh.w)
-                    convert(d, img + (ih * sh.w + iw) * sh.c, cg);
-                  else
-                    std::fill(d, d + cg, pad_value);
-                }
-              }
-              std::fill(d, scratch + i * kpad + kpad, AElem{0});
-              rows[i] = scratch + i * kpad;
-            }
-            if (++q == Q) {
-              q = 0;
-              if (++p == P) {
-                p = 0;
-                ++b;
-              }
-            }
-          }
+        pw.w, ep, effective_zp<uint8_t>(x_zp), M, sh.k, !in_place && !indirect, indirect ? sh.r * sh.s : 0,
+        [&im, &ind, indirect](int64_t g, int64_t m0, int64_t count, AElem* scratch, const AElem** rows) {
+          if (indirect)
+            ind.build(g, m0, count, rows);
+          else
+            im.build(g, m0, count, scratch, rows);
         },
         [&](int64_t row, int64_t g) {
           return static_cast<void*>(static_cast<uint8_t*>(y) + (row * sh.k + g * kg) * ob);
