@@ -1,7 +1,8 @@
 // Transforms: plain loops over one contiguous C×H×W image. Each follows
-// torchvision v0.14's tensor code path step by step (including its float32
-// evaluation order where that decides the last bit), so the golden fixtures
-// from tools/make_fixtures.py --transforms match to rounding.
+// torchvision v0.14's tensor code path step by step, in float32 as it does,
+// so the golden fixtures from tools/make_fixtures.py --transforms match
+// exactly (ToTensor, Normalize, CenterCrop, Grayscale) or within one ulp
+// (Resize).
 #include "data/transforms.h"
 
 #include <algorithm>
@@ -53,11 +54,11 @@ void crop_impl(const T* src, T* dst, int64_t C, int64_t H, int64_t W, int64_t to
   }
 }
 
-// PyTorch's upsample_bilinear2d (CPU, v1.13), align_corners=False, to the
-// last bit: scale = in/out in float; the source index scale·(dst + 0.5) − 0.5
-// (clamped at 0) and the weights in double (the CPU acc_type of float), the
-// weights then stored as float; a dimension whose size does not change is
-// copied. Measured against F.interpolate by tools/make_fixtures.py --transforms.
+// PyTorch's upsample_bilinear2d (CPU, v1.13), align_corners=False: scale =
+// in/out in float; the source index scale·(dst + 0.5) − 0.5 (clamped at 0)
+// and the weights in double (the CPU acc_type of float), the weights then
+// stored as float; a dimension whose size does not change is copied. These
+// indices and weights are PyTorch's exactly (checked against F.interpolate).
 struct Taps {
   std::vector<int64_t> i0, i1;
   std::vector<float> w0, w1;
@@ -99,9 +100,11 @@ void resize_impl(const T* src, T* dst, int64_t C, int64_t H, int64_t W, int64_t 
       T* d = dst + (c * oh + y) * ow;
       for (int64_t x = 0; x < ow; ++x) {
         // PyTorch's Interpolate<2>: along the row first, then between rows,
-        // each `a * w0 + b * w1`, which its AVX2/NEON builds contract to
-        // fma(a, w0, b * w1). The explicit fma keeps u8 rounding at .5 ties
-        // identical to PyTorch's.
+        // each `a * w0 + b * w1`. Its compiled kernels contract these to
+        // fmas in a way that varies with the shape; fma(a, w0, b * w1) is
+        // the contraction that matches most often: on the fixture every
+        // downscale is bit-identical, the rest within one ulp, and u8
+        // results (rounded half to even) identical.
         const float t0 = std::fma((float)r0[tx.i0[x]], tx.w0[x], (float)r0[tx.i1[x]] * tx.w1[x]);
         const float t1 = std::fma((float)r1[tx.i0[x]], tx.w0[x], (float)r1[tx.i1[x]] * tx.w1[x]);
         const float v = std::fma(t0, ty.w0[y], t1 * ty.w1[y]);

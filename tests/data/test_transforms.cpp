@@ -41,8 +41,9 @@ std::vector<float> floats(const std::string& s) {
 }
 int64_t param(const std::string& c, const std::string& k) { return std::stoll(fixture().metadata.at(c + "." + k)); }
 
-// Relative error ≤ 1e-5 for f32 (the math is the same float32 sequence as
-// PyTorch's; the margin covers libm and compiler differences); u8 exact.
+// f32: relative error ≤ 1e-6 (Resize differs from PyTorch by at most one
+// ulp, where PyTorch's compiled kernel contracted a*w0 + b*w1 to an fma
+// differently; the other transforms are exact); u8: identical.
 void check_close(const Tensor& got, const Tensor& want, const std::string& what) {
   INFO(what);
   REQUIRE(got.shape() == want.shape());
@@ -56,7 +57,7 @@ void check_close(const Tensor& got, const Tensor& want, const std::string& what)
   if (got.dtype() == DType::u8)
     CHECK(worst == 0.0);
   else
-    CHECK(worst <= 1e-5);
+    CHECK(worst <= 1e-6);
 }
 
 Tensor image_f32(int64_t c, int64_t h, int64_t w) {
