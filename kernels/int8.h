@@ -94,6 +94,10 @@ struct QConv2dShape {
 struct PackedQConvWeights {
   int64_t c = 0, k = 0, r = 0, s = 0, groups = 0;
   bool depthwise = false;
+  // Path-specific: when > 0, the reduction is stored per filter row, the S·C
+  // values of each row padded with zero weights to row_segment (a whole number
+  // of the path's K groups), so a row can be read straight from the input.
+  int64_t row_segment = 0;
   PackedQGemmWeights w;
 };
 

@@ -1,5 +1,5 @@
 // The int8 depthwise convolution driver (groups = C = K), written once and
-// instantiated per ISA with that ISA's pixel kernel. Include only from an ISA
+// instantiated per ISA with that ISA's row kernel. Include only from an ISA
 // folder's .cpp; internal linkage; no intrinsics.
 //
 // Depthwise convolution does R·S multiply-adds per output value and reads
@@ -11,17 +11,16 @@
 // filled with the input zero point, so
 //   acc[c] = Σ_t x_t[c]·w_t[c] + (bias[c] − x_zp·Σ_t w_t[c])
 // is exact for border pixels too. Any filter size, stride, padding and
-// dilation works; the pixel kernels unroll 3×3 and 5×5.
+// dilation works; the row kernels unroll 3×3 and 5×5.
 //
 // Traits:
-//   kIsa, kLayout, kCB        path, layout name, channels per block
-//   WElem                     packed weight element (e.g. int32 for vpmulld, int16)
-//   pixel(ntaps, taps, w, c, col_off, mult, te, y)   one output pixel, all c channels;
-//                             taps[t] points at channel 0 of an input pixel (or the zero-point
-//                             row, which has round_up(c, kCB) bytes); w is the packed layout
-//                             below; col_off/mult hold round_up(c, kCB) values.
-// Packed layout: for each block of kCB channels, R·S taps of kCB WElems
-// (channels past C are zero).
+//   kIsa, kLayout             path and layout name
+//   kCB                       channels per block (the zero-point row is padded to a multiple)
+//   packed_bytes(c, ntaps), pack(dst, w, c, ntaps)   the path's weight layout (w: C × R·S)
+//   row(ntaps, taps, nq, w, c, col_off, mult, te, y)   nq output pixels of one output row:
+//                             taps[q·ntaps + t] points at channel 0 of the input pixel of tap t
+//                             of pixel q (or at the zero-point row); y is pixel 0's output,
+//                             pixels are c elements apart; col_off/mult hold C values.
 #pragma once
 #include <algorithm>
 #include <vector>
@@ -35,22 +34,14 @@ namespace {
 
 template <class T>
 struct QDwDriver {
-  using WElem = typename T::WElem;
   static constexpr int64_t kCB = T::kCB;
 
   static void pack(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) {
     int8::init_conv_header(out, sh);
-    const int64_t rs = sh.r * sh.s, cblocks = (sh.c + kCB - 1) / kCB;
+    const int64_t rs = sh.r * sh.s;
     // W is C × R·S (one filter per channel): a GEMM of n = C rows, k = R·S, for the row sums.
-    int8::init_packed(out.w, T::kIsa, T::kLayout, w, sh.c, rs, 1,
-                      static_cast<size_t>(cblocks * rs * kCB) * sizeof(WElem));
-    WElem* dst = reinterpret_cast<WElem*>(out.w.data.data());
-    for (int64_t cb = 0; cb < cblocks; ++cb)
-      for (int64_t t = 0; t < rs; ++t)
-        for (int64_t j = 0; j < kCB; ++j) {
-          const int64_t ch = cb * kCB + j;
-          dst[(cb * rs + t) * kCB + j] = ch < sh.c ? static_cast<WElem>(w[ch * rs + t]) : WElem{0};
-        }
+    int8::init_packed(out.w, T::kIsa, T::kLayout, w, sh.c, rs, 1, T::packed_bytes(sh.c, rs));
+    T::pack(out.w.data.data(), w, sh.c, rs);
   }
 
   static void conv(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& pw, const QuantEpilogue& ep,
@@ -67,29 +58,34 @@ struct QDwDriver {
       mult[static_cast<size_t>(j)] = ep.multiplier[ep.per_channel ? j : 0];
     }
     const std::vector<uint8_t> zero_row(static_cast<size_t>(cpad), static_cast<uint8_t>(x_zp));
-    const WElem* w = reinterpret_cast<const WElem*>(pw.w.data.data());
+    const uint8_t* w = pw.w.data.data();
     const TileEpilogue te{ep.out, ep.out_zp, ep.qmin, ep.qmax, 0};
     const int64_t ob = int8::out_bytes(ep.out);
     const int64_t work = sh.n * P * Q * c * rs;
     const int threads = work >= (1 << 16) ? num_threads() : 1;
+    const int64_t H = sh.h, W = sh.w, R = sh.r, S = sh.s, sth = sh.stride_h, stw = sh.stride_w, ph = sh.pad_h,
+                  pwd = sh.pad_w, dh = sh.dil_h, dw = sh.dil_w;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (int64_t row = 0; row < sh.n * P; ++row) {
       const int64_t b = row / P, p = row % P;
-      std::vector<const uint8_t*> taps(static_cast<size_t>(rs));
-      const uint8_t* img = x + b * sh.h * sh.w * c;
-      for (int64_t q = 0; q < Q; ++q) {
-        const int64_t h0 = p * sh.stride_h - sh.pad_h, w0 = q * sh.stride_w - sh.pad_w;
-        for (int64_t r = 0; r < sh.r; ++r) {
-          const int64_t ih = h0 + r * sh.dil_h;
-          for (int64_t s = 0; s < sh.s; ++s) {
-            const int64_t iw = w0 + s * sh.dil_w;
-            taps[static_cast<size_t>(r * sh.s + s)] =
-                ih >= 0 && ih < sh.h && iw >= 0 && iw < sh.w ? img + (ih * sh.w + iw) * c : zero_row.data();
-          }
+      static thread_local std::vector<const uint8_t*> taps;
+      if (taps.size() < static_cast<size_t>(Q * rs)) taps.resize(static_cast<size_t>(Q * rs));
+      const uint8_t** tp = taps.data();  // (thread_local access is a call in PIC code: once per row)
+      const uint8_t* img = x + b * H * W * c;
+      const uint8_t* zero = zero_row.data();
+      const int64_t h0 = p * sth - ph;
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t ih = h0 + r * dh;
+        const uint8_t* in_row = ih >= 0 && ih < H ? img + ih * W * c : nullptr;
+        for (int64_t s = 0; s < S; ++s) {
+          const uint8_t** t = tp + r * S + s;
+          int64_t iw = s * dw - pwd;
+          for (int64_t q = 0; q < Q; ++q, iw += stw, t += rs)
+            *t = in_row && iw >= 0 && iw < W ? in_row + iw * c : zero;
         }
-        T::pixel(static_cast<int>(rs), taps.data(), w, c, off.data(), mult.data(), te,
-                 static_cast<uint8_t*>(y) + ((row * Q + q) * c) * ob);
       }
+      T::row(static_cast<int>(rs), tp, Q, w, c, off.data(), mult.data(), te,
+             static_cast<uint8_t*>(y) + row * Q * c * ob);
     }
   }
 };

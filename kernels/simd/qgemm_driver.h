@@ -44,6 +44,8 @@
 #pragma once
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -244,10 +246,29 @@ struct QGemmDriver {
   }
 
   // ---- convolution -----------------------------------------------------------------
+  // Convolutions whose channels are not whole K groups (the RGB stem, C = 3)
+  // get per-filter-row segments on indirect paths: the S·C input bytes of a
+  // filter row are contiguous (NHWC), so each row is one indirect "tap" of
+  // round_up(S·C, K group) bytes, the extra bytes meeting zero weights.
+  static bool use_row_segments(const QConv2dShape& sh) {
+    return T::kIndirect && std::is_same_v<AElem, uint8_t> && sh.groups == 1 && sh.c % kKG != 0;
+  }
+
   static void conv_pack(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) {
     int8::init_conv_header(out, sh);
     const int64_t kg = sh.k / sh.groups, rsc = sh.r * sh.s * (sh.c / sh.groups);
-    pack(out.w, w, kg, rsc, sh.groups);
+    if (!use_row_segments(sh)) {
+      pack(out.w, w, kg, rsc, sh.groups);
+      return;
+    }
+    const int64_t sc = sh.s * sh.c, seg = round_up(sc, kKG);
+    std::vector<int8_t> padded(static_cast<size_t>(kg * sh.r * seg), 0);
+    for (int64_t j = 0; j < kg; ++j)
+      for (int64_t r = 0; r < sh.r; ++r)
+        std::memcpy(&padded[static_cast<size_t>((j * sh.r + r) * seg)], w + (j * sh.r + r) * sc,
+                    static_cast<size_t>(sc));
+    pack(out.w, padded.data(), kg, sh.r * seg, 1);
+    out.row_segment = seg;
   }
 
   // The A rows of a convolution: row m is output pixel m (over N·P·Q), its
@@ -257,13 +278,14 @@ struct QGemmDriver {
   struct Im2col {
     const uint8_t* x;
     int64_t h, w, c, cg, r, s, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, P, Q, kpad;
+    int64_t seg;  // values per filter row in a row of A: S·Cg, or the padded row segment
     AElem pad_value;
     bool in_place;         // 1×1 without padding, native A type: rows are the input pixels
     bool contiguous_taps;  // no dilation, one group: the S taps of a filter row are S·C consecutive bytes
 
     void build(int64_t g, int64_t m0, int64_t count, AElem* scratch, const AElem** rows) const {
       const int64_t H = h, W = w, C = c, Cg = cg, R = r, S = s, sh = stride_h, sw = stride_w, ph = pad_h,
-                    pw = pad_w, dh = dil_h, dw = dil_w, NP = P, NQ = Q, KP = kpad;
+                    pw = pad_w, dh = dil_h, dw = dil_w, NP = P, NQ = Q, KP = kpad, SEG = seg;
       const AElem pad = pad_value;
       const uint8_t* const xg = x + g * Cg;
       int64_t b = m0 / (NP * NQ), p = m0 / NQ % NP, q = m0 % NQ;
@@ -276,7 +298,8 @@ struct QGemmDriver {
           AElem* d = scratch + i * KP;
           rows[i] = d;
           const int64_t s_lo = std::clamp<int64_t>(-w0, 0, S), s_hi = std::clamp<int64_t>(W - w0, s_lo, S);
-          for (int64_t rr = 0; rr < R; ++rr, d += S * Cg) {
+          for (int64_t rr = 0; rr < R; ++rr, d += SEG) {
+            fill(d + S * Cg, AElem{0}, SEG - S * Cg);
             const int64_t ih = h0 + rr * dh;
             if (ih < 0 || ih >= H) {
               fill(d, pad, S * Cg);
@@ -342,6 +365,51 @@ struct QGemmDriver {
     }
   };
 
+  // Indirect A rows by filter row (dil_w = 1, one group):
+  // per MR-row tile, R × MR pointers to the S·C bytes of a filter row read in
+  // place, or, where the row leaves the input (left/right padding, or its
+  // padded segment would run past the end of x), to a copy in scratch.
+  struct SegmentIndirection {
+    const Im2col& im;
+    const AElem* zero;  // a segment of zero points (rows above/below the input)
+    int64_t x_bytes;    // N·H·W·C
+    void build(int64_t m0, int64_t count, AElem* scratch, const AElem** ptrs) const {
+      const int64_t H = im.h, W = im.w, C = im.c, R = im.r, S = im.s, sh = im.stride_h, sw = im.stride_w,
+                    ph = im.pad_h, pw = im.pad_w, dh = im.dil_h, NP = im.P, NQ = im.Q, SEG = im.seg, SC = S * C,
+                    KP = im.kpad, XB = x_bytes;
+      const AElem pad = im.pad_value;
+      int64_t b = m0 / (NP * NQ), p = m0 / NQ % NP, q = m0 % NQ;
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t h0 = p * sh - ph, w0 = q * sw - pw;
+        const AElem** dst = ptrs + (i / kMR) * kMR * R + i % kMR;
+        for (int64_t rr = 0; rr < R; ++rr) {
+          const int64_t ih = h0 + rr * dh;
+          const int64_t at = ((b * H + ih) * W + w0) * C;
+          if (ih < 0 || ih >= H) {
+            dst[rr * kMR] = zero;
+          } else if (w0 >= 0 && w0 + S <= W && at + SEG <= XB) {
+            dst[rr * kMR] = reinterpret_cast<const AElem*>(im.x + at);
+          } else {
+            AElem* d = scratch + i * KP + rr * SEG;
+            const int64_t s_lo = std::clamp<int64_t>(-w0, 0, S), s_hi = std::clamp<int64_t>(W - w0, s_lo, S);
+            fill(d, pad, s_lo * C);
+            convert(d + s_lo * C, im.x + at + s_lo * C, (s_hi - s_lo) * C);
+            fill(d + s_hi * C, pad, (S - s_hi) * C);
+            fill(d + SC, AElem{0}, SEG - SC);
+            dst[rr * kMR] = d;
+          }
+        }
+        if (++q == NQ) {
+          q = 0;
+          if (++p == NP) {
+            p = 0;
+            ++b;
+          }
+        }
+      }
+    }
+  };
+
   static void conv(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& pw, const QuantEpilogue& ep,
                    const QConv2dShape& sh, const char* who) {
     int8::check_conv_packed(pw, sh, T::kIsa, who);
@@ -351,20 +419,34 @@ struct QGemmDriver {
     const int64_t cg = sh.c / sh.groups, P = sh.p(), Q = sh.q(), M = sh.n * P * Q;
     const int64_t k = pw.w.k, kpad = round_up(k, kKG);
     const bool pointwise = sh.r == 1 && sh.s == 1 && sh.pad_h == 0 && sh.pad_w == 0;
-    const bool in_place = pointwise && std::is_same_v<AElem, uint8_t> && k == kpad;
+    const bool in_place = pointwise && std::is_same_v<AElem, uint8_t> && k == kpad && pw.row_segment == 0;
+    const int64_t seg = pw.row_segment > 0 ? pw.row_segment : sh.s * cg;
+    if (pw.row_segment > 0 && (pw.row_segment < sh.s * cg || sh.r * pw.row_segment != k))
+      throw std::invalid_argument(std::string(who) + ": packed row segments do not match the filter");
     const Im2col im{x, sh.h, sh.w, sh.c, cg, sh.r, sh.s, sh.stride_h, sh.stride_w, sh.pad_h, sh.pad_w, sh.dil_h,
-                    sh.dil_w, P, Q, kpad, converted(static_cast<uint8_t>(x_zp)), in_place,
-                    sh.dil_w == 1 && sh.groups == 1};
+                    sh.dil_w, P, Q, kpad, seg, converted(static_cast<uint8_t>(x_zp)), in_place,
+                    sh.dil_w == 1 && sh.groups == 1 && pw.row_segment == 0};
     const int64_t ob = int8::out_bytes(ep.out), kg = sh.k / sh.groups;
-    // Indirect (no im2col copy) when the microkernel reads u8 rows and every tap is whole K groups.
-    const bool indirect = T::kIndirect && std::is_same_v<AElem, uint8_t> && !in_place && cg % kKG == 0;
-    std::vector<uint8_t> zero_pixel(indirect ? static_cast<size_t>(cg) : 0, static_cast<uint8_t>(x_zp));
+    // Indirect (no im2col copy) when the microkernel reads u8 rows and every tap is whole K groups,
+    // or every filter row is a padded segment (and no dilation breaks the rows apart).
+    // Preferred: one pointer per filter row (its S·C input bytes are contiguous
+    // without dilation in one group), then one per tap; else im2col.
+    const bool u8_rows = T::kIndirect && std::is_same_v<AElem, uint8_t> && !in_place;
+    const bool segments = u8_rows && sh.groups == 1 && sh.dil_w == 1 && seg % kKG == 0;
+    const bool indirect = u8_rows && !segments && pw.row_segment == 0 && cg % kKG == 0;
+    std::vector<uint8_t> zero_pixel(indirect || segments ? static_cast<size_t>(std::max(cg, seg)) : 0,
+                                    static_cast<uint8_t>(x_zp));
     const Indirection ind{im, reinterpret_cast<const AElem*>(zero_pixel.data())};
+    const SegmentIndirection sind{im, reinterpret_cast<const AElem*>(zero_pixel.data()), sh.n * sh.h * sh.w * sh.c};
     run(
-        pw.w, ep, effective_zp<uint8_t>(x_zp), M, sh.k, !in_place && !indirect, indirect ? sh.r * sh.s : 0,
-        [&im, &ind, indirect](int64_t g, int64_t m0, int64_t count, AElem* scratch, const AElem** rows) {
+        pw.w, ep, effective_zp<uint8_t>(x_zp), M, sh.k, !in_place && !indirect,
+        indirect ? sh.r * sh.s : (segments ? sh.r : 0),
+        [&im, &ind, &sind, indirect, segments](int64_t g, int64_t m0, int64_t count, AElem* scratch,
+                                               const AElem** rows) {
           if (indirect)
             ind.build(g, m0, count, rows);
+          else if (segments)
+            sind.build(m0, count, scratch, rows);
           else
             im.build(g, m0, count, scratch, rows);
         },
