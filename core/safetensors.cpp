@@ -35,14 +35,21 @@ constexpr int kMaxJsonDepth = 64;
 
 // ---- JSON value and parser ----------------------------------------------------
 
+struct JsonMember;  // defined after Json: a member holds a Json by value
+
 struct Json {
   enum class Kind { null, boolean, number, string, array, object };
   Kind kind = Kind::null;
   bool boolean = false;
   std::string text;  // string value, or the number literal as written
   std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;  // in file order; duplicates kept
+  std::vector<JsonMember> members;  // in file order; duplicates kept
   size_t pos = 0;  // byte offset of the value in the header, for error messages
+};
+
+struct JsonMember {
+  std::string key;
+  Json value;
 };
 
 const char* kind_name(Json::Kind k) {
@@ -113,7 +120,7 @@ class JsonParser {
         expect(':');
         skip_ws();
         Json member = parse_value(depth + 1);
-        v.members.emplace_back(std::move(key), std::move(member));
+        v.members.push_back(JsonMember{std::move(key), std::move(member)});
         skip_ws();
         if (pos_ < s_.size() && s_[pos_] == ',') { ++pos_; continue; }
         expect('}');
