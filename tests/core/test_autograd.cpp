@@ -6,20 +6,10 @@
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "tests/test_util.h"
 
 using namespace lowbit;
-
-namespace {
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-}  // namespace
+using lowbit::testing::error_of;
 
 TEST_CASE("backward accumulates into leaves across calls") {
   Tensor x = Tensor::from_vector({1, 2, 3}, {3}).set_requires_grad();

@@ -7,9 +7,11 @@
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "tests/test_util.h"
 #include "tests/gradcheck.h"
 
 using namespace lowbit;
+using lowbit::testing::error_of;
 using lowbit::testing::distinct_values;
 using lowbit::testing::gradcheck;
 using lowbit::testing::GradcheckOptions;
@@ -30,15 +32,6 @@ Tensor positive(const Shape& s, uint64_t seed, float lo = 0.5f, float hi = 2.0f)
 
 std::vector<float> vals(const Tensor& t) { return t.to_vector(); }
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 #define CHECK_GRAD(...)                       \
   do {                                        \

@@ -4,20 +4,13 @@
 
 #include "core/autograd.h"
 #include "nn/models.h"
+#include "tests/test_util.h"
 
 using namespace lowbit;
+using lowbit::testing::error_of;
 using namespace lowbit::nn;
 
 namespace {
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 bool has_key(const NamedTensors& sd, const std::string& k) {
   for (auto& [n, t] : sd)
     if (n == k) return true;
