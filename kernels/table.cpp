@@ -15,6 +15,9 @@
 #if defined(LOWBIT_BUILT_AVX2)
 #include "kernels/avx2/avx2.h"
 #endif
+#if defined(LOWBIT_BUILT_AVXVNNI)
+#include "kernels/avxvnni/avxvnni.h"
+#endif
 #if defined(LOWBIT_BUILT_AVX512VNNI)
 #include "kernels/avx512vnni/avx512vnni.h"
 #endif
@@ -79,6 +82,10 @@ KernelTable make_table(Isa isa) {
       fill_avx2_float(t.f32);
       fill_avx2_gemm(t.f32);
       fill_avx2_peak(t.peak);
+      fill_avx2_int8_gemm(t.q8);
+#endif
+#if defined(LOWBIT_BUILT_AVXVNNI)
+      if (isa == Isa::avxvnni) fill_avxvnni_int8_gemm(t.q8);
 #endif
 #if defined(LOWBIT_BUILT_AVX512VNNI)
       if (isa == Isa::avx512vnni) {

@@ -34,10 +34,11 @@ std::vector<Isa> fast_paths() {
   for (Isa i : {Isa::avx2, Isa::avxvnni, Isa::avx512vnni, Isa::neon, Isa::neondot}) {
     if (isa_available(i))
       out.push_back(i);
-    else if (isa_built(i))
-      MESSAGE("int8 path '" << isa_name(i) << "' is built but NOT RUN: this CPU lacks it (run the kernel tests on "
-                                             "a machine that has it, e.g. LOWBIT_ISA="
-                            << isa_name(i) << ")");
+    else if (isa_built(i)) {
+      const std::string msg = std::string("int8 path '") + isa_name(i) +
+                              "' is built but NOT RUN here: this CPU lacks it (run test_kernels on a machine that has it)";
+      MESSAGE(msg);
+    }
   }
   return out;
 }
