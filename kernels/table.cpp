@@ -104,6 +104,10 @@ KernelTable make_table(Isa isa) {
 #if defined(LOWBIT_BUILT_NEON)
       fill_neon_float(t.f32);
       fill_neon_gemm(t.f32);
+      fill_neon_int8(t.q8);
+#endif
+#if defined(LOWBIT_BUILT_NEONDOT)
+      if (isa == Isa::neondot) fill_neondot_int8_gemm(t.q8);
 #endif
       break;
   }

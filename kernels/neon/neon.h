@@ -1,4 +1,4 @@
-// Registration of the NEON (AArch64 ASIMD) float kernels. The only names
+// Registration of the NEON (AArch64 ASIMD) float and int8 kernels. The only names
 // kernels/neon/ exports; no intrinsics or xsimd here.
 #pragma once
 #include "kernels/kernels.h"
@@ -8,4 +8,12 @@ namespace lowbit::kernels {
 void fill_neon_float(FloatKernels& k);
 // SGEMM and the im2col convolution over it; sets gemm_path and conv_path.
 void fill_neon_gemm(FloatKernels& k);
+// Int8 GEMM, convolution and depthwise convolution (exact s16 smlal); sets the int8 path names.
+void fill_neon_int8(Int8Kernels& k);
+// Int8 GEMM and convolution with sdot (kernels/neon/qgemm_neondot.cpp, built with +dotprod).
+void fill_neondot_int8_gemm(Int8Kernels& k);
+// The NEON depthwise kernel, used by both paths (isa: the path recorded in the weights).
+void qdwconv_pack_neon(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh, Isa isa);
+void qu8_qs8_dwconv_neon(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
+                         const QConv2dShape& sh, Isa isa);
 }  // namespace lowbit::kernels
