@@ -7,10 +7,13 @@
 //       lowbit::conv2d forward and forward+backward on the ResNet-18 shapes
 //   lowbit bench train [--model resnet20] [--width W] [--batch 128] [--steps 10] [--json]
 //       training step throughput, GFLOP/s and peak memory (bench/compare_train.py)
+//   lowbit bench kernels [--threads N] [--reps 10] [--seconds 0.2] [--case TEXT] [--json]
+//       int8 GEMM/conv kernels vs oneDNN's int8 primitives (ResNet-18, MobileNetV2 layers)
 #include <cstdio>
 #include <stdexcept>
 
 #include "bench/conv_bench.h"
+#include "bench/int8_bench.h"
 #include "bench/peak.h"
 #include "bench/train_bench.h"
 #include "kernels/kernels.h"
@@ -58,6 +61,18 @@ int cmd_bench(const Args& a) {
     o.json = a.has("--json");
     if (o.batch < 1 || o.steps < 1 || o.warmup < 0) throw UsageError("--batch and --steps must be positive");
     bench::run_train_bench(stdout, o);
+    return 0;
+  }
+  if (what == "kernels") {
+    a.reject_unknown({"--reps", "--seconds", "--case"});
+    bench::Int8BenchOptions o;
+    o.max_threads = kernels::num_threads();
+    o.min_reps = static_cast<int>(a.get_int("--reps", o.min_reps));
+    o.min_seconds = a.get_double("--seconds", o.min_seconds);
+    o.only = a.get("--case", o.only);
+    o.json = a.has("--json");
+    if (o.min_reps < 1 || o.min_seconds < 0) throw UsageError("--reps must be positive and --seconds not negative");
+    bench::run_int8_bench(stdout, o);
     return 0;
   }
   throw UsageError(what.empty() ? "which benchmark? (peak or conv)"

@@ -22,8 +22,10 @@ int cmd_info(const Args& a) {
     for (size_t i = 0; i < sizeof feats / sizeof feats[0]; ++i)
       std::printf("%s\"%s\": %s", i ? ", " : "", feats[i].name, feats[i].on ? "true" : "false");
     std::printf("}, \"isa\": \"%s\", \"threads\": %d, \"paths\": {\"f32_elementwise\": \"%s\", \"f32_gemm\": \"%s\", "
-                "\"f32_conv\": \"%s\"}}\n",
-                k::isa_name(t.isa), k::num_threads(), t.f32.elementwise_path, t.f32.gemm_path, t.f32.conv_path);
+                "\"f32_conv\": \"%s\", \"int8_gemm\": \"%s\", \"int8_conv\": \"%s\", \"int8_depthwise\": \"%s\", "
+                "\"int8_elementwise\": \"%s\"}}\n",
+                k::isa_name(t.isa), k::num_threads(), t.f32.elementwise_path, t.f32.gemm_path, t.f32.conv_path,
+                t.q8.gemm_path, t.q8.conv_path, t.q8.depthwise_path, t.q8.elementwise_path);
     return 0;
   }
   std::printf("lowbit %s\n", LOWBIT_VERSION);
@@ -35,6 +37,8 @@ int cmd_info(const Args& a) {
   std::printf("\nchosen: %s%s\n", k::isa_name(t.isa), std::getenv("LOWBIT_ISA") ? " (forced by LOWBIT_ISA)" : "");
   std::printf("  f32 elementwise: %s\n  f32 gemm:        %s\n  f32 conv:        %s\n", t.f32.elementwise_path,
               t.f32.gemm_path, t.f32.conv_path);
+  std::printf("  int8 gemm:       %s\n  int8 conv:       %s\n  int8 depthwise:  %s\n  int8 helpers:    %s\n",
+              t.q8.gemm_path, t.q8.conv_path, t.q8.depthwise_path, t.q8.elementwise_path);
   std::printf("threads: %d\n", k::num_threads());
   return 0;
 }

@@ -53,7 +53,7 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  info                     version, CPU features, chosen kernel paths\n"
-    "  bench peak|conv          measured machine peak; float conv vs reference\n"
+    "  bench peak|conv|kernels  measured machine peak; float conv vs reference; int8 kernels vs oneDNN\n"
     "  train --model M --out F  float training (--epochs --lr --batch --dataset --data --resume ...)\n"
     "  eval --weights F         accuracy, loss, size and latency of a checkpoint\n"
     "  demo [--full]            train a small model end to end\n"

@@ -209,7 +209,7 @@ void fill_avx512vnni_int8_gemm(Int8Kernels& k) {
   k.qconv2d_pack = qconv2d_pack_avx512vnni;
   k.qu8_qs8_conv2d = qu8_qs8_conv2d_avx512vnni;
   k.gemm_path = "avx512vnni 8x32 vpdpbusd";
-  k.conv_path = "avx512vnni im2col + 8x32 vpdpbusd (1x1 in place)";
+  k.conv_path = "avx512vnni 8x32 vpdpbusd on input rows in place (per filter row / tap; im2col for the rest)";
   k.depthwise_path = "avx512vnni direct, 4 taps x 64 channels per vpdpbusd group";
 }
 
