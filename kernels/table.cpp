@@ -83,6 +83,7 @@ KernelTable make_table(Isa isa) {
       fill_avx2_gemm(t.f32);
       fill_avx2_peak(t.peak);
       fill_avx2_int8_gemm(t.q8);
+      fill_avx2_int8_elementwise(t.q8);
 #endif
 #if defined(LOWBIT_BUILT_AVXVNNI)
       if (isa == Isa::avxvnni) fill_avxvnni_int8_gemm(t.q8);
@@ -105,6 +106,7 @@ KernelTable make_table(Isa isa) {
       fill_neon_float(t.f32);
       fill_neon_gemm(t.f32);
       fill_neon_int8(t.q8);
+      fill_neon_int8_elementwise(t.q8);
 #endif
 #if defined(LOWBIT_BUILT_NEONDOT)
       if (isa == Isa::neondot) fill_neondot_int8_gemm(t.q8);

@@ -10,6 +10,8 @@ void fill_neon_float(FloatKernels& k);
 void fill_neon_gemm(FloatKernels& k);
 // Int8 GEMM, convolution and depthwise convolution (exact s16 smlal); sets the int8 path names.
 void fill_neon_int8(Int8Kernels& k);
+// Int8 quantize/dequantize/requantize/add/pool helpers (xsimd); sets elementwise_path.
+void fill_neon_int8_elementwise(Int8Kernels& k);
 // Int8 GEMM and convolution with sdot (kernels/neon/qgemm_neondot.cpp, built with +dotprod).
 void fill_neondot_int8_gemm(Int8Kernels& k);
 // The NEON depthwise kernel, used by both paths (isa: the path recorded in the weights).
