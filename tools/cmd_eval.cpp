@@ -74,13 +74,14 @@ int cmd_eval(const Args& a_in) {
   const double throughput = r.seconds > 0 ? (double)r.count / r.seconds : 0.0;
   if (json) {
     std::printf("{\"model\": \"%s\", \"accuracy\": %.6f, \"top5\": %.6f, \"loss\": %.6f, \"images\": %lld, "
-                "\"size_mb\": %.3f, \"parameters\": %lld, \"latency_ms\": %.3f, \"throughput\": %.1f, \"threads\": %d}\n",
+                "\"file_mb\": %.3f, \"parameters\": %lld, \"latency_ms\": %.3f, \"throughput\": %.1f, \"threads\": %d}\n",
                 a.get("--model", "").c_str(), r.top1, r.top5, r.loss, (long long)r.count, mb,
                 (long long)model->num_parameters(), latency, throughput, kernels::num_threads());
   } else {
     std::printf("%s on %s test (%lld images)\n", a.get("--model", "").c_str(), df.dataset.c_str(), (long long)r.count);
     std::printf("  accuracy   %.4f (top-5 %.4f)\n  loss       %.4f\n", r.top1, r.top5, r.loss);
-    std::printf("  size       %.2f MB (%lld parameters)\n", mb, (long long)model->num_parameters());
+    std::printf("  size       %.2f MB of f32 parameters (%lld); file %.2f MB\n",
+                (double)model->num_parameters() * 4 / 1e6, (long long)model->num_parameters(), mb);
     std::printf("  latency    %.3f ms (batch 1, median of 30)\n  throughput %.0f img/s (batch %lld, %d threads)\n",
                 latency, throughput, (long long)loader.options().batch_size, kernels::num_threads());
   }
