@@ -19,7 +19,9 @@
 // stored twice), so narrow layers (MobileNetV2's first, C = 32) use every lane.
 // GCC 12 warns falsely inside the AVX-512 intrinsic headers (their
 // _mm512_undefined_* self-initialisation) once they are inlined here.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "kernels/avx512vnni/avx512vnni.h"

@@ -17,7 +17,9 @@
 // copies every accumulator twice per step.
 // GCC 12 warns falsely inside the AVX-512 intrinsic headers (their
 // _mm512_undefined_* self-initialisation) once they are inlined here.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstring>
