@@ -687,7 +687,7 @@ def resnet18_fixture(path):
 
 # ---- data transforms (tests/fixtures/transforms.safetensors) ----
 #
-# torchvision is not packaged with Debian's python3-torch, so these goldens
+# These goldens need only python3-torch (not python3-torchvision), so they
 # follow torchvision v0.14's tensor code path with the torch ops it calls:
 # Resize(antialias=False) is F.interpolate(mode="bilinear",
 # align_corners=False) in float32 (uint8 images: float32, torch.round, back
