@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <iomanip>
+#include <mutex>
+#include <unordered_map>
 #include <iostream>
 #include <numeric>
 #include <sstream>
@@ -60,17 +62,67 @@ Shape contiguous_strides(const Shape& shape) {
   return st;
 }
 
+namespace {
+
+// A cache of freed large buffers, reused for the next allocation of the same
+// rounded size. A training step allocates the same shapes every iteration;
+// without the cache each large buffer went back to the OS and came back as
+// fresh pages, and the page faults plus the kernel zeroing them took ~14% of
+// a ResNet-20 training step on 2 threads. Small buffers (< 64 KiB) are left
+// to malloc, which already reuses them. The cache holds at most 1 GiB; it is
+// never destroyed (storages may outlive static destructors).
+class BufferCache {
+ public:
+  static BufferCache& get() {
+    static BufferCache* c = new BufferCache;
+    return *c;
+  }
+  void* take(size_t bytes) {
+    if (bytes >= kMinCached) {
+      std::lock_guard<std::mutex> lock(m_);
+      auto it = free_.find(bytes);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_ -= bytes;
+        return p;
+      }
+    }
+    return std::aligned_alloc(64, bytes);
+  }
+  void give(void* p, size_t bytes) {
+    if (bytes >= kMinCached) {
+      std::lock_guard<std::mutex> lock(m_);
+      if (cached_ + bytes <= kMaxCached) {
+        free_[bytes].push_back(p);
+        cached_ += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+ private:
+  static constexpr size_t kMinCached = 64 << 10, kMaxCached = size_t(1) << 30;
+  std::mutex m_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t cached_ = 0;
+};
+
+size_t rounded_size(size_t n) { return n == 0 ? 64 : (n + 63) / 64 * 64; }
+
+}  // namespace
+
 Storage::Storage(size_t n) : nbytes(n) {
   // 64-byte aligned (a cache line, an AVX-512 register); size rounded up as
   // aligned_alloc requires. Zero-filled so a fresh tensor never holds garbage.
-  size_t rounded = (n + 63) / 64 * 64;
-  if (rounded == 0) rounded = 64;
-  data = std::aligned_alloc(64, rounded);
+  const size_t rounded = rounded_size(n);
+  data = BufferCache::get().take(rounded);
   if (!data) fail("out of memory allocating ", n, " bytes");
   std::memset(data, 0, rounded);
 }
 
-Storage::~Storage() { std::free(data); }
+Storage::~Storage() { BufferCache::get().give(data, rounded_size(nbytes)); }
 
 TensorImpl::~TensorImpl() = default;
 
