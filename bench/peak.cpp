@@ -43,13 +43,6 @@ int64_t calibrate(int64_t (*probe)(Sink*, int64_t), double seconds) {
   }
 }
 
-template <class Sink>
-double best_rate(int64_t (*probe)(Sink*, int64_t), int threads, int64_t iters, int tries) {
-  double best = 0.0;
-  for (int i = 0; i < tries; ++i) best = std::max(best, run_rate(probe, threads, iters));
-  return best;
-}
-
 }  // namespace
 
 std::vector<PeakPoint> measure_peak(int max_threads, const std::function<void(const PeakPoint&)>& on_point,
@@ -58,22 +51,27 @@ std::vector<PeakPoint> measure_peak(int max_threads, const std::function<void(co
   // 10% margin so a calibration on a slightly faster moment still gives ≥ min_seconds.
   const int64_t f32_iters = calibrate(p.f32_fma, min_seconds * 1.1);
   const int64_t s8_iters = calibrate(p.s8_dot, min_seconds * 1.1);
+  // Tries are interleaved across thread counts (1..N, 1..N, …) so that a
+  // short disturbance from another process spoils one try of each count,
+  // not all tries of one.
   std::vector<PeakPoint> out;
-  for (int t = 1; t <= max_threads; ++t) {
-    out.push_back({t, best_rate(p.f32_fma, t, f32_iters, tries) * 1e-9, best_rate(p.s8_dot, t, s8_iters, tries) * 1e-9});
-    if (on_point) on_point(out.back());
-  }
+  for (int t = 1; t <= max_threads; ++t) out.push_back({t, 0.0, 0.0});
+  for (int i = 0; i < tries; ++i)
+    for (PeakPoint& pt : out) {
+      pt.f32_gflops = std::max(pt.f32_gflops, run_rate(p.f32_fma, pt.threads, f32_iters) * 1e-9);
+      pt.int8_gops = std::max(pt.int8_gops, run_rate(p.s8_dot, pt.threads, s8_iters) * 1e-9);
+    }
+  if (on_point)
+    for (const PeakPoint& pt : out) on_point(pt);
   return out;
 }
 
 void print_peak(std::FILE* out, int max_threads, bool json) {
   const kernels::KernelTable& t = kernels::table();
   const char* isa = kernels::isa_name(t.isa);
-  if (!json) {
-    std::fprintf(out, "machine peak, path %s (%s)\n%7s %12s %12s\n", isa, t.peak.name, "threads", "f32 GFLOP/s",
-                 "int8 GOP/s");
-    std::fflush(out);
-  }
+  if (!json)
+    std::fprintf(out, "machine peak, path %s (%s), best of 3 runs of >= 0.25 s\n%7s %12s %12s\n", isa,
+                 t.peak.name, "threads", "f32 GFLOP/s", "int8 GOP/s");
   measure_peak(max_threads, [&](const PeakPoint& pt) {
     if (json)
       std::fprintf(out, "{\"bench\":\"peak\",\"threads\":%d,\"f32_gflops\":%.1f,\"int8_gops\":%.1f,\"isa\":\"%s\"}\n",

@@ -17,7 +17,7 @@ struct PeakPoint {
 
 // Each point: the best of `tries` parallel runs of at least `min_seconds`
 // each, every thread running the same probe loop in one OpenMP region.
-// on_point (optional) sees each point as soon as it is measured.
+// on_point (optional) is called for each point, in thread order, at the end.
 std::vector<PeakPoint> measure_peak(int max_threads, const std::function<void(const PeakPoint&)>& on_point = {},
                                     double min_seconds = 0.25, int tries = 3);
 
