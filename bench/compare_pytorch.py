@@ -4,8 +4,9 @@
 For each thread count T: measures the machine's fp32 peak with
 `lowbit bench peak --threads T`, then for every ResNet-18 conv shape runs
 `lowbit bench conv --threads T --case NAME --json` and, right after it, the
-same shape in PyTorch (torch.nn.functional.conv2d, torch.set_num_threads(T)),
-so both sides see the same machine state. Prints the comparison tables and
+same shape in PyTorch (torch.nn.functional.conv2d, torch.set_num_threads(T))
+in a child process of this script, so both sides see the same machine state
+and neither side's idle threads linger while the other is timed. Prints the comparison tables and
 writes everything to JSON (--out).
 
 Timed the same way on both sides: `warmup` untimed runs, then the median of
@@ -46,10 +47,9 @@ import subprocess
 import sys
 import time
 
-# torch is imported in main(), after OMP_WAIT_POLICY is set: libgomp reads it
-# once, when torch loads it.
-torch = None
-F = None
+# PyTorch runs in a child process per case and round (torch_child), like
+# lowbit: an idle OpenMP pool left in this process would keep spinning
+# (OMP_WAIT_POLICY=active) on the cores the other side is timed on.
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,7 +72,9 @@ def median_ms(warmup, reps, run, prep=lambda: None):
 
 
 def torch_case(c, warmup, reps):
-    """PyTorch timings (ms) of one shape, from a lowbit JSON line's geometry."""
+    """PyTorch timings (ms) of one shape, from a lowbit JSON line's geometry (runs in the child)."""
+    import torch
+    import torch.nn.functional as F
     torch.manual_seed(1)
     n, ch, h, w, k, r, s = c["n"], c["c"], c["h"], c["w"], c["k"], c["r"], c["s"]
     stride, pad = c["stride"], c["pad"]
@@ -115,7 +117,7 @@ def _busy_seconds():
 
 
 def _own_seconds():
-    t = os.times()  # this process's threads (torch's OpenMP workers) + waited-for children (lowbit)
+    t = os.times()  # this process + its waited-for children (lowbit and PyTorch runs)
     return t.user + t.system + t.children_user + t.children_system
 
 
@@ -148,6 +150,23 @@ def wait_quiet(max_seconds):
             return
 
 
+def torch_child(spec):
+    """Child process entry: --torch-child JSON (case geometry, threads, warmup, reps) → one JSON line."""
+    import torch
+    q = json.loads(spec)
+    torch.set_num_threads(q["threads"])
+    res = torch_case(q["case"], q["warmup"], q["reps"])
+    res["torch_version"] = torch.__version__
+    res["mkldnn"] = torch.backends.mkldnn.is_available()
+    print(json.dumps(res))
+
+
+def run_torch(case, threads, warmup, reps):
+    spec = json.dumps({"case": case, "threads": threads, "warmup": warmup, "reps": reps})
+    res = run_json_lines([sys.executable, os.path.abspath(__file__), "--torch-child", spec])[0]
+    return {k: v for k, v in res.items() if k.endswith("_ms")}, res
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -174,14 +193,13 @@ def main():
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     ap.add_argument("--lowbit", default=os.path.join(ROOT, "build", "tools", "lowbit"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "conv_vs_pytorch.json"))
+    ap.add_argument("--torch-child", help=argparse.SUPPRESS)
     ap.add_argument("--omp-wait-policy", choices=["passive", "active"], default="passive",
                     help="OMP_WAIT_POLICY for both lowbit and PyTorch (default passive)")
     a = ap.parse_args()
-    os.environ["OMP_WAIT_POLICY"] = a.omp_wait_policy  # inherited by the lowbit subprocesses
-    global torch, F
-    import torch as torch_module
-    import torch.nn.functional as functional
-    torch, F = torch_module, functional
+    if a.torch_child:
+        return torch_child(a.torch_child)  # OMP_WAIT_POLICY comes from the parent's environment
+    os.environ["OMP_WAIT_POLICY"] = a.omp_wait_policy  # inherited by both sides' child processes
     threads = [int(t) for t in a.threads.split(",")]
     if not os.access(a.lowbit, os.X_OK):
         sys.exit(f"compare_pytorch.py: {a.lowbit} not found; build first (tools/run build)")
@@ -201,7 +219,7 @@ def main():
     report = {
         "command": " ".join(sys.argv),
         "machine": {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform()},
-        "torch": {"version": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available()},
+        "torch": {},
         "lowbit": info,
         "batch": a.batch, "reps": a.reps, "warmup": a.warmup, "rounds": a.rounds, "omp_wait_policy": a.omp_wait_policy,
         "load_average_start": load_start,
@@ -212,7 +230,6 @@ def main():
         wait_quiet(a.wait_quiet)
         m = OthersMeter().start()
         peak = run_json_lines([a.lowbit, "bench", "peak", "--threads", str(t), "--json"])[-1]
-        torch.set_num_threads(t)
         run = {"threads": t, "peak_f32_gflops": peak["f32_gflops"], "peak_isa": peak["isa"],
                "peak_others_busy_pct": m.stop(), "cases": []}
         report["runs"].append(run)
@@ -226,7 +243,8 @@ def main():
                     lb = run_json_lines([a.lowbit, "bench", "conv", "--threads", str(t), "--batch", str(a.batch),
                                          "--reps", str(a.reps), "--warmup", str(a.warmup), "--case", name,
                                          "--json"])[0]
-                    th = torch_case(lb, a.warmup, a.reps)
+                    th, meta = run_torch(lb, t, a.warmup, a.reps)
+                    report["torch"] = {"version": meta["torch_version"], "mkldnn": meta["mkldnn"]}
                     c = {"case": name, "lowbit": lb, "torch": th, "others_busy_pct": m.stop(), "attempt": attempt + 1}
                     print(f"  threads {t} {name} round {rnd + 1}: lowbit fwd {lb['fwd_ms']:.1f} ms, "
                           f"torch fwd {th['fwd_ms']:.1f} ms (others' CPU use {fmt_pct(c['others_busy_pct'])})",
