@@ -4,9 +4,11 @@
 For each thread count T: measures the machine's fp32 peak with
 `lowbit bench peak --threads T`, then for every ResNet-18 conv shape runs
 `lowbit bench conv --threads T --case NAME --json` and, right after it, the
-same shape in PyTorch (torch.nn.functional.conv2d, torch.set_num_threads(T))
-in a child process of this script, so both sides see the same machine state
-and neither side's idle threads linger while the other is timed. Prints the comparison tables and
+same shape in PyTorch (torch.nn.functional.conv2d, torch.set_num_threads(T)),
+so both sides see the same machine state. PyTorch runs in one long-lived
+worker process per thread count (its allocator in the steady state of a
+training loop), stopped while lowbit runs; lowbit starts once per case and
+reaches its steady state in the warm-up run (its buffer cache). Prints the comparison tables and
 writes everything to JSON (--out).
 
 Timed the same way on both sides: `warmup` untimed runs, then the median of
@@ -42,14 +44,13 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
 import time
 
-# PyTorch runs in a child process per case and round (torch_child), like
-# lowbit: an idle OpenMP pool left in this process would keep spinning
-# (OMP_WAIT_POLICY=active) on the cores the other side is timed on.
+# PyTorch runs in a worker child process (TorchWorker), never in this one.
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,17 +117,20 @@ def _busy_seconds():
     return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
 
 
-def _own_seconds():
-    t = os.times()  # this process + its waited-for children (lowbit and PyTorch runs)
-    return t.user + t.system + t.children_user + t.children_system
+def _own_seconds(worker=None):
+    t = os.times()  # this process + its waited-for children (the lowbit runs)
+    return t.user + t.system + t.children_user + t.children_system + (worker.cpu_seconds() if worker else 0.0)
 
 
 class OthersMeter:
     """CPU use of other processes (% of all CPUs) between start() and stop()."""
 
+    def __init__(self, worker=None):
+        self.worker = worker  # the PyTorch worker process: its CPU time is ours, not others'
+
     def start(self):
         try:
-            self.t0, self.b0, self.o0 = time.time(), _busy_seconds(), _own_seconds()
+            self.t0, self.b0, self.o0 = time.time(), _busy_seconds(), _own_seconds(self.worker)
         except OSError:
             self.t0 = None
         return self
@@ -135,7 +139,7 @@ class OthersMeter:
         if self.t0 is None:
             return None
         wall = time.time() - self.t0
-        others = (_busy_seconds() - self.b0) - (_own_seconds() - self.o0)
+        others = (_busy_seconds() - self.b0) - (_own_seconds(self.worker) - self.o0)
         return max(0.0, 100.0 * others / (wall * os.cpu_count()))
 
 
@@ -150,21 +154,55 @@ def wait_quiet(max_seconds):
             return
 
 
-def torch_child(spec):
-    """Child process entry: --torch-child JSON (case geometry, threads, warmup, reps) → one JSON line."""
+def torch_worker(threads):
+    """Child process entry (--torch-worker T): one JSON request per stdin line, one JSON answer per line."""
     import torch
-    q = json.loads(spec)
-    torch.set_num_threads(q["threads"])
-    res = torch_case(q["case"], q["warmup"], q["reps"])
-    res["torch_version"] = torch.__version__
-    res["mkldnn"] = torch.backends.mkldnn.is_available()
-    print(json.dumps(res))
+    torch.set_num_threads(threads)
+    for line in sys.stdin:
+        q = json.loads(line)
+        res = torch_case(q["case"], q["warmup"], q["reps"])
+        res["torch_version"] = torch.__version__
+        res["mkldnn"] = torch.backends.mkldnn.is_available()
+        print(json.dumps(res), flush=True)
 
 
-def run_torch(case, threads, warmup, reps):
-    spec = json.dumps({"case": case, "threads": threads, "warmup": warmup, "reps": reps})
-    res = run_json_lines([sys.executable, os.path.abspath(__file__), "--torch-child", spec])[0]
-    return {k: v for k, v in res.items() if k.endswith("_ms")}, res
+class TorchWorker:
+    """One long-lived PyTorch process per thread count, so its allocator reaches the steady state of a
+    training loop (in a fresh process every large output page-faults, adding up to ~80% to a conv).
+    It is stopped (SIGSTOP) whenever lowbit runs: under OMP_WAIT_POLICY=active its idle OpenMP
+    threads would otherwise spin on the cores lowbit is timed on."""
+
+    def __init__(self, threads):
+        self.p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--torch-worker", str(threads)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.stopped = False
+
+    def run(self, case, warmup, reps):
+        if self.stopped:
+            os.kill(self.p.pid, signal.SIGCONT)
+        self.p.stdin.write(json.dumps({"case": case, "warmup": warmup, "reps": reps}) + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            sys.exit(f"compare_pytorch.py: the PyTorch worker died (exit {self.p.wait()})")
+        os.kill(self.p.pid, signal.SIGSTOP)
+        self.stopped = True
+        res = json.loads(line)
+        return {k: v for k, v in res.items() if k.endswith("_ms")}, res
+
+    def cpu_seconds(self):
+        try:
+            with open(f"/proc/{self.p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def close(self):
+        if self.stopped:
+            os.kill(self.p.pid, signal.SIGCONT)
+        self.p.stdin.close()
+        self.p.wait()
 
 
 def cpu_model():
@@ -193,12 +231,12 @@ def main():
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     ap.add_argument("--lowbit", default=os.path.join(ROOT, "build", "tools", "lowbit"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "conv_vs_pytorch.json"))
-    ap.add_argument("--torch-child", help=argparse.SUPPRESS)
+    ap.add_argument("--torch-worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--omp-wait-policy", choices=["passive", "active"], default="passive",
                     help="OMP_WAIT_POLICY for both lowbit and PyTorch (default passive)")
     a = ap.parse_args()
-    if a.torch_child:
-        return torch_child(a.torch_child)  # OMP_WAIT_POLICY comes from the parent's environment
+    if a.torch_worker:
+        return torch_worker(a.torch_worker)  # OMP_WAIT_POLICY comes from the parent's environment
     os.environ["OMP_WAIT_POLICY"] = a.omp_wait_policy  # inherited by both sides' child processes
     threads = [int(t) for t in a.threads.split(",")]
     if not os.access(a.lowbit, os.X_OK):
@@ -233,17 +271,18 @@ def main():
         run = {"threads": t, "peak_f32_gflops": peak["f32_gflops"], "peak_isa": peak["isa"],
                "peak_others_busy_pct": m.stop(), "cases": []}
         report["runs"].append(run)
+        worker = TorchWorker(t)
         for name in case_names:
             rounds = []
             for rnd in range(a.rounds):
                 best = None
                 for attempt in range(1 + a.retries):
                     wait_quiet(a.wait_quiet)
-                    m = OthersMeter().start()
+                    m = OthersMeter(worker).start()
                     lb = run_json_lines([a.lowbit, "bench", "conv", "--threads", str(t), "--batch", str(a.batch),
                                          "--reps", str(a.reps), "--warmup", str(a.warmup), "--case", name,
                                          "--json"])[0]
-                    th, meta = run_torch(lb, t, a.warmup, a.reps)
+                    th, meta = worker.run(lb, a.warmup, a.reps)
                     report["torch"] = {"version": meta["torch_version"], "mkldnn": meta["mkldnn"]}
                     c = {"case": name, "lowbit": lb, "torch": th, "others_busy_pct": m.stop(), "attempt": attempt + 1}
                     print(f"  threads {t} {name} round {rnd + 1}: lowbit fwd {lb['fwd_ms']:.1f} ms, "
@@ -255,6 +294,7 @@ def main():
                         break
                 rounds.append(best)
             run["cases"].append(merge_rounds(rounds))
+        worker.close()
         print_tables(run, a, info)
     report["load_average_end"] = os.getloadavg()
     report["seconds"] = round(time.time() - started, 1)
