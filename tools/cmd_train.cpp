@@ -89,7 +89,7 @@ int cmd_train(const Args& a) {
                                 train_transform(df, *train_ds, !a.has("--no-augment")));
   data::DataLoader val_loader(val_ds, {.batch_size = 256, .num_workers = workers, .seed = seed},
                               eval_transform(df));
-  LOWBIT_CHECK(train_loader.num_batches() > 0, "train: ", train_ds->size(), " training images are fewer than one batch of ",
+  LOWBIT_CHECK(train_loader.num_batches() > 0, "", train_ds->size(), " training images are fewer than one batch of ",
                batch);
 
   // ---- model + optimizer + schedule
@@ -120,15 +120,15 @@ int cmd_train(const Args& a) {
   if (a.has("--resume")) {
     nn::Metadata md = nn::load_checkpoint(a.get("--resume", ""), *model, opt.get());
     auto need = [&](const char* k) {
-      LOWBIT_CHECK(md.count(k), "train: ", a.get("--resume", ""), " has no '", k, "' entry; not a lowbit train checkpoint");
+      LOWBIT_CHECK(md.count(k), "", a.get("--resume", ""), " has no '", k, "' entry; not a lowbit train checkpoint");
       return md.at(k);
     };
-    LOWBIT_CHECK(need("model") == model_name, "train: ", a.get("--resume", ""), " holds a ", need("model"),
+    LOWBIT_CHECK(need("model") == model_name, "", a.get("--resume", ""), " holds a ", need("model"),
                  ", not a ", model_name);
     start_epoch = std::stoll(need("epoch"));
     best = std::stod(need("best_accuracy"));
     default_generator().set_counter(std::stoull(need("rng_counter")));
-    LOWBIT_CHECK(start_epoch < epochs, "train: ", a.get("--resume", ""), " already finished ", start_epoch,
+    LOWBIT_CHECK(start_epoch < epochs, "", a.get("--resume", ""), " already finished ", start_epoch,
                  " of ", epochs, " epochs");
   }
 
@@ -150,7 +150,7 @@ int cmd_train(const Args& a) {
       Tensor logits = model->forward(b.images);
       Tensor loss = cross_entropy(logits, b.labels, (float)ls);
       const float lv = loss.item();
-      LOWBIT_CHECK(std::isfinite(lv), "train: loss became ", lv, " at epoch ", e + 1, " step ", step + 1,
+      LOWBIT_CHECK(std::isfinite(lv), "loss became ", lv, " at epoch ", e + 1, " step ", step + 1,
                    " (lower --lr?)");
       opt->zero_grad();
       loss.backward();

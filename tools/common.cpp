@@ -17,7 +17,8 @@ std::vector<float> parse_floats(const std::string& flag, const std::string& s) {
   while (std::getline(ss, item, ',')) {
     char* end = nullptr;
     float v = std::strtof(item.c_str(), &end);
-    if (item.empty() || *end) throw UsageError(flag + " expects comma-separated numbers, got '" + s + "'");
+    if (item.empty() || *end || !std::isfinite(v))
+      throw UsageError(flag + " expects comma-separated finite numbers, got '" + s + "'");
     out.push_back(v);
   }
   if (out.empty()) throw UsageError(flag + " expects comma-separated numbers, got '" + s + "'");

@@ -1,5 +1,6 @@
 // The `lowbit` command line tool. Exit codes: 0 success, 2 bad usage or bad
 // input (one-line reason on stderr), 1 internal failure.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -32,7 +33,7 @@ double Args::get_double(const std::string& k, double def) const {
   const std::string& v = flags.at(k);
   char* end = nullptr;
   double x = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end) throw UsageError(k + " expects a number, got '" + v + "'");
+  if (v.empty() || *end || !std::isfinite(x)) throw UsageError(k + " expects a finite number, got '" + v + "'");
   return x;
 }
 

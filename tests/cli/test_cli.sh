@@ -37,6 +37,10 @@ expect "bad LOWBIT_ISA"    2 "LOWBIT_ISA=nope.*valid"            -- env LOWBIT_I
 expect "unknown model"     2 "unknown model 'resnet19'"          -- "$LOWBIT" train --model resnet19 --out "$tmp/x.safetensors" --limit 64
 expect "missing --out"     2 "--out"                             -- "$LOWBIT" train --model resnet20
 expect "missing data dir"  2 "$tmp/nodata"                       -- "$LOWBIT" train --model resnet20 --data "$tmp/nodata" --out "$tmp/x.safetensors"
+mkdir -p "$tmp/empty"
+expect "empty data dir"    2 "$tmp/empty: no train-images"       -- "$LOWBIT" train --model resnet20 --data "$tmp/empty" --out "$tmp/x.safetensors"
+expect "NaN weight decay"  2 "--wd expects a finite number"      -- "$LOWBIT" train --model resnet20 --wd nan --out "$tmp/x.safetensors"
+expect "NaN mean"          2 "--mean expects comma-separated finite" -- "$LOWBIT" train --model resnet20 --mean nan --out "$tmp/x.safetensors"
 expect "missing weights"   2 "$tmp/none.safetensors"             -- "$LOWBIT" eval --model resnet20 --weights "$tmp/none.safetensors"
 
 # Train a tiny run, then damage the checkpoint in the ways users do.
