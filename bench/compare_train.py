@@ -36,10 +36,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-MODELS = [("resnet20", 1.0), ("mobilenet_v2", 0.5)]
+# (name, width, small_input): MobileNetV2 both as torchvision builds it (stride 32:
+# 28x28 ends at 1x1) and with --small-input (stem and first stride-2 stage at
+# stride 1, as the accuracy recipe trains it).
+MODELS = [("resnet20", 1.0, False), ("mobilenet_v2", 0.5, False), ("mobilenet_v2", 0.5, True)]
 
 
-def torch_worker(model_name, width, threads, batch, steps, warmup):
+def torch_worker(model_name, width, small_input, threads, batch, steps, warmup):
     import torch
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     from make_fixtures import resnet_cifar, mobilenet_v2_gray  # the parity fixtures' definitions
@@ -50,6 +53,13 @@ def torch_worker(model_name, width, threads, batch, steps, warmup):
     else:
         model = mobilenet_v2_gray(width)
         model.classifier[0].p = 0.2
+        if small_input:  # lowbit's --small-input: stem and the first stride-2 block at stride 1
+            model.features[0][0].stride = (1, 1)
+            first = next(b for b in model.features[1:] if b.stride == 2)
+            first.stride = 1
+            for m in first.conv.modules():
+                if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2):
+                    m.stride = (1, 1)
     model.train()
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
@@ -74,7 +84,7 @@ def torch_worker(model_name, width, threads, batch, steps, warmup):
     med = statistics.median(secs)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"framework": "pytorch", "torch": torch.__version__, "model": model_name, "width": width,
-                      "threads": threads, "step_ms": med * 1e3, "images_per_s": batch / med, "peak_rss_mb": rss}))
+                      "small_input": small_input, "threads": threads, "step_ms": med * 1e3, "images_per_s": batch / med, "peak_rss_mb": rss}))
 
 
 def run_json(cmd):
@@ -93,30 +103,36 @@ def main():
     ap.add_argument("--worker", action="store_true")
     ap.add_argument("--model", default="resnet20")
     ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--small-input", action="store_true")
+    ap.add_argument("--models", default="all", help="comma list of resnet20, mobilenet_v2, mobilenet_v2-small; or all")
     a = ap.parse_args()
     if a.worker:
-        torch_worker(a.model, a.width, int(a.threads), a.batch, a.steps, a.warmup)
+        torch_worker(a.model, a.width, a.small_input, int(a.threads), a.batch, a.steps, a.warmup)
         return
     results = []
     env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"))
     for t in [int(s) for s in a.threads.split(",")]:
         peak = run_json([a.lowbit, "bench", "peak", "--threads", str(t), "--json"])
         peak_t = max(p["f32_gflops"] for p in peak if p["threads"] == t)
-        for name, width in MODELS:
+        for name, width, small in MODELS:
+            label = name + ("-small" if small else "")
+            if a.models != "all" and label not in a.models.split(","):
+                continue
+            flag = ["--small-input"] if small else []
             lb = run_json([a.lowbit, "bench", "train", "--model", name, "--width", str(width), "--threads", str(t),
-                           "--batch", str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup), "--json"])[0]
+                           "--batch", str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup), "--json"] + flag)[0]
             pt = run_json([sys.executable, os.path.abspath(__file__), "--worker", "--model", name, "--width",
                            str(width), "--threads", str(t), "--batch", str(a.batch), "--steps", str(a.steps),
-                           "--warmup", str(a.warmup)])[0]
+                           "--warmup", str(a.warmup)] + flag)[0]
             gflop = lb["gflop_per_step"]
-            row = {"model": name, "width": width, "threads": t, "batch": a.batch, "peak_f32_gflops": peak_t,
+            row = {"model": name, "width": width, "small_input": small, "threads": t, "batch": a.batch, "peak_f32_gflops": peak_t,
                    "lowbit": lb, "pytorch": pt, "speedup": lb["images_per_s"] / pt["images_per_s"],
                    "memory_ratio": lb["peak_rss_mb"] / pt["peak_rss_mb"],
                    "lowbit_gflops": gflop * lb["images_per_s"] / a.batch,
                    "pytorch_gflops": gflop * pt["images_per_s"] / a.batch}
             row["lowbit_peak_fraction"] = row["lowbit_gflops"] / peak_t
             results.append(row)
-            print(f"{name:>13} w{width:<4} T={t}  lowbit {lb['images_per_s']:7.1f} img/s {row['lowbit_gflops']:6.1f} GFLOP/s "
+            print(f"{label:>18} w{width:<4} T={t}  lowbit {lb['images_per_s']:7.1f} img/s {row['lowbit_gflops']:6.1f} GFLOP/s "
                   f"({100 * row['lowbit_peak_fraction']:4.1f}% of {peak_t:.0f})  RSS {lb['peak_rss_mb']:6.0f} MB | "
                   f"pytorch {pt['images_per_s']:7.1f} img/s RSS {pt['peak_rss_mb']:6.0f} MB | "
                   f"speed x{row['speedup']:.2f}  memory x{row['memory_ratio']:.2f}", flush=True)

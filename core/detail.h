@@ -52,7 +52,7 @@ void for_each_row(const Shape& shape, const std::array<const Shape*, K>& strides
 template <class F>
 Tensor map1(const Tensor& a, F f) {
   Tensor ac = a.contiguous();
-  Tensor out = Tensor::empty(a.shape());
+  Tensor out = Tensor::uninitialized(a.shape());
   const float* pa = ac.data<float>();
   float* po = out.data<float>();
   const int64_t n = out.numel();
@@ -64,7 +64,7 @@ template <class F>
 Tensor map2(const Tensor& a, const Tensor& b, F f) {
   Tensor ac = a.contiguous(), bc = b.contiguous();
   LOWBIT_CHECK(a.shape() == b.shape(), "internal: map2 shapes ", shape_str(a.shape()), " vs ", shape_str(b.shape()));
-  Tensor out = Tensor::empty(a.shape());
+  Tensor out = Tensor::uninitialized(a.shape());
   const float* pa = ac.data<float>();
   const float* pb = bc.data<float>();
   float* po = out.data<float>();
@@ -76,7 +76,7 @@ Tensor map2(const Tensor& a, const Tensor& b, F f) {
 template <class F>
 Tensor map3(const Tensor& a, const Tensor& b, const Tensor& c, F f) {
   Tensor ac = a.contiguous(), bc = b.contiguous(), cc = c.contiguous();
-  Tensor out = Tensor::empty(a.shape());
+  Tensor out = Tensor::uninitialized(a.shape());
   const float* pa = ac.data<float>();
   const float* pb = bc.data<float>();
   const float* pc = cc.data<float>();

@@ -31,15 +31,15 @@ class Conv2dBackward final : public Node {
     Tensor gx, gw, gb;
     if (needs_input_grad(0)) {
       count_flops(conv_flops(sh_));
-      gx = Tensor::empty(x.shape());
+      gx = Tensor::uninitialized(x.shape());
       Tensor wc = w.contiguous();
       k.f32_conv2d_backward_input(gx.data<float>(), gc.data<float>(), wc.data<float>(), sh_);
     }
     if (needs_input_grad(1) || needs_input_grad(2)) {
       count_flops(conv_flops(sh_));
       Tensor xc = x.contiguous();
-      gw = Tensor::empty(w.shape());
-      if (has_bias_) gb = Tensor::empty({sh_.k});
+      gw = Tensor::uninitialized(w.shape());
+      if (has_bias_) gb = Tensor::uninitialized({sh_.k});
       k.f32_conv2d_backward_weight(gw.data<float>(), has_bias_ ? gb.data<float>() : nullptr, gc.data<float>(),
                                    xc.data<float>(), sh_);
     }
@@ -82,7 +82,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   }
   Tensor xc = x.detach().contiguous(), wc = weight.detach().contiguous(), bc;
   if (bias.defined()) bc = bias.detach().contiguous();
-  Tensor y = Tensor::empty({sh.n, sh.k, sh.p(), sh.q()});
+  Tensor y = Tensor::uninitialized({sh.n, sh.k, sh.p(), sh.q()});
   count_flops(conv_flops(sh));
   if (y.numel())
     detail::fk().f32_conv2d_forward(y.data<float>(), xc.data<float>(), wc.data<float>(),

@@ -117,7 +117,7 @@ class UnaryBackward final : public Node {
 Tensor unary_forward(const Tensor& x, Unary op, const char* name) {
   detail::check_f32(x, name, "input");
   Tensor xc = x.detach().contiguous();
-  Tensor y = Tensor::empty(x.shape());
+  Tensor y = Tensor::uninitialized(x.shape());
   if (y.numel()) detail::fk().f32_unary(y.data<float>(), xc.data<float>(), op, y.numel());
   return y;
 }

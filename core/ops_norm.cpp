@@ -22,44 +22,11 @@ class BatchNormBackward final : public Node {
     Tensor x = x_.unpack().contiguous(), gc = g.contiguous();
     Tensor w = w_.defined() ? w_.unpack().contiguous() : Tensor();
     const int64_t n = x.shape()[0], c = x.shape()[1], hw = x.numel() / std::max<int64_t>(n * c, 1);
-    const float* px = x.data<float>();
-    const float* pg = gc.data<float>();
-    const float* pm = mean_.data<float>();
-    const float* pi = invstd_.data<float>();
-    Tensor gx = needs_input_grad(0) ? Tensor::empty(x.shape()) : Tensor();
+    Tensor gx = needs_input_grad(0) ? Tensor::uninitialized(x.shape()) : Tensor();
     Tensor gw = Tensor::empty({c}), gb = Tensor::empty({c});
-    float* pgw = gw.data<float>();
-    float* pgb = gb.data<float>();
-    const bool training = training_;
-    const double count = (double)n * hw;
-#pragma omp parallel for schedule(static)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      // Σg and Σg·x̂ over the channel (double: these are long sums).
-      double sg = 0, sgx = 0;
-      const float m = pm[ch], is = pi[ch];
-      for (int64_t i = 0; i < n; ++i) {
-        const float* xr = px + (i * c + ch) * hw;
-        const float* gr = pg + (i * c + ch) * hw;
-        for (int64_t j = 0; j < hw; ++j) {
-          sg += gr[j];
-          sgx += (double)gr[j] * ((xr[j] - m) * is);
-        }
-      }
-      pgb[ch] = (float)sg;
-      pgw[ch] = (float)sgx;
-      if (!gx.defined()) continue;
-      const float wv = w.defined() ? w.data<float>()[ch] : 1.0f;
-      float* gxr0 = gx.data<float>();
-      // training: dx = w·is·(g − Σg/M − x̂·Σg·x̂/M);  eval: dx = w·is·g
-      const float mg = training ? (float)(sg / count) : 0.0f;
-      const float mgx = training ? (float)(sgx / count) : 0.0f;
-      for (int64_t i = 0; i < n; ++i) {
-        const float* xr = px + (i * c + ch) * hw;
-        const float* gr = pg + (i * c + ch) * hw;
-        float* o = gxr0 + (i * c + ch) * hw;
-        for (int64_t j = 0; j < hw; ++j) o[j] = wv * is * (gr[j] - mg - (xr[j] - m) * is * mgx);
-      }
-    }
+    detail::fk().f32_bn_backward(gx.defined() ? gx.data<float>() : nullptr, gb.data<float>(), gw.data<float>(),
+                                 x.data<float>(), gc.data<float>(), mean_.data<float>(), invstd_.data<float>(),
+                                 w.defined() ? w.data<float>() : nullptr, training_, n, c, hw);
     return {gx, needs_input_grad(1) ? gw : Tensor(), needs_input_grad(2) ? gb : Tensor()};
   }
   void release_saved() override { x_.release(); w_.release(); }
@@ -138,7 +105,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
       psh[i] = (bc.defined() ? bc.data<float>()[i] : 0.0f) - pm[i] * ps[i];
     }
   }
-  Tensor y = Tensor::empty(x.shape());
+  Tensor y = Tensor::uninitialized(x.shape());
   if (y.numel()) k.f32_channel_affine(y.data<float>(), xc.data<float>(), scale.data<float>(), shift.data<float>(), n, c, hw);
   if (any_requires_grad({&x, &weight, &bias}))
     record(y, std::make_shared<BatchNormBackward>(x, mean, invstd, weight, training), {&x, &weight, &bias});

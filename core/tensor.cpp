@@ -15,6 +15,7 @@
 #include "core/autograd.h"
 #include "core/detail.h"
 #include "core/ops.h"
+#include "kernels/buffers.h"
 
 namespace lowbit {
 
@@ -64,79 +65,40 @@ Shape contiguous_strides(const Shape& shape) {
 
 namespace {
 
-// A cache of freed large buffers, reused for the next allocation of the same
-// rounded size. A training step allocates the same shapes every iteration;
-// without the cache each large buffer went back to the OS and came back as
-// fresh pages, and the page faults plus the kernel zeroing them took ~14% of
-// a ResNet-20 training step on 2 threads. Small buffers (< 64 KiB) are left
-// to malloc, which already reuses them. The cache holds at most 1 GiB; it is
-// never destroyed (storages may outlive static destructors).
-class BufferCache {
- public:
-  static BufferCache& get() {
-    static BufferCache* c = new BufferCache;
-    return *c;
-  }
-  void* take(size_t bytes) {
-    if (bytes >= kMinCached) {
-      std::lock_guard<std::mutex> lock(m_);
-      auto it = free_.find(bytes);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        cached_ -= bytes;
-        return p;
-      }
-    }
-    return std::aligned_alloc(64, bytes);
-  }
-  void give(void* p, size_t bytes) {
-    if (bytes >= kMinCached) {
-      std::lock_guard<std::mutex> lock(m_);
-      if (cached_ + bytes <= kMaxCached) {
-        free_[bytes].push_back(p);
-        cached_ += bytes;
-        return;
-      }
-    }
-    std::free(p);
-  }
-
- private:
-  static constexpr size_t kMinCached = 64 << 10, kMaxCached = size_t(1) << 30;
-  std::mutex m_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
-  size_t cached_ = 0;
-};
-
 size_t rounded_size(size_t n) { return n == 0 ? 64 : (n + 63) / 64 * 64; }
 
 }  // namespace
 
-Storage::Storage(size_t n) : nbytes(n) {
+Storage::Storage(size_t n, bool zero) : nbytes(n) {
   // 64-byte aligned (a cache line, an AVX-512 register); size rounded up as
-  // aligned_alloc requires. Zero-filled so a fresh tensor never holds garbage.
+  // aligned_alloc requires. Zero-filled so a fresh tensor never holds garbage,
+  // unless the caller asked for an uninitialized output it overwrites.
   const size_t rounded = rounded_size(n);
-  data = BufferCache::get().take(rounded);
+  data = kernels::buffer_take(rounded);
   if (!data) fail("out of memory allocating ", n, " bytes");
-  std::memset(data, 0, rounded);
+  if (zero) std::memset(data, 0, rounded);
 }
 
-Storage::~Storage() { BufferCache::get().give(data, rounded_size(nbytes)); }
+Storage::~Storage() { kernels::buffer_give(data, rounded_size(nbytes)); }
 
 TensorImpl::~TensorImpl() = default;
 
 // ---------------------------------------------------------------- factories
 
-Tensor Tensor::empty(const Shape& shape, DType dtype) {
+namespace {
+Tensor allocate(const Shape& shape, DType dtype, bool zero) {
   for (int64_t d : shape) LOWBIT_CHECK(d >= 0, "tensor: negative size in shape ", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype));
+  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), zero);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
   return Tensor(std::move(impl));
 }
+}  // namespace
+
+Tensor Tensor::empty(const Shape& shape, DType dtype) { return allocate(shape, dtype, true); }
+Tensor Tensor::uninitialized(const Shape& shape, DType dtype) { return allocate(shape, dtype, false); }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype) { return empty(shape, dtype); }
 Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }

@@ -22,7 +22,7 @@ int64_t shape_numel(const Shape& s);
 
 // 64-byte aligned, zero-initialised buffer. Shared by all views of a tensor.
 struct Storage {
-  explicit Storage(size_t nbytes);
+  explicit Storage(size_t nbytes, bool zero = true);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -64,6 +64,9 @@ class Tensor {
 
   // ---- factories (f32 unless dtype given) ----
   static Tensor empty(const Shape& shape, DType dtype = DType::f32);  // zero-filled storage
+  // Contents unspecified (a reused buffer keeps old bytes): only for outputs
+  // the caller overwrites entirely, e.g. a kernel whose contract is write-only.
+  static Tensor uninitialized(const Shape& shape, DType dtype = DType::f32);
   static Tensor zeros(const Shape& shape, DType dtype = DType::f32);
   static Tensor ones(const Shape& shape, DType dtype = DType::f32);
   static Tensor full(const Shape& shape, double value, DType dtype = DType::f32);

@@ -65,6 +65,13 @@ struct FloatKernels {
   // y[n,c,i] = x[n,c,i] * scale[c] + shift[c]   (batch-norm apply).
   void (*f32_channel_affine)(float* y, const float* x, const float* scale, const float* shift,
                              int64_t n, int64_t c, int64_t hw);
+  // Batch-norm backward over N×C×HW, per channel c (M = N·HW, x̂ = (x − mean)·invstd):
+  //   sum_g[c] = Σ g,  sum_gxhat[c] = Σ g·x̂   (accumulated in double across rows);
+  //   if dx: dx = w·invstd·(g − sum_g/M − x̂·sum_gxhat/M) when training, w·invstd·g
+  //   in eval; weight may be null (w = 1). Agreement with ref is to a tolerance.
+  void (*f32_bn_backward)(float* dx, float* sum_g, float* sum_gxhat, const float* x, const float* g,
+                          const float* mean, const float* invstd, const float* weight, bool training,
+                          int64_t n, int64_t c, int64_t hw);
   // C = op(A)·op(B) + beta·C ; op = transpose when trans_*; row-major, leading dims.
   // beta == 0 means C is write-only (never read, may hold NaN).
   void (*f32_gemm)(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,

@@ -42,6 +42,7 @@ FloatKernels ref_float_kernels() {
   k.f32_max = ref::f32_max;
   k.f32_channel_moments = ref::f32_channel_moments;
   k.f32_channel_affine = ref::f32_channel_affine;
+  k.f32_bn_backward = ref::f32_bn_backward;
   k.f32_gemm = ref::f32_gemm;
   k.f32_conv2d_forward = ref::f32_conv2d_forward;
   k.f32_conv2d_backward_input = ref::f32_conv2d_backward_input;

@@ -4,12 +4,17 @@
 // Our tensors are plain NCHW / K×(C/G)×R×S. Each primitive is created with
 // format_tag::any so oneDNN picks its blocked layouts (nChw8c, OIhw8i8o, …);
 // user memory is reordered in and out around the call. Primitive descriptors,
-// primitives, reorders and the blocked buffers are cached per (shape,
-// direction, bias) — creating them costs far more than running a small conv.
+// primitives and reorders are cached per (shape, direction, bias) — creating
+// them costs far more than running a small conv. The blocked buffers are not:
+// they are taken from the shared buffer cache (kernels/buffers.h) for the
+// call and given back after it, so a network with many conv shapes holds
+// blocked copies only of the conv running now (keeping them per shape had
+// cost MobileNetV2 at 28×28 a gigabyte).
 //
 // Concurrency: the cache map is guarded by one mutex, each entry by its own
-// (its blocked buffers are reused between calls). A stream is created per
-// call; a CPU stream is cheap and is not safe to share between threads.
+// (as before the buffers moved out: one primitive runs one call at a time,
+// which also keeps oneDNN's library-owned scratchpad safe). A stream is created per call; a CPU stream is cheap and is not
+// safe to share between threads.
 #include <oneapi/dnnl/dnnl.hpp>
 #include <omp.h>
 
@@ -22,6 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/buffers.h"
 #include "kernels/dnnl/dnnl_conv.h"
 #include "kernels/ref/ref.h"
 
@@ -40,18 +46,18 @@ dnnl::engine& cpu_engine() {
 }
 
 // One primitive argument: the plain layout the caller holds and, when oneDNN
-// wants another layout, a cached buffer and the reorder into or out of it.
+// wants another layout, that layout and the reorder into or out of it.
 struct Arg {
   int id = 0;              // DNNL_ARG_*
   memory::desc user_md;    // plain layout of the caller's pointer
+  memory::desc prim_md;    // the primitive's layout
   bool output = false;     // written by the primitive (reorder after, not before)
   bool reordered = false;  // the primitive's layout differs from user_md
-  memory internal;         // blocked buffer (only if reordered)
   dnnl::reorder to_internal, to_user;
 };
 
 struct Entry {
-  std::mutex mu;
+  mutable std::mutex mu;
   dnnl::primitive prim;
   std::vector<Arg> args;
 
@@ -59,11 +65,11 @@ struct Entry {
     Arg a;
     a.id = id;
     a.user_md = user_md;
+    a.prim_md = prim_md;
     a.output = output;
     a.reordered = prim_md != user_md;
     if (a.reordered) {
       dnnl::engine& eng = cpu_engine();
-      a.internal = memory(prim_md, eng);
       if (output)
         a.to_user = dnnl::reorder(dnnl::reorder::primitive_desc(eng, prim_md, eng, user_md));
       else
@@ -73,7 +79,7 @@ struct Entry {
   }
 
   // ptrs[i] is the caller's buffer for args[i].
-  void run(const std::vector<void*>& ptrs) {
+  void run(const std::vector<void*>& ptrs) const {
     std::lock_guard<std::mutex> lock(mu);
     // oneDNN sizes its OpenMP regions from the calling thread's default;
     // make that our setting (LOWBIT_THREADS / set_num_threads) on every call.
@@ -81,20 +87,23 @@ struct Entry {
     dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
     std::unordered_map<int, memory> exec_args;
-    std::vector<memory> user(args.size());
+    std::vector<memory> user(args.size()), internal(args.size());
+    std::vector<std::unique_ptr<ScratchBuffer>> scratch;
     for (size_t i = 0; i < args.size(); ++i) {
-      Arg& a = args[i];
+      const Arg& a = args[i];
       user[i] = memory(a.user_md, eng, ptrs[i]);
       if (!a.reordered) {
         exec_args[a.id] = user[i];
         continue;
       }
-      if (!a.output) a.to_internal.execute(strm, user[i], a.internal);
-      exec_args[a.id] = a.internal;
+      scratch.push_back(std::make_unique<ScratchBuffer>(a.prim_md.get_size()));
+      internal[i] = memory(a.prim_md, eng, scratch.back()->get());
+      if (!a.output) a.to_internal.execute(strm, user[i], internal[i]);
+      exec_args[a.id] = internal[i];
     }
     prim.execute(strm, exec_args);
     for (size_t i = 0; i < args.size(); ++i)
-      if (args[i].reordered && args[i].output) args[i].to_user.execute(strm, args[i].internal, user[i]);
+      if (args[i].reordered && args[i].output) args[i].to_user.execute(strm, internal[i], user[i]);
     strm.wait();
   }
 };
@@ -180,7 +189,7 @@ std::string shape_text(const Conv2dShape& sh) {
 
 using Key = std::array<int64_t, 16>;
 
-Entry& entry(const Conv2dShape& sh, Direction dir, bool bias) {
+const Entry& entry(const Conv2dShape& sh, Direction dir, bool bias) {
   static std::mutex mu;
   static std::map<Key, std::unique_ptr<Entry>> cache;
   const Key key = {sh.n,        sh.c,        sh.h,     sh.w,     sh.k,     sh.r,     sh.s,

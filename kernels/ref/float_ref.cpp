@@ -133,6 +133,35 @@ void f32_channel_affine(float* y, const float* x, const float* scale, const floa
     }
 }
 
+// Batch-norm backward: channel sums in double, then dx (see kernels.h).
+void f32_bn_backward(float* dx, float* sum_g, float* sum_gxhat, const float* x, const float* g, const float* mean,
+                     const float* invstd, const float* weight, bool training, int64_t n, int64_t c, int64_t hw) {
+  const double count = static_cast<double>(n * hw);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const double m = mean[ch], is = invstd[ch];
+    double sg = 0.0, sgx = 0.0;
+    for (int64_t b = 0; b < n; ++b) {
+      const float* xr = x + (b * c + ch) * hw;
+      const float* gr = g + (b * c + ch) * hw;
+      for (int64_t i = 0; i < hw; ++i) {
+        sg += gr[i];
+        sgx += double(gr[i]) * ((xr[i] - m) * is);
+      }
+    }
+    sum_g[ch] = static_cast<float>(sg);
+    sum_gxhat[ch] = static_cast<float>(sgx);
+    if (!dx) continue;
+    const double w = weight ? weight[ch] : 1.0;
+    const double mg = training && count > 0 ? sg / count : 0.0, mgx = training && count > 0 ? sgx / count : 0.0;
+    for (int64_t b = 0; b < n; ++b) {
+      const float* xr = x + (b * c + ch) * hw;
+      const float* gr = g + (b * c + ch) * hw;
+      float* o = dx + (b * c + ch) * hw;
+      for (int64_t i = 0; i < hw; ++i) o[i] = static_cast<float>(w * is * (gr[i] - mg - (xr[i] - m) * is * mgx));
+    }
+  }
+}
+
 // C[M×N] = op(A)[M×K] · op(B)[K×N] + beta·C
 void f32_gemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
               bool trans_a, bool trans_b, float beta, int64_t m, int64_t n, int64_t k) {

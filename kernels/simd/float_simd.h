@@ -305,6 +305,68 @@ struct FloatSimd {
     }
   }
 
+  // Σg and Σg·(x−m) over at most kSumBlock floats (float lanes, then double).
+  static void block_bn_sums(const float* x, const float* g, int64_t n, float m, double& sg, double& sgd) {
+    const VF vm(m);
+    VF a0(0.0f), a1(0.0f), b0(0.0f), b1(0.0f);
+    int64_t i = 0;
+    for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+      const VF g0 = VF::load_unaligned(g + i), g1 = VF::load_unaligned(g + i + kLanes);
+      a0 += g0;
+      a1 += g1;
+      b0 = xsimd::fma(g0, VF::load_unaligned(x + i) - vm, b0);
+      b1 = xsimd::fma(g1, VF::load_unaligned(x + i + kLanes) - vm, b1);
+    }
+    for (; i + kLanes <= n; i += kLanes) {
+      const VF g0 = VF::load_unaligned(g + i);
+      a0 += g0;
+      b0 = xsimd::fma(g0, VF::load_unaligned(x + i) - vm, b0);
+    }
+    double s = static_cast<double>(xsimd::hadd(a0 + a1)), t = static_cast<double>(xsimd::hadd(b0 + b1));
+    for (; i < n; ++i) {
+      s += g[i];
+      t += double(g[i]) * (double(x[i]) - m);
+    }
+    sg += s;
+    sgd += t;
+  }
+
+  // Batch-norm backward (kernels.h); channels in parallel. Σg·x̂ is taken as
+  // invstd·Σg·(x − mean): one multiply per channel instead of per element.
+  static void f32_bn_backward(float* dx, float* sum_g, float* sum_gxhat, const float* x, const float* g,
+                              const float* mean, const float* invstd, const float* weight, bool training,
+                              int64_t n, int64_t c, int64_t hw) {
+    const double count = static_cast<double>(n * hw);
+    const bool par = n * c * hw > kParallelMin && c > 1 && num_threads() > 1;
+#pragma omp parallel for num_threads(num_threads()) schedule(static) if (par)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const float m = mean[ch], is = invstd[ch];
+      double sg = 0.0, sgd = 0.0;
+      for (int64_t b = 0; b < n; ++b) {
+        const float* xr = x + (b * c + ch) * hw;
+        const float* gr = g + (b * c + ch) * hw;
+        for (int64_t i = 0; i < hw; i += kSumBlock)
+          block_bn_sums(xr + i, gr + i, std::min(kSumBlock, hw - i), m, sg, sgd);
+      }
+      const double sgx = sgd * is;
+      sum_g[ch] = static_cast<float>(sg);
+      sum_gxhat[ch] = static_cast<float>(sgx);
+      if (!dx) continue;
+      // dx = k·g − k·is·mgx·(x − m) − k·mg, k = w·is (x − m kept: no cancellation).
+      const double w = weight ? weight[ch] : 1.0;
+      const double mg = training && count > 0 ? sg / count : 0.0, mgx = training && count > 0 ? sgx / count : 0.0;
+      const double kk = w * is;
+      const VF cg(static_cast<float>(kk)), cx(static_cast<float>(-kk * is * mgx)), c0(static_cast<float>(-kk * mg)),
+          vm(m);
+      for (int64_t b = 0; b < n; ++b) {
+        const float* xr = x + (b * c + ch) * hw;
+        float* o = dx + (b * c + ch) * hw;
+        map2(o, g + (b * c + ch) * hw, false, xr, false, hw,
+             [&](VF gv, VF xv) { return xsimd::fma(gv, cg, xsimd::fma(xv - vm, cx, c0)); });
+      }
+    }
+  }
+
   static void fill(FloatKernels& k) {
     k.f32_unary = f32_unary;
     k.f32_binary = f32_binary;
@@ -313,6 +375,7 @@ struct FloatSimd {
     k.f32_max = f32_max;
     k.f32_channel_moments = f32_channel_moments;
     k.f32_channel_affine = f32_channel_affine;
+    k.f32_bn_backward = f32_bn_backward;
   }
 };
 

@@ -208,6 +208,30 @@ TEST_CASE("f32_channel_moments and f32_channel_affine: every path matches ref") 
       t.f32.f32_channel_affine(yg.data(), x.data(), scale.data(), shift.data(), d.n, d.c, d.hw);
       ref::f32_channel_affine(yw.data(), x.data(), scale.data(), shift.data(), d.n, d.c, d.hw);
       check_close(yg, yw, 1e-5, 1e-5, what + " affine");
+
+      // Batch-norm backward (x̂ from the moments above), training and eval, with and without weight.
+      auto g = uniform(x.size(), -1.0f, 1.0f, 64);
+      std::vector<float> invstd(d.c);
+      for (int64_t i = 0; i < d.c; ++i) invstd[i] = 1.0f / std::sqrt(vw[i] + 1e-5f);
+      for (int mode = 0; mode < 3; ++mode) {
+        const bool training = mode != 2;
+        const float* w = mode == 1 ? nullptr : scale.data();
+        std::vector<float> dg(x.size(), NAN), dw(x.size(), NAN), sgg(d.c), sgw(d.c), sxg(d.c), sxw(d.c);
+        t.f32.f32_bn_backward(dg.data(), sgg.data(), sxg.data(), x.data(), g.data(), mw.data(), invstd.data(), w,
+                              training, d.n, d.c, d.hw);
+        ref::f32_bn_backward(dw.data(), sgw.data(), sxw.data(), x.data(), g.data(), mw.data(), invstd.data(), w,
+                             training, d.n, d.c, d.hw);
+        const std::string m = what + " bn_backward mode " + std::to_string(mode);
+        check_close(sgg, sgw, 1e-4, 1e-4, m + " sum_g");
+        check_close(sxg, sxw, 1e-4, 1e-4, m + " sum_gxhat");
+        check_close(dg, dw, 1e-4, 1e-5, m + " dx");
+        // Sums only (dx null) leave the same sums.
+        std::vector<float> sg2(d.c), sx2(d.c);
+        t.f32.f32_bn_backward(nullptr, sg2.data(), sx2.data(), x.data(), g.data(), mw.data(), invstd.data(), w,
+                              training, d.n, d.c, d.hw);
+        CHECK(sg2 == sgg);
+        CHECK(sx2 == sxg);
+      }
     }
   }
 }
