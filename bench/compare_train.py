@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Training throughput and peak memory, lowbit vs PyTorch, side by side in one run.
 
-For each model (resnet20 and mobilenet_v2 width 0.5 on 1x28x28 images,
+For each model (resnet20, mobilenet_v2 width 0.5, and mobilenet_v2 width 0.5 with
+--small-input, on 1x28x28 images,
 batch 128, 10 classes) and thread count T, runs
 
   lowbit bench train --model M --threads T --json          (its own process)
@@ -21,7 +22,11 @@ fraction of peak divides by `lowbit bench peak`'s fp32 figure for T threads.
 
 Debian's python3-torch is used through /usr/bin/python3.
 
-usage: bench/compare_train.py [--threads 1,2] [--steps 10] [--warmup 3]
+Both run with GOMP_SPINCOUNT=--spin (default 1000, the lowbit tool's own
+choice; libgomp's default is 300000) and no OMP_WAIT_POLICY.
+
+usage: bench/compare_train.py [--threads 1,2] [--steps 10] [--warmup 3] [--spin 1000]
+                              [--models resnet20,mobilenet_v2,mobilenet_v2-small]
                               [--lowbit build/tools/lowbit] [--out FILE.json]
 """
 import argparse
@@ -87,8 +92,8 @@ def torch_worker(model_name, width, small_input, threads, batch, steps, warmup):
                       "small_input": small_input, "threads": threads, "step_ms": med * 1e3, "images_per_s": batch / med, "peak_rss_mb": rss}))
 
 
-def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def run_json(cmd, env):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
@@ -104,15 +109,20 @@ def main():
     ap.add_argument("--model", default="resnet20")
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--small-input", action="store_true")
+    ap.add_argument("--spin", type=int, default=1000, help="GOMP_SPINCOUNT for both sides")
     ap.add_argument("--models", default="all", help="comma list of resnet20, mobilenet_v2, mobilenet_v2-small; or all")
     a = ap.parse_args()
     if a.worker:
         torch_worker(a.model, a.width, a.small_input, int(a.threads), a.batch, a.steps, a.warmup)
         return
     results = []
-    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"))
+    # The same OpenMP waiting for both sides (both use libgomp): spin
+    # GOMP_SPINCOUNT times at a barrier, then sleep. 1000 is what the lowbit
+    # tool picks by itself; 300000 is libgomp's own default.
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["GOMP_SPINCOUNT"] = str(a.spin)
     for t in [int(s) for s in a.threads.split(",")]:
-        peak = run_json([a.lowbit, "bench", "peak", "--threads", str(t), "--json"])
+        peak = run_json([a.lowbit, "bench", "peak", "--threads", str(t), "--json"], env)
         peak_t = max(p["f32_gflops"] for p in peak if p["threads"] == t)
         for name, width, small in MODELS:
             label = name + ("-small" if small else "")
@@ -120,10 +130,10 @@ def main():
                 continue
             flag = ["--small-input"] if small else []
             lb = run_json([a.lowbit, "bench", "train", "--model", name, "--width", str(width), "--threads", str(t),
-                           "--batch", str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup), "--json"] + flag)[0]
+                           "--batch", str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup), "--json"] + flag, env)[0]
             pt = run_json([sys.executable, os.path.abspath(__file__), "--worker", "--model", name, "--width",
                            str(width), "--threads", str(t), "--batch", str(a.batch), "--steps", str(a.steps),
-                           "--warmup", str(a.warmup)] + flag)[0]
+                           "--warmup", str(a.warmup)] + flag, env)[0]
             gflop = lb["gflop_per_step"]
             row = {"model": name, "width": width, "small_input": small, "threads": t, "batch": a.batch, "peak_f32_gflops": peak_t,
                    "lowbit": lb, "pytorch": pt, "speedup": lb["images_per_s"] / pt["images_per_s"],
@@ -140,6 +150,7 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
         with open(a.out, "w") as f:
             json.dump({"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                       "gomp_spincount": a.spin,
                        "results": results}, f, indent=1)
 
 
