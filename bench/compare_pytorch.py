@@ -19,8 +19,8 @@ directions alone: lowbit's kernel table entries, PyTorch's
 aten.convolution_backward with one output requested.
 
 Both sides run under the same OpenMP waiting policy (--omp-wait-policy,
-default passive: what the lowbit tool uses unless told otherwise; PyTorch
-otherwise gets libgomp's spin-then-sleep default).
+default passive; the lowbit tool on its own spins 1000 times and then
+sleeps, and PyTorch on its own gets libgomp's 300000-spin default).
 
 Debian's python3-torch is used through /usr/bin/python3 (a pyenv `python3`
 on PATH may lack torch).
