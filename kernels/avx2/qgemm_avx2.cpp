@@ -92,53 +92,15 @@ struct Avx2Tile {
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) store16_avx2(c + i * ldc_bytes, acc[i][0], acc[i][1], col_off, mult, ec, te.nr);
   }
-
-  static void tile(int mr, int64_t kpad, const int16_t* const* rows, const uint8_t* b, const int32_t* col_off,
-                   const float* mult, const TileEpilogue& te, uint8_t* c, int64_t ldc_bytes) {
-    switch (mr) {
-      case 6: tile_mr<6>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 5: tile_mr<5>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 4: tile_mr<4>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 3: tile_mr<3>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 2: tile_mr<2>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      default: tile_mr<1>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-    }
-  }
 };
-
-using Driver = QGemmDriver<Avx2Tile>;
-
-void qgemm_pack_avx2(PackedQGemmWeights& out, const int8_t* w, int64_t n, int64_t k) { Driver::pack(out, w, n, k, 1); }
-void qu8_qs8_gemm_6x16_avx2(void* c, int64_t ldc, const uint8_t* a, int64_t lda, int32_t a_zp,
-                            const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
-  Driver::gemm(c, ldc, a, lda, a_zp, w, ep, m, "qu8_qs8_gemm (avx2)");
-}
-void qs8_qs8_gemm_6x16_avx2(void* c, int64_t ldc, const int8_t* a, int64_t lda, int32_t a_zp,
-                            const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
-  Driver::gemm(c, ldc, a, lda, a_zp, w, ep, m, "qs8_qs8_gemm (avx2)");
-}
-void qconv2d_pack_avx2(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) {
-  if (sh.depthwise())
-    qdwconv_pack_avx2(out, w, sh, Isa::avx2);
-  else
-    Driver::conv_pack(out, w, sh);
-}
-void qu8_qs8_conv2d_avx2(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w,
-                         const QuantEpilogue& ep, const QConv2dShape& sh) {
-  if (w.depthwise)
-    qu8_qs8_dwconv_avx2(y, x, x_zp, w, ep, sh, Isa::avx2);
-  else
-    Driver::conv(y, x, x_zp, w, ep, sh, "qu8_qs8_conv2d (avx2)");
-}
 
 }  // namespace
 
 void fill_avx2_int8_gemm(Int8Kernels& k) {
-  k.qgemm_pack = qgemm_pack_avx2;
-  k.qu8_qs8_gemm = qu8_qs8_gemm_6x16_avx2;
-  k.qs8_qs8_gemm = qs8_qs8_gemm_6x16_avx2;
-  k.qconv2d_pack = qconv2d_pack_avx2;
-  k.qu8_qs8_conv2d = qu8_qs8_conv2d_avx2;
+  QGemmDriver<Avx2Tile>::fill_table(
+      k, [](PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) { qdwconv_pack_avx2(out, w, sh, Isa::avx2); },
+      [](void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
+         const QConv2dShape& sh) { qu8_qs8_dwconv_avx2(y, x, x_zp, w, ep, sh, Isa::avx2); });
   k.gemm_path = "avx2 6x16 vpmaddwd (s16-widened, exact)";
   k.conv_path = "avx2 im2col (s16) + 6x16 vpmaddwd";
   k.depthwise_path = "avx2 direct, tap pairs x 16 channels per vpmaddwd";

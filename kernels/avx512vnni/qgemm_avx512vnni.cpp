@@ -138,32 +138,7 @@ struct Vnni512 {
     epilogue<MR>(acc, col_off, mult, te, c, ldc_bytes);
   }
 
-  // Dispatch on the tile's row count (MR for all but the last tile).
-  template <int MR = kTileRows, class F>
-  static void with_rows(int mr, F&& f) {
-    if constexpr (MR == 1) {
-      f(std::integral_constant<int, 1>{});
-    } else {
-      if (mr == MR)
-        f(std::integral_constant<int, MR>{});
-      else
-        with_rows<MR - 1>(mr, f);
-    }
-  }
-
-  static void tile(int mr, int64_t kpad, const uint8_t* const* rows, const uint8_t* b, const int32_t* col_off,
-                   const float* mult, const TileEpilogue& te, uint8_t* c, int64_t ldc_bytes) {
-    with_rows(mr, [&](auto m) { tile_mr<decltype(m)::value>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); });
-  }
-
   static constexpr bool kIndirect = true;
-  static void tile_indirect(int mr, int64_t ntaps, int64_t cg, const uint8_t* const* ptrs, const uint8_t* b,
-                            const int32_t* col_off, const float* mult, const TileEpilogue& te, uint8_t* c,
-                            int64_t ldc_bytes) {
-    with_rows(mr, [&](auto m) {
-      itile_mr<decltype(m)::value>(ntaps, cg, ptrs, b, col_off, mult, te, c, ldc_bytes);
-    });
-  }
 };
 
 #ifndef LOWBIT_VNNI512_MR
@@ -174,42 +149,13 @@ using Tile = Vnni512<LOWBIT_VNNI512_MR, LOWBIT_VNNI512_NV>;
 template <>
 const char* const Tile::kLayout = "avx512vnni tile c4";
 
-using Driver = QGemmDriver<Tile>;
-
-void qgemm_pack_avx512vnni(PackedQGemmWeights& out, const int8_t* w, int64_t n, int64_t k) {
-  Driver::pack(out, w, n, k, 1);
-}
-void qu8_qs8_gemm_8x32_avx512vnni(void* c, int64_t ldc, const uint8_t* a, int64_t lda, int32_t a_zp,
-                                  const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
-  Driver::gemm(c, ldc, a, lda, a_zp, w, ep, m, "qu8_qs8_gemm (avx512vnni)");
-}
-void qs8_qs8_gemm_8x32_avx512vnni(void* c, int64_t ldc, const int8_t* a, int64_t lda, int32_t a_zp,
-                                  const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
-  Driver::gemm(c, ldc, a, lda, a_zp, w, ep, m, "qs8_qs8_gemm (avx512vnni)");
-}
-
-void qconv2d_pack_avx512vnni(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) {
-  if (sh.depthwise())
-    qdwconv_pack_avx512vnni(out, w, sh);
-  else
-    Driver::conv_pack(out, w, sh);
-}
-void qu8_qs8_conv2d_avx512vnni(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w,
-                               const QuantEpilogue& ep, const QConv2dShape& sh) {
-  if (w.depthwise)
-    qu8_qs8_dwconv_avx512vnni(y, x, x_zp, w, ep, sh);
-  else
-    Driver::conv(y, x, x_zp, w, ep, sh, "qu8_qs8_conv2d (avx512vnni)");
-}
-
 }  // namespace
 
 void fill_avx512vnni_int8_gemm(Int8Kernels& k) {
-  k.qgemm_pack = qgemm_pack_avx512vnni;
-  k.qu8_qs8_gemm = qu8_qs8_gemm_8x32_avx512vnni;
-  k.qs8_qs8_gemm = qs8_qs8_gemm_8x32_avx512vnni;
-  k.qconv2d_pack = qconv2d_pack_avx512vnni;
-  k.qu8_qs8_conv2d = qu8_qs8_conv2d_avx512vnni;
+  QGemmDriver<Tile>::fill_table(
+      k, [](PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) { qdwconv_pack_avx512vnni(out, w, sh); },
+      [](void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
+         const QConv2dShape& sh) { qu8_qs8_dwconv_avx512vnni(y, x, x_zp, w, ep, sh); });
   k.gemm_path = "avx512vnni 8x32 vpdpbusd";
   k.conv_path = "avx512vnni 8x32 vpdpbusd on input rows in place (per filter row / tap; im2col for the rest)";
   k.depthwise_path = "avx512vnni direct, 4 taps x 64 channels per vpdpbusd group";

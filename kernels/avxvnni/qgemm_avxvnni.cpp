@@ -114,67 +114,15 @@ struct AvxVnniTile {
     }
     epilogue<MR>(acc, col_off, mult, te, c, ldc_bytes);
   }
-
-  template <int MR = 6, class F>
-  static void with_rows(int mr, F&& f) {
-    if constexpr (MR == 1) {
-      f(std::integral_constant<int, 1>{});
-    } else {
-      if (mr == MR)
-        f(std::integral_constant<int, MR>{});
-      else
-        with_rows<MR - 1>(mr, f);
-    }
-  }
-
-  static void tile(int mr, int64_t kpad, const uint8_t* const* rows, const uint8_t* b, const int32_t* col_off,
-                   const float* mult, const TileEpilogue& te, uint8_t* c, int64_t ldc_bytes) {
-    with_rows(mr, [&](auto m) { tile_mr<decltype(m)::value>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); });
-  }
-  static void tile_indirect(int mr, int64_t ntaps, int64_t cg, const uint8_t* const* ptrs, const uint8_t* b,
-                            const int32_t* col_off, const float* mult, const TileEpilogue& te, uint8_t* c,
-                            int64_t ldc_bytes) {
-    with_rows(mr, [&](auto m) {
-      itile_mr<decltype(m)::value>(ntaps, cg, ptrs, b, col_off, mult, te, c, ldc_bytes);
-    });
-  }
 };
-
-using Driver = QGemmDriver<AvxVnniTile>;
-
-void qgemm_pack_avxvnni(PackedQGemmWeights& out, const int8_t* w, int64_t n, int64_t k) {
-  Driver::pack(out, w, n, k, 1);
-}
-void qu8_qs8_gemm_6x16_avxvnni(void* c, int64_t ldc, const uint8_t* a, int64_t lda, int32_t a_zp,
-                               const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
-  Driver::gemm(c, ldc, a, lda, a_zp, w, ep, m, "qu8_qs8_gemm (avxvnni)");
-}
-void qs8_qs8_gemm_6x16_avxvnni(void* c, int64_t ldc, const int8_t* a, int64_t lda, int32_t a_zp,
-                               const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
-  Driver::gemm(c, ldc, a, lda, a_zp, w, ep, m, "qs8_qs8_gemm (avxvnni)");
-}
-void qconv2d_pack_avxvnni(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) {
-  if (sh.depthwise())
-    qdwconv_pack_avx2(out, w, sh, Isa::avxvnni);
-  else
-    Driver::conv_pack(out, w, sh);
-}
-void qu8_qs8_conv2d_avxvnni(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w,
-                            const QuantEpilogue& ep, const QConv2dShape& sh) {
-  if (w.depthwise)
-    qu8_qs8_dwconv_avx2(y, x, x_zp, w, ep, sh, Isa::avxvnni);
-  else
-    Driver::conv(y, x, x_zp, w, ep, sh, "qu8_qs8_conv2d (avxvnni)");
-}
 
 }  // namespace
 
 void fill_avxvnni_int8_gemm(Int8Kernels& k) {
-  k.qgemm_pack = qgemm_pack_avxvnni;
-  k.qu8_qs8_gemm = qu8_qs8_gemm_6x16_avxvnni;
-  k.qs8_qs8_gemm = qs8_qs8_gemm_6x16_avxvnni;
-  k.qconv2d_pack = qconv2d_pack_avxvnni;
-  k.qu8_qs8_conv2d = qu8_qs8_conv2d_avxvnni;
+  QGemmDriver<AvxVnniTile>::fill_table(
+      k, [](PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) { qdwconv_pack_avx2(out, w, sh, Isa::avxvnni); },
+      [](void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
+         const QConv2dShape& sh) { qu8_qs8_dwconv_avx2(y, x, x_zp, w, ep, sh, Isa::avxvnni); });
   k.gemm_path = "avxvnni 6x16 {vex} vpdpbusd";
   k.conv_path = "avxvnni indirect 6x16 {vex} vpdpbusd";
   k.depthwise_path = "avx2 direct, tap pairs x 16 channels per vpmaddwd";

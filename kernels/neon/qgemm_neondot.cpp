@@ -79,53 +79,15 @@ struct NeonDotTile {
     const EpilogueConstsNeon ec(te);
     for (int i = 0; i < MR; ++i) store16_neon(c + i * ldc_bytes, acc[i], col_off, mult, ec, te.nr);
   }
-
-  static void tile(int mr, int64_t kpad, const int8_t* const* rows, const uint8_t* b, const int32_t* col_off,
-                   const float* mult, const TileEpilogue& te, uint8_t* c, int64_t ldc_bytes) {
-    switch (mr) {
-      case 4: tile_mr<4>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 3: tile_mr<3>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      case 2: tile_mr<2>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-      default: tile_mr<1>(kpad, rows, b, col_off, mult, te, c, ldc_bytes); break;
-    }
-  }
 };
-
-using Driver = QGemmDriver<NeonDotTile>;
-
-void qgemm_pack_neondot(PackedQGemmWeights& out, const int8_t* w, int64_t n, int64_t k) {
-  Driver::pack(out, w, n, k, 1);
-}
-void qu8_qs8_gemm_4x16_neondot(void* c, int64_t ldc, const uint8_t* a, int64_t lda, int32_t a_zp,
-                               const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
-  Driver::gemm(c, ldc, a, lda, a_zp, w, ep, m, "qu8_qs8_gemm (neondot)");
-}
-void qs8_qs8_gemm_4x16_neondot(void* c, int64_t ldc, const int8_t* a, int64_t lda, int32_t a_zp,
-                               const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
-  Driver::gemm(c, ldc, a, lda, a_zp, w, ep, m, "qs8_qs8_gemm (neondot)");
-}
-void qconv2d_pack_neondot(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) {
-  if (sh.depthwise())
-    qdwconv_pack_neon(out, w, sh, Isa::neondot);
-  else
-    Driver::conv_pack(out, w, sh);
-}
-void qu8_qs8_conv2d_neondot(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w,
-                            const QuantEpilogue& ep, const QConv2dShape& sh) {
-  if (w.depthwise)
-    qu8_qs8_dwconv_neon(y, x, x_zp, w, ep, sh, Isa::neondot);
-  else
-    Driver::conv(y, x, x_zp, w, ep, sh, "qu8_qs8_conv2d (neondot)");
-}
 
 }  // namespace
 
 void fill_neondot_int8_gemm(Int8Kernels& k) {
-  k.qgemm_pack = qgemm_pack_neondot;
-  k.qu8_qs8_gemm = qu8_qs8_gemm_4x16_neondot;
-  k.qs8_qs8_gemm = qs8_qs8_gemm_4x16_neondot;
-  k.qconv2d_pack = qconv2d_pack_neondot;
-  k.qu8_qs8_conv2d = qu8_qs8_conv2d_neondot;
+  QGemmDriver<NeonDotTile>::fill_table(
+      k, [](PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) { qdwconv_pack_neon(out, w, sh, Isa::neondot); },
+      [](void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
+         const QConv2dShape& sh) { qu8_qs8_dwconv_neon(y, x, x_zp, w, ep, sh, Isa::neondot); });
   k.gemm_path = "neondot 4x16 sdot (u8 flipped to s8)";
   k.conv_path = "neondot im2col (s8) + 4x16 sdot";
   k.depthwise_path = "neon direct, 8 channels per smlal";

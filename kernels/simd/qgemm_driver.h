@@ -13,13 +13,16 @@
 //                             int8_t (both read as raw bytes) or int16_t (pre-widened)
 //   pack_block(dst, w, ldw, cols, k, kpad)   one NR-column block of W (cols ≤ NR valid rows of W)
 //   block_bytes(kpad)         bytes of one packed block
-//   kIndirect, tile_indirect(mr, ntaps, cg, ptrs, b, …)   optional: the same tile with A
+//   kIndirect, itile_mr<MR>(ntaps, cg, ptrs, b, …)   optional: the same tile with A
 //                             given as ntaps × MR pointers of cg AElems each (convolution
 //                             without im2col; cg a multiple of kKG)
-//   tile(mr, kpad, rows, b, col_off, mult, te, c, ldc_bytes)   microkernel: rows = mr row
+//   tile_mr<MR>(kpad, rows, b, col_off, mult, te, c, ldc_bytes)   microkernel for MR ≤ kMR
+//                             rows (instantiated for each MR in 1..kMR): rows = MR row
 //                             pointers, each with kpad readable AElems (values past K are
 //                             multiplied by zero weights); col_off/mult: NR column values;
-//                             writes mr × te.nr outputs at c (row stride ldc_bytes).
+//                             writes MR × te.nr outputs at c (row stride ldc_bytes).
+// QGemmDriver<T>::fill(k, dw_pack, dw_run) then sets the path's Int8Kernels
+// entries (depthwise convolutions go to the path's own direct kernel).
 //
 // A rows. The microkernel reads A in its own element type: a row of the
 // caller's matrix is used in place when it already is (u8 for VNNI, s8 for
@@ -61,6 +64,20 @@ struct TileEpilogue {
   int32_t zp, qmin, qmax;
   int nr;  // valid columns of this tile (≤ NR); the rest are computed but not stored
 };
+
+// f(std::integral_constant<int, mr>{}) for a runtime mr in [1, MaxMR]: the
+// microkernel is compiled once per row count, with its loops fully unrolled.
+template <int MaxMR, class F>
+inline void with_rows(int mr, F&& f) {
+  if constexpr (MaxMR == 1) {
+    f(std::integral_constant<int, 1>{});
+  } else {
+    if (mr == MaxMR)
+      f(std::integral_constant<int, MaxMR>{});
+    else
+      with_rows<MaxMR - 1>(mr, f);
+  }
+}
 
 template <class T>
 struct QGemmDriver {
@@ -214,11 +231,16 @@ struct QGemmDriver {
           uint8_t* c = static_cast<uint8_t*>(out_row(m0 + i, g)) + nb * kNR * ob;
           if constexpr (T::kIndirect) {
             if (ntaps > 0) {
-              T::tile_indirect(mr, ntaps, k / ntaps, rows + i * ntaps, b, co, mu, te, c, ldc * ob);
+              const int64_t cg = k / ntaps;
+              const AElem* const* p = rows + i * ntaps;
+              with_rows<kMR>(mr, [&](auto r) {
+                T::template itile_mr<decltype(r)::value>(ntaps, cg, p, b, co, mu, te, c, ldc * ob);
+              });
               continue;
             }
           }
-          T::tile(mr, kpad, rows + i, b, co, mu, te, c, ldc * ob);
+          const AElem* const* p = rows + i;
+          with_rows<kMR>(mr, [&](auto r) { T::template tile_mr<decltype(r)::value>(kpad, p, b, co, mu, te, c, ldc * ob); });
         }
       }
     }
@@ -473,6 +495,45 @@ struct QGemmDriver {
         [&](int64_t row, int64_t g) {
           return static_cast<void*>(static_cast<uint8_t*>(y) + (row * sh.k + g * kg) * ob);
         });
+  }
+
+  // ---- the path's table entries -----------------------------------------------
+  // GEMM and convolution through this driver; depthwise convolutions through
+  // the path's direct kernel: dw_pack and dw_run are captureless lambdas with
+  // the signatures of Int8Kernels::qconv2d_pack and qu8_qs8_conv2d.
+  template <class DwPack, class DwRun>
+  static void fill_table(Int8Kernels& kt, DwPack, DwRun) {
+    kt.qgemm_pack = [](PackedQGemmWeights& out, const int8_t* w, int64_t n, int64_t k) { pack(out, w, n, k, 1); };
+    kt.qu8_qs8_gemm = [](void* c, int64_t ldc, const uint8_t* a, int64_t lda, int32_t a_zp,
+                         const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
+      gemm(c, ldc, a, lda, a_zp, w, ep, m, who(kGemmU8));
+    };
+    kt.qs8_qs8_gemm = [](void* c, int64_t ldc, const int8_t* a, int64_t lda, int32_t a_zp,
+                         const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
+      gemm(c, ldc, a, lda, a_zp, w, ep, m, who(kGemmS8));
+    };
+    kt.qconv2d_pack = [](PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) {
+      if (sh.depthwise())
+        DwPack{}(out, w, sh);
+      else
+        conv_pack(out, w, sh);
+    };
+    kt.qu8_qs8_conv2d = [](void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w,
+                           const QuantEpilogue& ep, const QConv2dShape& sh) {
+      if (w.depthwise)
+        DwRun{}(y, x, x_zp, w, ep, sh);
+      else
+        conv(y, x, x_zp, w, ep, sh, who(kConvU8));
+    };
+  }
+
+  // "op (path)" for error messages.
+  enum Op { kGemmU8, kGemmS8, kConvU8 };
+  static const char* who(Op op) {
+    static const std::string names[3] = {std::string("qu8_qs8_gemm (") + isa_name(T::kIsa) + ")",
+                                         std::string("qs8_qs8_gemm (") + isa_name(T::kIsa) + ")",
+                                         std::string("qu8_qs8_conv2d (") + isa_name(T::kIsa) + ")"};
+    return names[op].c_str();
   }
 };
 
