@@ -1,6 +1,7 @@
 // MobileNetV2 with torchvision's names: features.0.{0,1,2}, features.N.conv.*,
 // features.18, classifier.1. The skip connection is an explicit Add child
 // ("skip_add", as torchvision's quantizable MobileNetV2).
+#include <algorithm>
 #include <cmath>
 
 #include "nn/init.h"
@@ -96,8 +97,15 @@ ModulePtr create_model(const std::string& name, const ModelConfig& cfg) {
     }
   }
   if (name == "mobilenet_v2") return std::make_shared<MobileNetV2>(cfg);
+  check_model_name(name);
+  fail("internal: model '", name, "' is listed but not built");
+}
+
+void check_model_name(const std::string& name) {
+  const auto names = model_names();
+  if (std::find(names.begin(), names.end(), name) != names.end()) return;
   std::string known;
-  for (auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
+  for (auto& n : names) known += (known.empty() ? "" : ", ") + n;
   fail("unknown model '", name, "' (known: ", known, ")");
 }
 

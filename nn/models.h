@@ -78,5 +78,7 @@ int64_t make_divisible(double v, int64_t divisor);
 // Unknown names are an error that lists the known ones.
 ModulePtr create_model(const std::string& name, const ModelConfig& cfg);
 std::vector<std::string> model_names();
+// Throws lowbit::Error "unknown model 'x' (known: …)" unless name is in model_names().
+void check_model_name(const std::string& name);
 
 }  // namespace lowbit::nn

@@ -53,10 +53,7 @@ int cmd_train(const Args& a) {
                                           " known: resnet20, resnet18, mobilenet_v2, …)");
   if (!a.has("--out")) throw UsageError("--out FILE.safetensors is required");
   const std::string model_name = a.get("--model", "");
-  {
-    const auto names = nn::model_names();
-    if (std::find(names.begin(), names.end(), model_name) == names.end()) nn::create_model(model_name, {});  // throws, listing the known names
-  }
+  nn::check_model_name(model_name);
   const std::string out = a.get("--out", "");
   const int64_t epochs = a.get_int("--epochs", 1);
   const int64_t batch = a.get_int("--batch", 128);
@@ -132,7 +129,7 @@ int cmd_train(const Args& a) {
                  " of ", epochs, " epochs");
   }
 
-  if (!quiet && !json)
+  if (!json)
     std::fprintf(stderr, "train %s (%lld parameters) on %s: %lld train / %lld val images, %lld epochs, batch %lld, %d threads\n",
                  model_name.c_str(), (long long)model->num_parameters(), df.dataset.c_str(),
                  (long long)train_ds->size(), (long long)val_ds->size(), (long long)epochs, (long long)batch,
@@ -182,7 +179,7 @@ int cmd_train(const Args& a) {
     md["best_accuracy"] = fmt(best, 6);
     nn::save_checkpoint(out, *model, opt.get(), md);
     if (improved) nn::save_checkpoint(best_path(out), *model, nullptr, md);
-    if (!quiet && !json)
+    if (!json)  // --quiet drops the progress bars, not the one line per epoch
       std::fprintf(stderr, "epoch %lld/%lld  train loss %.4f acc %.4f  val loss %.4f acc %.4f (top-5 %.4f)%s  %.0f img/s\n",
                    (long long)e + 1, (long long)epochs, train_loss, meter.top1(), last.loss, last.top1, last.top5,
                    improved ? "  best" : "", (double)(steps_per_epoch * batch) / bar.elapsed());

@@ -59,8 +59,36 @@ const char* kUsage =
     "  eval --weights F         accuracy, loss, size and latency of a checkpoint\n"
     "  demo [--full]            train a small model end to end\n"
     "\n"
-    "common options: --threads N  --seed S  --json\n"
+    "common options: --threads N  --seed S  --json   (lowbit COMMAND --help lists a command's options)\n"
     "environment: LOWBIT_ISA=ref|avx2|avxvnni|avx512vnni|neon|neondot  LOWBIT_THREADS=N\n";
+
+// `lowbit COMMAND --help`.
+const char* command_usage(const std::string& cmd) {
+  if (cmd == "train")
+    return "usage: lowbit train --model M --out F.safetensors [options]\n"
+           "  model:     --model resnet18|resnet34|resnet50|resnet20|resnet32|resnet44|resnet56|mobilenet_v2\n"
+           "             --width W (mobilenet_v2) --small-input --act relu|relu6 --in-channels N --num-classes N\n"
+           "  data:      --dataset fashion-mnist|mnist|kmnist|cifar10|cifar100|imagefolder --data DIR --limit N\n"
+           "             --val-limit N --mean a,b,c --std a,b,c --workers N --no-augment\n"
+           "  schedule:  --epochs N (1) --batch N (128) --lr X (0.1) --schedule cosine|step|multistep|constant\n"
+           "             --warmup-epochs N --optimizer sgd|adam|adamw --momentum X (0.9) --nesterov --wd X (5e-4)\n"
+           "             --label-smoothing X --clip-grad X\n"
+           "  run:       --resume F --stop-after N --quiet (no progress bar) --json --threads N --seed S\n"
+           "  writes F (last epoch, with optimizer state) and F's .best twin (best validation accuracy)\n";
+  if (cmd == "eval")
+    return "usage: lowbit eval --weights F.safetensors [--batch N] [--dataset D --data DIR --limit N] [--quiet] [--json]\n"
+           "  the model is rebuilt from the checkpoint's metadata (written by lowbit train)\n";
+  if (cmd == "bench")
+    return "usage: lowbit bench peak|conv|train|kernels [options] [--threads N] [--json]\n"
+           "  peak                       fp32 and int8 multiply-add peak of this machine\n"
+           "  conv [--batch N --reps N --warmup N --path P --case NAME]   float conv, ResNet-18 shapes\n"
+           "  train [--model M --width W --small-input --batch N --size S --channels C --classes K\n"
+           "         --steps N --warmup N]   training step throughput and peak memory\n"
+           "  kernels [--reps N --seconds S --case NAME]   int8 GEMM/conv vs oneDNN\n";
+  if (cmd == "demo") return "usage: lowbit demo [--full] [--out F] [--data DIR] [--quiet]\n";
+  if (cmd == "info") return "usage: lowbit info [--json]\n";
+  return nullptr;
+}
 
 // Options that never take a value.
 bool is_switch(const std::string& k) {
@@ -104,6 +132,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     a.command = argv[1];
+    for (int i = 2; i < argc; ++i)
+      if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+        if (const char* u = command_usage(a.command)) {
+          std::fputs(u, stdout);
+          return 0;
+        }
+      }
     for (int i = 2; i < argc; ++i) {
       std::string s = argv[i];
       if (s.rfind("--", 0) == 0) {

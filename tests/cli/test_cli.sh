@@ -29,6 +29,10 @@ expect() {
 }
 
 expect "info"              0 ""                                  -- "$LOWBIT" info
+for c in train eval bench demo info; do
+  if "$LOWBIT" "$c" --help | grep -q "^usage: lowbit $c"; then passed=$((passed + 1)); else
+    echo "FAIL $c --help: no usage on stdout with exit 0" >&2; failed=$((failed + 1)); fi
+done
 expect "no command"        2 "usage"                             -- "$LOWBIT"
 expect "unknown command"   2 "unknown command 'frobnicate'"      -- "$LOWBIT" frobnicate
 expect "unknown flag"      2 "unknown option --bogus"            -- "$LOWBIT" info --bogus 1
@@ -45,7 +49,7 @@ expect "missing weights"   2 "$tmp/none.safetensors"             -- "$LOWBIT" ev
 
 # Train a tiny run, then damage the checkpoint in the ways users do.
 small=(--model resnet20 --limit 256 --val-limit 128 --batch 64 --quiet)
-expect "train 2 epochs"    0 "" -- "$LOWBIT" train "${small[@]}" --epochs 2 --out "$tmp/a.safetensors"
+expect "train 2 epochs"    0 "^epoch 2/2 .*val loss" -- "$LOWBIT" train "${small[@]}" --epochs 2 --out "$tmp/a.safetensors"
 expect "train 1 of 2"      0 "" -- "$LOWBIT" train "${small[@]}" --epochs 2 --stop-after 1 --out "$tmp/b.safetensors"
 expect "resume 1 more"     0 "" -- "$LOWBIT" train "${small[@]}" --epochs 2 --resume "$tmp/b.safetensors" --out "$tmp/b.safetensors"
 if cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors"; then passed=$((passed + 1)); else
