@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <mutex>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -28,39 +30,47 @@ class BufferCache {
     return *c;
   }
   void* take(size_t bytes) {
-    if (bytes >= kMinCached) {
+    if (bytes < kMinCached) return std::aligned_alloc(64, bytes);
+    {
       std::lock_guard<std::mutex> lock(m_);
-      live_ += bytes;
-      peak_live_ = std::max(peak_live_, live_);
       auto it = free_.find(bytes);
       if (it != free_.end() && !it->second.empty()) {
         void* p = it->second.back();
         it->second.pop_back();
         cached_ -= bytes;
+        note_live(bytes);
         return p;
       }
     }
     void* p = std::aligned_alloc(64, bytes);
-    if (!p && bytes >= kMinCached) {
+    if (p) {
       std::lock_guard<std::mutex> lock(m_);
-      live_ -= bytes;
+      note_live(bytes);
     }
     return p;
   }
-  void give(void* p, size_t bytes) {
+  void give(void* p, size_t bytes) noexcept {
     if (bytes >= kMinCached) {
       std::lock_guard<std::mutex> lock(m_);
       live_ -= bytes;
       if (cached_ + bytes <= std::max(kMinLimit, peak_live_)) {
-        free_[bytes].push_back(p);
-        cached_ += bytes;
-        return;
+        try {
+          free_[bytes].push_back(p);
+          cached_ += bytes;
+          return;
+        } catch (const std::bad_alloc&) {
+          // no room to remember it: give it back to the system below
+        }
       }
     }
     std::free(p);
   }
 
  private:
+  void note_live(size_t bytes) {
+    live_ += bytes;
+    peak_live_ = std::max(peak_live_, live_);
+  }
   static constexpr size_t kMinCached = 64 << 10, kMinLimit = size_t(256) << 20;
   std::mutex m_;
   std::unordered_map<size_t, std::vector<void*>> free_;
@@ -76,7 +86,7 @@ void buffer_give(void* p, size_t bytes) {
 
 ScratchBuffer::ScratchBuffer(size_t bytes) : bytes_((std::max<size_t>(bytes, 1) + 63) / 64 * 64) {
   p_ = buffer_take(bytes_);
-  if (!p_) throw std::bad_alloc();
+  if (!p_) throw std::runtime_error("out of memory allocating a " + std::to_string(bytes_) + "-byte kernel scratch buffer");
 }
 ScratchBuffer::~ScratchBuffer() { buffer_give(p_, bytes_); }
 

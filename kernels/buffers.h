@@ -14,7 +14,8 @@ void* buffer_take(size_t bytes);
 // Gives back a buffer from buffer_take with the same byte count.
 void buffer_give(void* p, size_t bytes);
 
-// RAII holder for a scratch buffer of at least `bytes` (rounded up to 64).
+// RAII holder for a scratch buffer of at least `bytes` (rounded up to 64);
+// throws std::runtime_error when out of memory.
 class ScratchBuffer {
  public:
   explicit ScratchBuffer(size_t bytes);

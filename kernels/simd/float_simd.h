@@ -72,6 +72,7 @@ struct FloatSimd {
   // y[i] = op(a[i*sa], b[i*sb]) with sa, sb ∈ {0, 1}.
   template <class Op>
   static void map2(float* y, const float* a, bool a_scalar, const float* b, bool b_scalar, int64_t n, Op op) {
+    if (n <= 0) return;
     const VF a0(a[0]), b0(b[0]);
     int64_t i = 0;
     for (; i + kLanes <= n; i += kLanes) {
@@ -351,7 +352,7 @@ struct FloatSimd {
       const double sgx = sgd * is;
       sum_g[ch] = static_cast<float>(sg);
       sum_gxhat[ch] = static_cast<float>(sgx);
-      if (!dx) continue;
+      if (!dx || hw == 0) continue;
       // dx = k·g − k·is·mgx·(x − m) − k·mg, k = w·is (x − m kept: no cancellation).
       const double w = weight ? weight[ch] : 1.0;
       const double mg = training && count > 0 ? sg / count : 0.0, mgx = training && count > 0 ? sgx / count : 0.0;

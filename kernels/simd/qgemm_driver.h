@@ -21,7 +21,7 @@
 //                             pointers, each with kpad readable AElems (values past K are
 //                             multiplied by zero weights); col_off/mult: NR column values;
 //                             writes MR × te.nr outputs at c (row stride ldc_bytes).
-// QGemmDriver<T>::fill(k, dw_pack, dw_run) then sets the path's Int8Kernels
+// QGemmDriver<T>::fill_table(k, dw_pack, dw_run) then sets the path's Int8Kernels
 // entries (depthwise convolutions go to the path's own direct kernel).
 //
 // A rows. The microkernel reads A in its own element type: a row of the
@@ -174,7 +174,7 @@ struct QGemmDriver {
   // out_row(m, g) is the first output element of row m, group g.
   // With ntaps > 0 the A rows are indirect (XNNPACK's IGEMM): rows_for fills,
   // per MR-row tile, ntaps × MR pointers (tap-major), each to k / ntaps
-  // consecutive AElems, and the microkernel is T::tile_indirect.
+  // consecutive AElems, and the microkernel is T::itile_mr.
   template <class RowsFor, class OutRow>
   static void run(const PackedQGemmWeights& pw, const QuantEpilogue& ep, int32_t ezp, int64_t M, int64_t ldc,
                   bool needs_scratch, int64_t ntaps, RowsFor rows_for, OutRow out_row) {
