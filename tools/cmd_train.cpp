@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <tuple>
 
 #include "core/autograd.h"
 #include "core/ops.h"
@@ -45,7 +46,7 @@ std::string fmt(double v, int prec = 4) {
 int cmd_train(const Args& a) {
   std::vector<std::string> known{"--epochs", "--out", "--batch", "--lr", "--momentum", "--wd", "--nesterov",
                                  "--optimizer", "--schedule", "--warmup-epochs", "--label-smoothing", "--no-augment",
-                                 "--resume", "--clip-grad", "--val-limit", "--quiet", "--stop-after"};
+                                 "--resume", "--clip-grad", "--val-limit", "--val-split", "--quiet", "--stop-after"};
   for (auto& n : data_flag_names()) known.push_back(n);
   for (auto& n : model_flag_names()) known.push_back(n);
   a.reject_unknown(known);
@@ -77,10 +78,22 @@ int cmd_train(const Args& a) {
 
   // ---- data
   DataFlags df = data_flags(a);
-  data::DatasetPtr train_ds = open_split(df, true, seed);
-  DataFlags vf = df;
-  vf.limit = a.get_int("--val-limit", df.limit);
-  data::DatasetPtr val_ds = open_split(vf, false, seed);
+  // Validation (per-epoch accuracy, the .best checkpoint): the test split by
+  // default, as torchvision's reference scripts do; --val-split F holds out a
+  // seeded fraction F of the training images instead and leaves the test split
+  // untouched (evaluate it once at the end with lowbit eval).
+  const double val_split = a.get_double("--val-split", 0.0);
+  if (val_split < 0 || val_split >= 1) throw UsageError("--val-split must be in [0, 1)");
+  data::DatasetPtr train_ds = open_split(df, true, seed), val_ds;
+  if (val_split > 0) {
+    std::tie(train_ds, val_ds) = data::split_train_val(train_ds, val_split, seed);
+    const int64_t vl = a.get_int("--val-limit", 0);
+    if (vl > 0 && vl < val_ds->size()) val_ds = data::limit(val_ds, vl, seed);
+  } else {
+    DataFlags vf = df;
+    vf.limit = a.get_int("--val-limit", df.limit);
+    val_ds = open_split(vf, false, seed);
+  }
   data::DataLoader train_loader(train_ds, {.batch_size = batch, .shuffle = true, .drop_last = true,
                                            .num_workers = workers, .seed = seed},
                                 train_transform(df, *train_ds, !a.has("--no-augment")));

@@ -69,6 +69,7 @@ const char* command_usage(const std::string& cmd) {
            "  model:     --model resnet18|resnet34|resnet50|resnet20|resnet32|resnet44|resnet56|mobilenet_v2\n"
            "             --width W (mobilenet_v2) --small-input --act relu|relu6 --in-channels N --num-classes N\n"
            "  data:      --dataset fashion-mnist|mnist|kmnist|cifar10|cifar100|imagefolder --data DIR --limit N\n"
+           "             --val-split F (validate on a held-out fraction of train; default: the test split)\n"
            "             --val-limit N --mean a,b,c --std a,b,c --workers N --no-augment\n"
            "  schedule:  --epochs N (1) --batch N (128) --lr X (0.1) --schedule cosine|step|multistep|constant\n"
            "             --warmup-epochs N --optimizer sgd|adam|adamw --momentum X (0.9) --nesterov --wd X (5e-4)\n"

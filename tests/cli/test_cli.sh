@@ -54,6 +54,8 @@ expect "train 1 of 2"      0 "" -- "$LOWBIT" train "${small[@]}" --epochs 2 --st
 expect "resume 1 more"     0 "" -- "$LOWBIT" train "${small[@]}" --epochs 2 --resume "$tmp/b.safetensors" --out "$tmp/b.safetensors"
 if cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors"; then passed=$((passed + 1)); else
   echo "FAIL resume: 1 epoch + resume 1 epoch differs from 2 epochs" >&2; failed=$((failed + 1)); fi
+expect "val split"         0 "461 train / 51 val images" -- "$LOWBIT" train --model resnet20 --limit 512 --val-split 0.1 --batch 64 --quiet --out "$tmp/v.safetensors"
+expect "bad val split"     2 "--val-split must be in" -- "$LOWBIT" train --model resnet20 --val-split 1 --out "$tmp/v.safetensors"
 expect "eval"              0 "" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --limit 128 --quiet
 head -c 1000 "$tmp/a.safetensors" > "$tmp/trunc.safetensors"
 expect "truncated"         2 "trunc.safetensors" -- "$LOWBIT" eval --weights "$tmp/trunc.safetensors" --limit 128
