@@ -197,7 +197,16 @@ struct QGemmDriver {
     int64_t mc = kABlockBytes / (kpad * static_cast<int64_t>(sizeof(AElem))) / kMR * kMR;
     mc = std::min({mc, kMaxRows, round_up((M + threads - 1) / threads, kMR)});
     mc = std::max(mc, kMR);
-    const int64_t mblocks = (M + mc - 1) / mc;
+    int64_t mblocks = (M + mc - 1) / mc;
+    // Whole rounds: make the row blocks a multiple of the thread count (and
+    // about equal), so no thread idles through a last round that only some
+    // threads have work for. ResNet-18 layer1 (M = 3136, 2 threads) had 19
+    // blocks of 168 rows: one thread ran 10, the other 9.
+    if (threads > 1 && mblocks > 1 && mblocks % threads != 0) {
+      const int64_t target = round_up(mblocks, threads);
+      mc = std::max(kMR, round_up((M + target - 1) / target, kMR));
+      mblocks = (M + mc - 1) / mc;
+    }
     // Split the column blocks when there are too few row blocks to share.
     const int64_t want = 4 * static_cast<int64_t>(threads);
     const int64_t slices = std::clamp<int64_t>((want + groups * mblocks - 1) / (groups * mblocks), 1, nblocks);
