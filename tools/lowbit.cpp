@@ -53,11 +53,11 @@ const char* kUsage =
     "usage: lowbit <command> [options]\n"
     "\n"
     "commands:\n"
-    "  info                     version, CPU features, chosen kernel paths\n"
-    "  bench peak|conv|kernels  measured machine peak; float conv vs reference; int8 kernels vs oneDNN\n"
-    "  train --model M --out F  float training (--epochs --lr --batch --dataset --data --resume ...)\n"
-    "  eval --weights F         accuracy, loss, size and latency of a checkpoint\n"
-    "  demo [--full]            train a small model end to end\n"
+    "  info                           version, CPU features, chosen kernel paths\n"
+    "  bench peak|conv|train|kernels  machine peak; float conv, training step, int8 kernels vs references\n"
+    "  train --model M --out F        float training (--epochs --lr --batch --dataset --data --resume ...)\n"
+    "  eval --weights F               accuracy, loss, size and latency of a checkpoint\n"
+    "  demo [--full]                  train a small model end to end\n"
     "\n"
     "common options: --threads N  --seed S  --json   (lowbit COMMAND --help lists a command's options)\n"
     "environment: LOWBIT_ISA=ref|avx2|avxvnni|avx512vnni|neon|neondot  LOWBIT_THREADS=N\n";
@@ -86,7 +86,7 @@ const char* command_usage(const std::string& cmd) {
            "  train [--model M --width W --small-input --batch N --size S --channels C --classes K\n"
            "         --steps N --warmup N]   training step throughput and peak memory\n"
            "  kernels [--reps N --seconds S --case NAME]   int8 GEMM/conv vs oneDNN\n";
-  if (cmd == "demo") return "usage: lowbit demo [--full] [--out F] [--data DIR] [--quiet]\n";
+  if (cmd == "demo") return "usage: lowbit demo [--full] [--out F] [--data DIR] [--quiet] [--seed S]\n";
   if (cmd == "info") return "usage: lowbit info [--json]\n";
   return nullptr;
 }
