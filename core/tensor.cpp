@@ -6,8 +6,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <iomanip>
-#include <mutex>
-#include <unordered_map>
 #include <iostream>
 #include <numeric>
 #include <sstream>
@@ -63,23 +61,17 @@ Shape contiguous_strides(const Shape& shape) {
   return st;
 }
 
-namespace {
-
-size_t rounded_size(size_t n) { return n == 0 ? 64 : (n + 63) / 64 * 64; }
-
-}  // namespace
-
 Storage::Storage(size_t n, bool zero) : nbytes(n) {
   // 64-byte aligned (a cache line, an AVX-512 register); size rounded up as
   // aligned_alloc requires. Zero-filled so a fresh tensor never holds garbage,
   // unless the caller asked for an uninitialized output it overwrites.
-  const size_t rounded = rounded_size(n);
+  const size_t rounded = kernels::buffer_round(n);
   data = kernels::buffer_take(rounded);
   if (!data) fail("out of memory allocating ", n, " bytes");
   if (zero) std::memset(data, 0, rounded);
 }
 
-Storage::~Storage() { kernels::buffer_give(data, rounded_size(nbytes)); }
+Storage::~Storage() { kernels::buffer_give(data, kernels::buffer_round(nbytes)); }
 
 TensorImpl::~TensorImpl() = default;
 

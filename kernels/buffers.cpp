@@ -84,7 +84,7 @@ void buffer_give(void* p, size_t bytes) {
   if (p) BufferCache::get().give(p, bytes);
 }
 
-ScratchBuffer::ScratchBuffer(size_t bytes) : bytes_((std::max<size_t>(bytes, 1) + 63) / 64 * 64) {
+ScratchBuffer::ScratchBuffer(size_t bytes) : bytes_(buffer_round(bytes)) {
   p_ = buffer_take(bytes_);
   if (!p_) throw std::runtime_error("out of memory allocating a " + std::to_string(bytes_) + "-byte kernel scratch buffer");
 }

@@ -8,8 +8,12 @@
 
 namespace lowbit::kernels {
 
-// 64-byte aligned; bytes must be a multiple of 64. Returns null when out of
-// memory. Contents are unspecified (a reused buffer keeps its old bytes).
+// The size buffer_take wants for n bytes: a multiple of 64, at least 64.
+inline size_t buffer_round(size_t n) { return n == 0 ? 64 : (n + 63) / 64 * 64; }
+
+// 64-byte aligned; bytes must be a multiple of 64 (see buffer_round).
+// Returns null when out of memory. Contents are unspecified (a reused
+// buffer keeps its old bytes).
 void* buffer_take(size_t bytes);
 // Gives back a buffer from buffer_take with the same byte count.
 void buffer_give(void* p, size_t bytes);

@@ -12,9 +12,9 @@
 // cost MobileNetV2 at 28×28 a gigabyte).
 //
 // Concurrency: the cache map is guarded by one mutex, each entry by its own
-// (as before the buffers moved out: one primitive runs one call at a time,
-// which also keeps oneDNN's library-owned scratchpad safe). A stream is created per call; a CPU stream is cheap and is not
-// safe to share between threads.
+// (one primitive runs one call at a time, which also keeps oneDNN's
+// library-owned scratchpad safe). A stream is created per call; a CPU stream
+// is cheap and is not safe to share between threads.
 #include <oneapi/dnnl/dnnl.hpp>
 #include <omp.h>
 
