@@ -82,12 +82,17 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt);
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
 
 // ---- normalization ----
+// An activation fused into the op that produces its input: act(op(x)) in one
+// pass forward and one backward, equal bit for bit to relu(op(x)) /
+// relu6(op(x)) unfused, without keeping op(x) alive for the backward.
+enum class Activation { none, relu, relu6 };
+
 // training: normalise with batch statistics and update running_mean/var in
 // place (momentum, unbiased variance, as PyTorch); eval: use running stats.
-// weight/bias may be undefined (affine=false).
+// weight/bias may be undefined (affine=false). act: fused activation.
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, float momentum = 0.1f,
-                  float eps = 1e-5f);
+                  float eps = 1e-5f, Activation act = Activation::none);
 
 // ---- shape ----
 Tensor flatten(const Tensor& x, int64_t start_dim = 1, int64_t end_dim = -1);

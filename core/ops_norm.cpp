@@ -1,6 +1,8 @@
 // batch_norm over N×C×(H×W…), as torch.nn.functional.batch_norm.
 // Training: batch mean and biased variance normalise; running stats get the
 // unbiased variance (n/(n-1)), momentum-weighted. Eval: running stats.
+// A fused activation is applied in the same pass; its backward gates the
+// incoming gradient by the saved output inside the batch-norm backward kernel.
 #include <cmath>
 
 #include "core/autograd.h"
@@ -11,31 +13,42 @@ namespace lowbit {
 
 namespace {
 
+static_assert(int(Activation::none) == int(kernels::Act::none) && int(Activation::relu) == int(kernels::Act::relu) &&
+              int(Activation::relu6) == int(kernels::Act::relu6));
+
 class BatchNormBackward final : public Node {
  public:
-  BatchNormBackward(const Tensor& x, Tensor mean, Tensor invstd, const Tensor& weight, bool training)
-      : x_(x, "BatchNormBackward"), mean_(std::move(mean)), invstd_(std::move(invstd)),
-        w_(weight, "BatchNormBackward"), training_(training) {}
-  const char* name() const override { return "BatchNormBackward"; }
+  BatchNormBackward(const Tensor& x, Tensor mean, Tensor invstd, const Tensor& weight, bool training,
+                    kernels::Act act, const Tensor& y)
+      : x_(x, name_of(act)), mean_(std::move(mean)), invstd_(std::move(invstd)), w_(weight, name_of(act)),
+        y_(act == kernels::Act::none ? Tensor() : y.detach(), name_of(act)), training_(training), act_(act) {}
+  const char* name() const override { return name_of(act_); }
+  static const char* name_of(kernels::Act a) {
+    return a == kernels::Act::relu ? "BatchNormReluBackward"
+           : a == kernels::Act::relu6 ? "BatchNormRelu6Backward" : "BatchNormBackward";
+  }
 
   std::vector<Tensor> backward(const Tensor& g) override {
     Tensor x = x_.unpack().contiguous(), gc = g.contiguous();
     Tensor w = w_.defined() ? w_.unpack().contiguous() : Tensor();
+    Tensor y = y_.defined() ? y_.unpack() : Tensor();  // made contiguous by the forward
     const int64_t n = x.shape()[0], c = x.shape()[1], hw = x.numel() / std::max<int64_t>(n * c, 1);
     Tensor gx = needs_input_grad(0) ? Tensor::uninitialized(x.shape()) : Tensor();
     Tensor gw = Tensor::empty({c}), gb = Tensor::empty({c});
     detail::fk().f32_bn_backward(gx.defined() ? gx.data<float>() : nullptr, gb.data<float>(), gw.data<float>(),
-                                 x.data<float>(), gc.data<float>(), mean_.data<float>(), invstd_.data<float>(),
+                                 x.data<float>(), gc.data<float>(), y.defined() ? y.data<float>() : nullptr, act_,
+                                 mean_.data<float>(), invstd_.data<float>(),
                                  w.defined() ? w.data<float>() : nullptr, training_, n, c, hw);
     return {gx, needs_input_grad(1) ? gw : Tensor(), needs_input_grad(2) ? gb : Tensor()};
   }
-  void release_saved() override { x_.release(); w_.release(); }
+  void release_saved() override { x_.release(); w_.release(); y_.release(); }
 
  private:
   SavedTensor x_;
   Tensor mean_, invstd_;
-  SavedTensor w_;
+  SavedTensor w_, y_;
   bool training_;
+  kernels::Act act_;
 };
 
 void check_channel_vec(const Tensor& t, int64_t c, const char* what, const Shape& xs) {
@@ -48,7 +61,8 @@ void check_channel_vec(const Tensor& t, int64_t c, const char* what, const Shape
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
-                  const Tensor& bias, bool training, float momentum, float eps) {
+                  const Tensor& bias, bool training, float momentum, float eps, Activation act) {
+  const auto kact = static_cast<kernels::Act>(act);
   detail::check_f32(x, "batch_norm", "input");
   LOWBIT_CHECK(x.dim() >= 2, "batch_norm: input must be at least 2-D [N, C, ...], got ", shape_str(x.shape()));
   const int64_t n = x.shape()[0], c = x.shape()[1], hw = x.numel() / std::max<int64_t>(n * c, 1);
@@ -106,9 +120,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     }
   }
   Tensor y = Tensor::uninitialized(x.shape());
-  if (y.numel()) k.f32_channel_affine(y.data<float>(), xc.data<float>(), scale.data<float>(), shift.data<float>(), n, c, hw);
+  if (y.numel()) k.f32_channel_affine(y.data<float>(), xc.data<float>(), scale.data<float>(), shift.data<float>(), kact, n, c, hw);
   if (any_requires_grad({&x, &weight, &bias}))
-    record(y, std::make_shared<BatchNormBackward>(x, mean, invstd, weight, training), {&x, &weight, &bias});
+    record(y, std::make_shared<BatchNormBackward>(x, mean, invstd, weight, training, kact, y), {&x, &weight, &bias});
   return y;
 }
 

@@ -32,6 +32,20 @@ bool isa_available(Isa isa);
 // ---- elementwise op codes ---------------------------------------------------
 enum class Unary : int { neg, exp, log, sqrt, abs, relu, relu6, sigmoid, tanh, square, reciprocal };
 enum class Binary : int { add, sub, mul, div, max, min };
+// Activation fused into an op's output (batch-norm apply and its backward).
+// Forward: relu clamps below at 0, relu6 to [0, 6]; NaN passes through.
+// Backward: the gradient passes where the fused output y is inside the open
+// active range (relu: y > 0; relu6: 0 < y < 6) and is 0 elsewhere, which is
+// PyTorch's relu / hardtanh backward read from the output.
+enum class Act : int { none, relu, relu6 };
+inline float act_apply(Act a, float v) {
+  if (a == Act::none) return v;
+  v = v < 0.0f ? 0.0f : v;
+  return a == Act::relu6 && v > 6.0f ? 6.0f : v;
+}
+inline bool act_passes(Act a, float y) {
+  return a == Act::none || (y > 0.0f && (a == Act::relu || y < 6.0f));
+}
 
 // ---- float convolution problem ---------------------------------------------
 // Activations NCHW, weights K×(C/G)×R×S, output N×K×P×Q, all contiguous.
@@ -62,15 +76,17 @@ struct FloatKernels {
   float (*f32_max)(const float* x, int64_t n);
   // Per-channel mean and biased variance over N×C×HW (NCHW with HW = H*W).
   void (*f32_channel_moments)(float* mean, float* var, const float* x, int64_t n, int64_t c, int64_t hw);
-  // y[n,c,i] = x[n,c,i] * scale[c] + shift[c]   (batch-norm apply).
-  void (*f32_channel_affine)(float* y, const float* x, const float* scale, const float* shift,
+  // y[n,c,i] = act(x[n,c,i] * scale[c] + shift[c])   (batch-norm apply).
+  void (*f32_channel_affine)(float* y, const float* x, const float* scale, const float* shift, Act act,
                              int64_t n, int64_t c, int64_t hw);
   // Batch-norm backward over N×C×HW, per channel c (M = N·HW, x̂ = (x − mean)·invstd):
   //   sum_g[c] = Σ g,  sum_gxhat[c] = Σ g·x̂   (accumulated in double across rows);
   //   if dx: dx = w·invstd·(g − sum_g/M − x̂·sum_gxhat/M) when training, w·invstd·g
   //   in eval; weight may be null (w = 1). Agreement with ref is to a tolerance.
+  //   With act ≠ none, g is first masked by act_passes(act, y), y the fused
+  //   forward output (unused, may be null, for none).
   void (*f32_bn_backward)(float* dx, float* sum_g, float* sum_gxhat, const float* x, const float* g,
-                          const float* mean, const float* invstd, const float* weight, bool training,
+                          const float* y, Act act, const float* mean, const float* invstd, const float* weight, bool training,
                           int64_t n, int64_t c, int64_t hw);
   // C = op(A)·op(B) + beta·C ; op = transpose when trans_*; row-major, leading dims.
   // beta == 0 means C is write-only (never read, may hold NaN).

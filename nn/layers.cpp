@@ -71,7 +71,9 @@ BatchNorm2d::BatchNorm2d(int64_t c, float eps, float momentum, bool affine, bool
   }
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+Tensor BatchNorm2d::forward(const Tensor& x) { return forward(x, Activation::none); }
+
+Tensor BatchNorm2d::forward(const Tensor& x, Activation act) {
   LOWBIT_CHECK(x.dim() == 4 && x.shape()[1] == num_features, "BatchNorm2d(", num_features, "): input ",
                shape_str(x.shape()), " does not have ", num_features, " channels");
   Tensor w = affine ? param("weight") : Tensor(), b = affine ? param("bias") : Tensor();
@@ -83,7 +85,7 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
     nbt.data<int32_t>()[0] += 1;
     nbt.bump_version();
   }
-  return batch_norm(x, rm, rv, w, b, use_batch_stats, momentum, eps);
+  return batch_norm(x, rm, rv, w, b, use_batch_stats, momentum, eps, act);
 }
 
 std::string BatchNorm2d::extra_repr() const {
@@ -153,7 +155,22 @@ void Sequential::push_back(ModulePtr m) { register_module(std::to_string(size())
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
-  for (auto& [n, m] : named_children()) h = m->forward(h);
+  const auto& kids = named_children();
+  for (size_t i = 0; i < kids.size(); ++i) {
+    Module* m = kids[i].second.get();
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(m); bn && i + 1 < kids.size()) {
+      Module* next = kids[i + 1].second.get();
+      const Activation act = dynamic_cast<ReLU*>(next)    ? Activation::relu
+                             : dynamic_cast<ReLU6*>(next) ? Activation::relu6
+                                                          : Activation::none;
+      if (act != Activation::none) {
+        h = bn->forward(h, act);
+        ++i;
+        continue;
+      }
+    }
+    h = m->forward(h);
+  }
   return h;
 }
 
@@ -161,11 +178,11 @@ Tensor Add::forward(const Tensor& x) {
   fail("Add takes two inputs (forward(a, b)), got one of shape ", shape_str(x.shape()));
 }
 
-ConvBNReLU::ConvBNReLU(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups, Act act) {
+ConvBNReLU::ConvBNReLU(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups, Activation act) {
   push_back(std::make_shared<Conv2d>(in, out, k, stride, (k - 1) / 2, 1, groups, false));
   push_back(std::make_shared<BatchNorm2d>(out));
-  if (act == Act::relu) push_back(std::make_shared<ReLU>());
-  if (act == Act::relu6) push_back(std::make_shared<ReLU6>());
+  if (act == Activation::relu) push_back(std::make_shared<ReLU>());
+  if (act == Activation::relu6) push_back(std::make_shared<ReLU6>());
 }
 
 }  // namespace lowbit::nn

@@ -25,6 +25,9 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(int64_t num_features, float eps = 1e-5f, float momentum = 0.1f, bool affine = true,
                        bool track_running_stats = true);
   Tensor forward(const Tensor& x) override;
+  // act(bn(x)) in one fused op (core's batch_norm); Sequential uses it for a
+  // BatchNorm2d followed by ReLU or ReLU6.
+  Tensor forward(const Tensor& x, Activation act);
   std::string type_name() const override { return "BatchNorm2d"; }
   std::string extra_repr() const override;
   int64_t num_features;
@@ -114,6 +117,8 @@ class Sequential : public Module {
   void push_back(ModulePtr m);
   size_t size() const { return named_children().size(); }
   ModulePtr operator[](size_t i) const { return named_children().at(i).second; }
+  // Runs the children in order; a BatchNorm2d directly followed by ReLU or
+  // ReLU6 runs as one fused op (same results, one pass and one tensor fewer).
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Sequential"; }
 };
@@ -131,9 +136,8 @@ class Add : public Module {
 // Conv2dNormActivation / the seed MobileNetV2's ConvBNReLU. No conv bias.
 class ConvBNReLU : public Sequential {
  public:
-  enum class Act { relu, relu6, none };
   ConvBNReLU(int64_t in_planes, int64_t out_planes, int64_t kernel_size = 3, int64_t stride = 1, int64_t groups = 1,
-             Act act = Act::relu6);
+             Activation act = Activation::relu6);
   std::string type_name() const override { return "ConvBNReLU"; }
 };
 

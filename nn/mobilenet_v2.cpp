@@ -19,7 +19,7 @@ InvertedResidual::InvertedResidual(int64_t inp, int64_t oup, int64_t stride, int
     : use_res_connect(stride == 1 && inp == oup) {
   LOWBIT_CHECK(stride == 1 || stride == 2, "InvertedResidual: stride must be 1 or 2, got ", stride);
   const int64_t hidden = (int64_t)std::lround((double)inp * (double)expand_ratio);
-  const auto act = relu6 ? ConvBNReLU::Act::relu6 : ConvBNReLU::Act::relu;
+  const auto act = relu6 ? Activation::relu6 : Activation::relu;
   auto conv = std::make_shared<Sequential>();
   if (expand_ratio != 1) conv->push_back(std::make_shared<ConvBNReLU>(inp, hidden, 1, 1, 1, act));
   conv->push_back(std::make_shared<ConvBNReLU>(hidden, hidden, 3, stride, hidden, act));
@@ -39,7 +39,7 @@ MobileNetV2::MobileNetV2(const ModelConfig& cfg) {
   LOWBIT_CHECK(cfg.width_mult > 0, "mobilenet_v2: width multiplier must be positive, got ", cfg.width_mult);
   LOWBIT_CHECK(cfg.in_channels > 0 && cfg.num_classes > 0, "mobilenet_v2: in_channels ", cfg.in_channels,
                " and num_classes ", cfg.num_classes, " must be positive");
-  const auto act = cfg.relu6 ? ConvBNReLU::Act::relu6 : ConvBNReLU::Act::relu;
+  const auto act = cfg.relu6 ? Activation::relu6 : Activation::relu;
   // t (expansion), c (channels), n (repeats), s (stride of the first)
   const int64_t setting[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
                                  {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};

@@ -17,6 +17,10 @@ std::shared_ptr<Conv2d> conv1x1(int64_t in, int64_t out, int64_t stride) {
   return std::make_shared<Conv2d>(in, out, 1, stride, 0, 1, 1, false);
 }
 Tensor run(const ModulePtr& m, const Tensor& x) { return m->forward(x); }
+// relu(bn(x)) as one fused op (the "relu" child's work, done by the batch norm).
+Tensor bn_relu(const ModulePtr& bn, const Tensor& x) {
+  return std::static_pointer_cast<BatchNorm2d>(bn)->forward(x, Activation::relu);
+}
 }  // namespace
 
 BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, bool downsample) {
@@ -32,7 +36,7 @@ BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, bool do
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = relu(run(child("bn1"), run(child("conv1"), x)));
+  Tensor out = bn_relu(child("bn1"), run(child("conv1"), x));
   out = run(child("bn2"), run(child("conv2"), out));
   ModulePtr ds = child("downsample");
   Tensor identity = ds ? ds->forward(x) : x;
@@ -55,8 +59,8 @@ Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, bool do
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor out = relu(run(child("bn1"), run(child("conv1"), x)));
-  out = relu(run(child("bn2"), run(child("conv2"), out)));
+  Tensor out = bn_relu(child("bn1"), run(child("conv1"), x));
+  out = bn_relu(child("bn2"), run(child("conv2"), out));
   out = run(child("bn3"), run(child("conv3"), out));
   ModulePtr ds = child("downsample");
   Tensor identity = ds ? ds->forward(x) : x;
@@ -99,7 +103,7 @@ ResNet::ResNet(const std::vector<int64_t>& layers, const std::vector<int64_t>& w
 }
 
 Tensor ResNet::forward(const Tensor& x) {
-  Tensor h = relu(run(child("bn1"), run(child("conv1"), x)));
+  Tensor h = bn_relu(child("bn1"), run(child("conv1"), x));
   if (has_maxpool_) h = run(child("maxpool"), h);
   for (int64_t s = 1; s <= stages_; ++s) h = run(child("layer" + std::to_string(s)), h);
   h = flatten(run(child("avgpool"), h), 1);

@@ -122,30 +122,33 @@ void f32_channel_moments(float* mean, float* var, const float* x, int64_t n, int
 }
 
 // y[N×C×HW] = x * scale[C] + shift[C]
-void f32_channel_affine(float* y, const float* x, const float* scale, const float* shift,
+void f32_channel_affine(float* y, const float* x, const float* scale, const float* shift, Act act,
                         int64_t n, int64_t c, int64_t hw) {
   for (int64_t b = 0; b < n; ++b)
     for (int64_t ch = 0; ch < c; ++ch) {
       const float* p = x + (b * c + ch) * hw;
       float* q = y + (b * c + ch) * hw;
       const float sc = scale[ch], sh = shift[ch];
-      for (int64_t i = 0; i < hw; ++i) q[i] = p[i] * sc + sh;
+      for (int64_t i = 0; i < hw; ++i) q[i] = act_apply(act, p[i] * sc + sh);
     }
 }
 
 // Batch-norm backward: channel sums in double, then dx (see kernels.h).
-void f32_bn_backward(float* dx, float* sum_g, float* sum_gxhat, const float* x, const float* g, const float* mean,
-                     const float* invstd, const float* weight, bool training, int64_t n, int64_t c, int64_t hw) {
+void f32_bn_backward(float* dx, float* sum_g, float* sum_gxhat, const float* x, const float* g, const float* y,
+                     Act act, const float* mean, const float* invstd, const float* weight, bool training, int64_t n,
+                     int64_t c, int64_t hw) {
   const double count = static_cast<double>(n * hw);
+  // The gradient reaching the batch norm: g where the fused activation passes, else 0.
+  auto gate = [&](int64_t i) { return act == Act::none || act_passes(act, y[i]) ? g[i] : 0.0f; };
   for (int64_t ch = 0; ch < c; ++ch) {
     const double m = mean[ch], is = invstd[ch];
     double sg = 0.0, sgx = 0.0;
     for (int64_t b = 0; b < n; ++b) {
-      const float* xr = x + (b * c + ch) * hw;
-      const float* gr = g + (b * c + ch) * hw;
+      const int64_t o = (b * c + ch) * hw;
       for (int64_t i = 0; i < hw; ++i) {
-        sg += gr[i];
-        sgx += double(gr[i]) * ((xr[i] - m) * is);
+        const float gi = gate(o + i);
+        sg += gi;
+        sgx += double(gi) * ((x[o + i] - m) * is);
       }
     }
     sum_g[ch] = static_cast<float>(sg);
@@ -154,10 +157,9 @@ void f32_bn_backward(float* dx, float* sum_g, float* sum_gxhat, const float* x, 
     const double w = weight ? weight[ch] : 1.0;
     const double mg = training && count > 0 ? sg / count : 0.0, mgx = training && count > 0 ? sgx / count : 0.0;
     for (int64_t b = 0; b < n; ++b) {
-      const float* xr = x + (b * c + ch) * hw;
-      const float* gr = g + (b * c + ch) * hw;
-      float* o = dx + (b * c + ch) * hw;
-      for (int64_t i = 0; i < hw; ++i) o[i] = static_cast<float>(w * is * (gr[i] - mg - (xr[i] - m) * is * mgx));
+      const int64_t o = (b * c + ch) * hw;
+      for (int64_t i = 0; i < hw; ++i)
+        dx[o + i] = static_cast<float>(w * is * (gate(o + i) - mg - (x[o + i] - m) * is * mgx));
     }
   }
 }

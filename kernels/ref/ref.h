@@ -13,9 +13,9 @@ void f32_axpby(float* y, const float* a, float alpha, const float* b, float beta
 double f32_sum(const float* x, int64_t n);
 float f32_max(const float* x, int64_t n);
 void f32_channel_moments(float* mean, float* var, const float* x, int64_t n, int64_t c, int64_t hw);
-void f32_bn_backward(float* dx, float* sum_g, float* sum_gxhat, const float* x, const float* g, const float* mean,
-                     const float* invstd, const float* weight, bool training, int64_t n, int64_t c, int64_t hw);
-void f32_channel_affine(float* y, const float* x, const float* scale, const float* shift,
+void f32_bn_backward(float* dx, float* sum_g, float* sum_gxhat, const float* x, const float* g, const float* y,
+                     Act act, const float* mean, const float* invstd, const float* weight, bool training, int64_t n, int64_t c, int64_t hw);
+void f32_channel_affine(float* y, const float* x, const float* scale, const float* shift, Act act,
                         int64_t n, int64_t c, int64_t hw);
 void f32_gemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
               bool trans_a, bool trans_b, float beta, int64_t m, int64_t n, int64_t k);

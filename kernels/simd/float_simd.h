@@ -294,39 +294,77 @@ struct FloatSimd {
     }
   }
 
-  // y[N×C×HW] = x * scale[C] + shift[C]; planes in parallel.
-  static void f32_channel_affine(float* y, const float* x, const float* scale, const float* shift,
-                                 int64_t n, int64_t c, int64_t hw) {
-    const int64_t planes = n * c;
-    const bool par = planes * hw > kParallelMin && planes > 1 && num_threads() > 1;
-#pragma omp parallel for num_threads(num_threads()) schedule(static) if (par)
-    for (int64_t pl = 0; pl < planes; ++pl) {
-      const VF sc(scale[pl % c]), sh(shift[pl % c]);
-      map1(y + pl * hw, x + pl * hw, hw, [&](VF v) { return xsimd::fma(v, sc, sh); });
+  // act(v) as act_apply (kernels.h): select on compares, so NaN passes through.
+  template <Act A>
+  static VF act_v(VF v) {
+    if constexpr (A == Act::none) return v;
+    const VF zero(0.0f), six(6.0f);
+    v = xsimd::select(v < zero, zero, v);
+    if constexpr (A == Act::relu6) v = xsimd::select(v > six, six, v);
+    return v;
+  }
+  // g where act_passes(A, y), else 0.
+  template <Act A>
+  static VF gate_v(VF g, VF y) {
+    if constexpr (A == Act::none) return g;
+    const VF zero(0.0f), six(6.0f);
+    auto pass = y > zero;
+    if constexpr (A == Act::relu6) pass = pass && (y < six);
+    return xsimd::select(pass, g, zero);
+  }
+  // Calls f.template operator()<A>() for the runtime act.
+  template <class F>
+  static void with_act(Act a, F&& f) {
+    switch (a) {
+      case Act::none: f.template operator()<Act::none>(); break;
+      case Act::relu: f.template operator()<Act::relu>(); break;
+      case Act::relu6: f.template operator()<Act::relu6>(); break;
     }
   }
 
-  // Σg and Σg·(x−m) over at most kSumBlock floats (float lanes, then double).
-  static void block_bn_sums(const float* x, const float* g, int64_t n, float m, double& sg, double& sgd) {
+  // y[N×C×HW] = act(x * scale[C] + shift[C]); planes in parallel.
+  static void f32_channel_affine(float* y, const float* x, const float* scale, const float* shift, Act act,
+                                 int64_t n, int64_t c, int64_t hw) {
+    const int64_t planes = n * c;
+    const bool par = planes * hw > kParallelMin && planes > 1 && num_threads() > 1;
+    with_act(act, [&]<Act A>() {
+#pragma omp parallel for num_threads(num_threads()) schedule(static) if (par)
+      for (int64_t pl = 0; pl < planes; ++pl) {
+        const VF sc(scale[pl % c]), sh(shift[pl % c]);
+        map1(y + pl * hw, x + pl * hw, hw, [&](VF v) { return act_v<A>(xsimd::fma(v, sc, sh)); });
+      }
+    });
+  }
+
+  // Σg and Σg·(x−m) over at most kSumBlock floats (float lanes, then double),
+  // g gated by the fused activation's output y (unread for Act::none).
+  template <Act A>
+  static void block_bn_sums(const float* x, const float* g, const float* y, int64_t n, float m, double& sg,
+                            double& sgd) {
     const VF vm(m);
+    auto gv = [&](int64_t i) {
+      if constexpr (A == Act::none) return VF::load_unaligned(g + i);
+      else return gate_v<A>(VF::load_unaligned(g + i), VF::load_unaligned(y + i));
+    };
     VF a0(0.0f), a1(0.0f), b0(0.0f), b1(0.0f);
     int64_t i = 0;
     for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-      const VF g0 = VF::load_unaligned(g + i), g1 = VF::load_unaligned(g + i + kLanes);
+      const VF g0 = gv(i), g1 = gv(i + kLanes);
       a0 += g0;
       a1 += g1;
       b0 = xsimd::fma(g0, VF::load_unaligned(x + i) - vm, b0);
       b1 = xsimd::fma(g1, VF::load_unaligned(x + i + kLanes) - vm, b1);
     }
     for (; i + kLanes <= n; i += kLanes) {
-      const VF g0 = VF::load_unaligned(g + i);
+      const VF g0 = gv(i);
       a0 += g0;
       b0 = xsimd::fma(g0, VF::load_unaligned(x + i) - vm, b0);
     }
     double s = static_cast<double>(xsimd::hadd(a0 + a1)), t = static_cast<double>(xsimd::hadd(b0 + b1));
     for (; i < n; ++i) {
-      s += g[i];
-      t += double(g[i]) * (double(x[i]) - m);
+      const float gi = A == Act::none || act_passes(A, y[i]) ? g[i] : 0.0f;
+      s += gi;
+      t += double(gi) * (double(x[i]) - m);
     }
     sg += s;
     sgd += t;
@@ -335,8 +373,14 @@ struct FloatSimd {
   // Batch-norm backward (kernels.h); channels in parallel. Σg·x̂ is taken as
   // invstd·Σg·(x − mean): one multiply per channel instead of per element.
   static void f32_bn_backward(float* dx, float* sum_g, float* sum_gxhat, const float* x, const float* g,
-                              const float* mean, const float* invstd, const float* weight, bool training,
-                              int64_t n, int64_t c, int64_t hw) {
+                              const float* y, Act act, const float* mean, const float* invstd, const float* weight,
+                              bool training, int64_t n, int64_t c, int64_t hw) {
+    with_act(act, [&]<Act A>() { bn_backward<A>(dx, sum_g, sum_gxhat, x, g, y, mean, invstd, weight, training, n, c, hw); });
+  }
+  template <Act A>
+  static void bn_backward(float* dx, float* sum_g, float* sum_gxhat, const float* x, const float* g, const float* y,
+                          const float* mean, const float* invstd, const float* weight, bool training, int64_t n,
+                          int64_t c, int64_t hw) {
     const double count = static_cast<double>(n * hw);
     const bool par = n * c * hw > kParallelMin && c > 1 && num_threads() > 1;
 #pragma omp parallel for num_threads(num_threads()) schedule(static) if (par)
@@ -344,10 +388,9 @@ struct FloatSimd {
       const float m = mean[ch], is = invstd[ch];
       double sg = 0.0, sgd = 0.0;
       for (int64_t b = 0; b < n; ++b) {
-        const float* xr = x + (b * c + ch) * hw;
-        const float* gr = g + (b * c + ch) * hw;
+        const int64_t o = (b * c + ch) * hw;
         for (int64_t i = 0; i < hw; i += kSumBlock)
-          block_bn_sums(xr + i, gr + i, std::min(kSumBlock, hw - i), m, sg, sgd);
+          block_bn_sums<A>(x + o + i, g + o + i, y ? y + o + i : nullptr, std::min(kSumBlock, hw - i), m, sg, sgd);
       }
       const double sgx = sgd * is;
       sum_g[ch] = static_cast<float>(sg);
@@ -360,10 +403,15 @@ struct FloatSimd {
       const VF cg(static_cast<float>(kk)), cx(static_cast<float>(-kk * is * mgx)), c0(static_cast<float>(-kk * mg)),
           vm(m);
       for (int64_t b = 0; b < n; ++b) {
-        const float* xr = x + (b * c + ch) * hw;
-        float* o = dx + (b * c + ch) * hw;
-        map2(o, g + (b * c + ch) * hw, false, xr, false, hw,
-             [&](VF gv, VF xv) { return xsimd::fma(gv, cg, xsimd::fma(xv - vm, cx, c0)); });
+        const int64_t o = (b * c + ch) * hw;
+        auto f = [&](VF gv, VF xv) { return xsimd::fma(gv, cg, xsimd::fma(xv - vm, cx, c0)); };
+        if constexpr (A == Act::none) {
+          map2(dx + o, g + o, false, x + o, false, hw, f);
+        } else {
+          // Gate g into dx first (dx is write-only scratch here), then the affine map in place.
+          map2(dx + o, g + o, false, y + o, false, hw, [](VF gv, VF yv) { return gate_v<A>(gv, yv); });
+          map2(dx + o, dx + o, false, x + o, false, hw, f);
+        }
       }
     }
   }

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "core/autograd.h"
 #include "core/ops.h"
@@ -250,6 +251,46 @@ TEST_CASE("batch_norm: train updates running stats, eval uses them, gradients") 
                                               Tensor(), Tensor(), true); });
   CHECK(err.find("[4]") != std::string::npos);
   CHECK(err.find("[2, 3, 4, 4]") != std::string::npos);
+}
+
+TEST_CASE("batch_norm with a fused relu/relu6 equals the unfused composition bit for bit") {
+  auto bits = [](const Tensor& a, const Tensor& b) {
+    auto va = a.to_vector(), vb = b.to_vector();
+    return va.size() == vb.size() && std::memcmp(va.data(), vb.data(), va.size() * sizeof(float)) == 0;
+  };
+  for (Activation act : {Activation::relu, Activation::relu6}) {
+    for (bool training : {true, false}) {
+      CAPTURE(int(act));
+      CAPTURE(training);
+      // Weight ~3 and bias ~3: outputs spread over about [-6, 12], so relu6 gates at both edges.
+      Tensor x0 = noncontig(rn({4, 7, 5, 3}, 11)), w0 = positive({7}, 12, 2.0f, 4.0f), b0 = add(rn({7}, 13), 3.0f);
+      Tensor seed = rn({4, 7, 5, 3}, 14);
+      struct Run {
+        Tensor y, x, w, b, rm, rv;
+      };
+      auto run = [&](bool fused) {
+        Run r{Tensor(), x0.detach().clone(), w0.detach().clone(), b0.detach().clone(), rn({7}, 15), positive({7}, 16)};
+        for (Tensor* t : {&r.x, &r.w, &r.b}) t->set_requires_grad(true);
+        Tensor z = batch_norm(r.x, r.rm, r.rv, r.w, r.b, training, 0.1f, 1e-5f, fused ? act : Activation::none);
+        r.y = fused ? z : (act == Activation::relu ? relu(z) : relu6(z));
+        sum(mul(r.y, seed)).backward();
+        return r;
+      };
+      Run f = run(true), u = run(false);
+      CHECK(bits(f.y, u.y));
+      CHECK(bits(f.x.grad(), u.x.grad()));
+      CHECK(bits(f.w.grad(), u.w.grad()));
+      CHECK(bits(f.b.grad(), u.b.grad()));
+      CHECK(bits(f.rm, u.rm));
+      CHECK(bits(f.rv, u.rv));
+      // The case exercises the gates: some outputs clamped at 0 (and at 6 for relu6), most not.
+      int64_t at0 = 0, at6 = 0;
+      for (float v : f.y.to_vector()) at0 += v == 0.0f, at6 += v == 6.0f;
+      CHECK(at0 > 0);
+      CHECK(at0 < f.y.numel() / 2);
+      if (act == Activation::relu6) CHECK(at6 > 0);
+    }
+  }
 }
 
 TEST_CASE("softmax and log_softmax") {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -203,34 +204,69 @@ TEST_CASE("f32_channel_moments and f32_channel_affine: every path matches ref") 
       check_close(mg, mw, 1e-6, 0.0, what + " mean");
       check_close(vg, vw, 1e-4, 1e-6, what + " var");
 
+      // Affine and backward on the centred copy (x − 100 and mean − 100 are exact), so the
+      // affine's x·scale + shift does not cancel and a relative tolerance holds.
+      std::vector<float> xa(x.size()), ma(d.c);
+      for (size_t i = 0; i < x.size(); ++i) xa[i] = x[i] - 100.0f;
+      for (int64_t i = 0; i < d.c; ++i) ma[i] = mw[i] - 100.0f;
       auto scale = uniform(d.c, -2.0f, 2.0f, 62), shift = uniform(d.c, -1.0f, 1.0f, 63);
-      std::vector<float> yg(x.size()), yw(x.size());
-      t.f32.f32_channel_affine(yg.data(), x.data(), scale.data(), shift.data(), d.n, d.c, d.hw);
-      ref::f32_channel_affine(yw.data(), x.data(), scale.data(), shift.data(), d.n, d.c, d.hw);
-      check_close(yg, yw, 1e-5, 1e-5, what + " affine");
+      auto g = uniform(xa.size(), -1.0f, 1.0f, 64);
+      std::vector<float> invstd(d.c), bn_scale(d.c), bn_shift(d.c);
+      // eps 0.1 keeps invstd small for the one-element channels (variance 0), where
+      // x·scale + shift would otherwise cancel.
+      for (int64_t i = 0; i < d.c; ++i) invstd[i] = 1.0f / std::sqrt(vw[i] + 0.1f);
+      // Batch-norm's scale/shift: outputs spread over about [-9, 15], so relu and relu6 gate on both edges.
+      for (int64_t i = 0; i < d.c; ++i) {
+        bn_scale[i] = 3.0f * scale[i] * invstd[i];
+        bn_shift[i] = 3.0f * shift[i] + 3.0f - ma[i] * bn_scale[i];
+      }
+      for (Act act : {Act::none, Act::relu, Act::relu6}) {
+        const std::string wa = what + " act " + std::to_string(int(act));
+        std::vector<float> yg(xa.size()), yw(xa.size());
+        t.f32.f32_channel_affine(yg.data(), xa.data(), bn_scale.data(), bn_shift.data(), act, d.n, d.c, d.hw);
+        ref::f32_channel_affine(yw.data(), xa.data(), bn_scale.data(), bn_shift.data(), act, d.n, d.c, d.hw);
+        check_close(yg, yw, 1e-5, 1e-5, wa + " affine");
+        // The fused activation is the unfused one applied afterwards, bit for bit.
+        if (act != Act::none) {
+          std::vector<float> plain(xa.size()), applied(xa.size());
+          t.f32.f32_channel_affine(plain.data(), xa.data(), bn_scale.data(), bn_shift.data(), Act::none, d.n, d.c, d.hw);
+          t.f32.f32_unary(applied.data(), plain.data(), act == Act::relu ? Unary::relu : Unary::relu6,
+                          (int64_t)plain.size());
+          CHECK_MESSAGE(std::memcmp(applied.data(), yg.data(), sizeof(float) * yg.size()) == 0, wa);
+        }
 
-      // Batch-norm backward (x̂ from the moments above), training and eval, with and without weight.
-      auto g = uniform(x.size(), -1.0f, 1.0f, 64);
-      std::vector<float> invstd(d.c);
-      for (int64_t i = 0; i < d.c; ++i) invstd[i] = 1.0f / std::sqrt(vw[i] + 1e-5f);
-      for (int mode = 0; mode < 3; ++mode) {
-        const bool training = mode != 2;
-        const float* w = mode == 1 ? nullptr : scale.data();
-        std::vector<float> dg(x.size(), NAN), dw(x.size(), NAN), sgg(d.c), sgw(d.c), sxg(d.c), sxw(d.c);
-        t.f32.f32_bn_backward(dg.data(), sgg.data(), sxg.data(), x.data(), g.data(), mw.data(), invstd.data(), w,
-                              training, d.n, d.c, d.hw);
-        ref::f32_bn_backward(dw.data(), sgw.data(), sxw.data(), x.data(), g.data(), mw.data(), invstd.data(), w,
-                             training, d.n, d.c, d.hw);
-        const std::string m = what + " bn_backward mode " + std::to_string(mode);
-        check_close(sgg, sgw, 1e-4, 1e-4, m + " sum_g");
-        check_close(sxg, sxw, 1e-4, 1e-4, m + " sum_gxhat");
-        check_close(dg, dw, 1e-4, 1e-5, m + " dx");
-        // Sums only (dx null) leave the same sums.
-        std::vector<float> sg2(d.c), sx2(d.c);
-        t.f32.f32_bn_backward(nullptr, sg2.data(), sx2.data(), x.data(), g.data(), mw.data(), invstd.data(), w,
-                              training, d.n, d.c, d.hw);
-        CHECK(sg2 == sgg);
-        CHECK(sx2 == sxg);
+        // Batch-norm backward (x̂ from the moments above), training and eval, with and without weight;
+        // with an activation, g is gated by the fused output yg (both paths read the same yg).
+        for (int mode = 0; mode < 3; ++mode) {
+          const bool training = mode != 2;
+          const float* w = mode == 1 ? nullptr : scale.data();
+          const float* y = act == Act::none ? nullptr : yg.data();
+          std::vector<float> dg(xa.size(), NAN), dw(xa.size(), NAN), sgg(d.c), sgw(d.c), sxg(d.c), sxw(d.c);
+          t.f32.f32_bn_backward(dg.data(), sgg.data(), sxg.data(), xa.data(), g.data(), y, act, ma.data(),
+                                invstd.data(), w, training, d.n, d.c, d.hw);
+          ref::f32_bn_backward(dw.data(), sgw.data(), sxw.data(), xa.data(), g.data(), y, act, ma.data(),
+                               invstd.data(), w, training, d.n, d.c, d.hw);
+          const std::string m = wa + " bn_backward mode " + std::to_string(mode);
+          check_close(sgg, sgw, 1e-4, 1e-4, m + " sum_g");
+          check_close(sxg, sxw, 1e-4, 1e-4, m + " sum_gxhat");
+          check_close(dg, dw, 1e-4, 1e-5, m + " dx");
+          // Sums only (dx null) leave the same sums.
+          std::vector<float> sg2(d.c), sx2(d.c);
+          t.f32.f32_bn_backward(nullptr, sg2.data(), sx2.data(), xa.data(), g.data(), y, act, ma.data(),
+                                invstd.data(), w, training, d.n, d.c, d.hw);
+          CHECK(sg2 == sgg);
+          CHECK(sx2 == sxg);
+          // Gating inside the kernel equals gating g beforehand, bit for bit.
+          if (act != Act::none) {
+            std::vector<float> gated(g.size()), d2(xa.size()), sg3(d.c), sx3(d.c);
+            for (size_t i = 0; i < g.size(); ++i) gated[i] = act_passes(act, yg[i]) ? g[i] : 0.0f;
+            t.f32.f32_bn_backward(d2.data(), sg3.data(), sx3.data(), xa.data(), gated.data(), nullptr, Act::none,
+                                  ma.data(), invstd.data(), w, training, d.n, d.c, d.hw);
+            CHECK_MESSAGE(std::memcmp(d2.data(), dg.data(), sizeof(float) * dg.size()) == 0, m);
+            CHECK(sg3 == sgg);
+            CHECK(sx3 == sxg);
+          }
+        }
       }
     }
   }

@@ -119,3 +119,29 @@ TEST_CASE("train/eval, zero_grad, repr") {
   CHECK(bn->state_dict()[2].second.to_vector() != before);
   CHECK(bn->state_dict()[4].second.item() == 2);  // num_batches_tracked: two training forwards
 }
+
+TEST_CASE("Sequential fuses BatchNorm2d + ReLU/ReLU6 and matches running the children one by one") {
+  for (bool six : {false, true}) {
+    CAPTURE(six);
+    ModulePtr act = six ? ModulePtr(std::make_shared<ReLU6>()) : ModulePtr(std::make_shared<ReLU>());
+    auto conv = std::make_shared<Conv2d>(3, 5, 3, 1, 1, 1, 1, false);
+    auto bn = std::make_shared<BatchNorm2d>(5);
+    auto m = std::make_shared<Sequential>(std::initializer_list<ModulePtr>{conv, bn, act});
+    Generator g(7);
+    Tensor x = mul(randn({2, 3, 6, 6}, &g), 4.0f);  // wide enough that relu6 clamps at 6 too
+    Tensor seed = randn({2, 5, 6, 6}, &g);
+    Tensor y = m->forward(x);
+    CHECK(std::string(y.grad_fn()->name()) == (six ? "BatchNormRelu6Backward" : "BatchNormReluBackward"));
+    sum(mul(y, seed)).backward();
+    std::vector<std::vector<float>> fused_grads;
+    for (auto& p : m->parameters()) fused_grads.push_back(p.grad().to_vector());
+    m->zero_grad();
+    Tensor y2 = act->forward(bn->forward(conv->forward(x)));
+    sum(mul(y2, seed)).backward();
+    CHECK(y.to_vector() == y2.to_vector());
+    size_t i = 0;
+    for (auto& p : m->parameters()) CHECK(p.grad().to_vector() == fused_grads[i++]);
+    // The two forwards in training mode each counted a batch.
+    CHECK(bn->state_dict()[4].second.item() == 2);
+  }
+}
