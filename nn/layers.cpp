@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <sstream>
+#include <typeinfo>
 
 #include "nn/init.h"
 
@@ -158,11 +159,12 @@ Tensor Sequential::forward(const Tensor& x) {
   const auto& kids = named_children();
   for (size_t i = 0; i < kids.size(); ++i) {
     Module* m = kids[i].second.get();
-    if (auto* bn = dynamic_cast<BatchNorm2d*>(m); bn && i + 1 < kids.size()) {
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(m); bn && typeid(*m) == typeid(BatchNorm2d) && i + 1 < kids.size()) {
       Module* next = kids[i + 1].second.get();
-      const Activation act = dynamic_cast<ReLU*>(next)    ? Activation::relu
-                             : dynamic_cast<ReLU6*>(next) ? Activation::relu6
-                                                          : Activation::none;
+      // Exact types only: a subclass may have overridden forward.
+      const Activation act = typeid(*next) == typeid(ReLU)    ? Activation::relu
+                             : typeid(*next) == typeid(ReLU6) ? Activation::relu6
+                                                              : Activation::none;
       if (act != Activation::none) {
         h = bn->forward(h, act);
         ++i;
