@@ -184,13 +184,15 @@ Tensor abs(const Tensor& x) {
 }
 
 Tensor relu(const Tensor& x) {
-  return unary(x, Unary::relu, "ReluBackward", false, [](float g, float y) { return y > 0 ? g : 0.0f; });
+  return unary(x, Unary::relu, "ReluBackward", false,
+               [](float g, float y) { return kernels::act_passes(kernels::Act::relu, y) ? g : 0.0f; });
 }
 
 Tensor relu6(const Tensor& x) {
-  // PyTorch's relu6 is hardtanh(0, 6): gradient 0 at and beyond both edges.
+  // PyTorch's relu6 is hardtanh(0, 6): gradient 0 at and beyond both edges
+  // (act_passes on the input, which is inside (0, 6) exactly when the output is).
   return unary(x, Unary::relu6, "Relu6Backward", true,
-               [](float g, float x) { return x > 0.0f && x < 6.0f ? g : 0.0f; });
+               [](float g, float x) { return kernels::act_passes(kernels::Act::relu6, x) ? g : 0.0f; });
 }
 
 Tensor sigmoid(const Tensor& x) {

@@ -159,14 +159,14 @@ Tensor Sequential::forward(const Tensor& x) {
   const auto& kids = named_children();
   for (size_t i = 0; i < kids.size(); ++i) {
     Module* m = kids[i].second.get();
-    if (auto* bn = dynamic_cast<BatchNorm2d*>(m); bn && typeid(*m) == typeid(BatchNorm2d) && i + 1 < kids.size()) {
+    // Exact types only: a subclass may have overridden forward.
+    if (typeid(*m) == typeid(BatchNorm2d) && i + 1 < kids.size()) {
       Module* next = kids[i + 1].second.get();
-      // Exact types only: a subclass may have overridden forward.
       const Activation act = typeid(*next) == typeid(ReLU)    ? Activation::relu
                              : typeid(*next) == typeid(ReLU6) ? Activation::relu6
                                                               : Activation::none;
       if (act != Activation::none) {
-        h = bn->forward(h, act);
+        h = static_cast<BatchNorm2d*>(m)->forward(h, act);
         ++i;
         continue;
       }

@@ -47,11 +47,9 @@ void f32_unary(float* y, const float* x, Unary op, int64_t n) {
     case Unary::log: map(y, x, n, [](float v) { return std::log(v); }); break;
     case Unary::sqrt: map(y, x, n, [](float v) { return std::sqrt(v); }); break;
     case Unary::abs: map(y, x, n, [](float v) { return std::fabs(v); }); break;
-    // relu/relu6 written so NaN propagates (as PyTorch): comparisons with NaN are false.
-    case Unary::relu: map(y, x, n, [](float v) { return v < 0.0f ? 0.0f : v; }); break;
-    case Unary::relu6:
-      map(y, x, n, [](float v) { return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v); });
-      break;
+    // relu/relu6 are the fused activations' definition (act_apply: NaN propagates, as PyTorch).
+    case Unary::relu: map(y, x, n, [](float v) { return act_apply(Act::relu, v); }); break;
+    case Unary::relu6: map(y, x, n, [](float v) { return act_apply(Act::relu6, v); }); break;
     case Unary::sigmoid: map(y, x, n, sigmoid); break;
     case Unary::tanh: map(y, x, n, [](float v) { return std::tanh(v); }); break;
     case Unary::square: map(y, x, n, [](float v) { return v * v; }); break;

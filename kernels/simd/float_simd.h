@@ -107,19 +107,15 @@ struct FloatSimd {
 
   // y[n] = op(x[n])
   static void f32_unary(float* y, const float* x, Unary op, int64_t n) {
-    const VF zero(0.0f), six(6.0f), one(1.0f);
+    const VF one(1.0f);
     switch (op) {
       case Unary::neg: unary_with(y, x, n, [](VF v) { return -v; }); break;
       case Unary::exp: unary_with(y, x, n, [](VF v) { return xsimd::exp(v); }); break;
       case Unary::log: unary_with(y, x, n, [](VF v) { return xsimd::log(v); }); break;
       case Unary::sqrt: unary_with(y, x, n, [](VF v) { return xsimd::sqrt(v); }); break;
       case Unary::abs: unary_with(y, x, n, [](VF v) { return xsimd::abs(v); }); break;
-      // select on (v < 0) rather than max(): NaN compares false and passes through, as in ref.
-      case Unary::relu: unary_with(y, x, n, [&](VF v) { return xsimd::select(v < zero, zero, v); }); break;
-      case Unary::relu6:
-        unary_with(y, x, n,
-                   [&](VF v) { return xsimd::select(v < zero, zero, xsimd::select(v > six, six, v)); });
-        break;
+      case Unary::relu: unary_with(y, x, n, [](VF v) { return act_v<Act::relu>(v); }); break;
+      case Unary::relu6: unary_with(y, x, n, [](VF v) { return act_v<Act::relu6>(v); }); break;
       case Unary::sigmoid: unary_with(y, x, n, sigmoid); break;
       case Unary::tanh: unary_with(y, x, n, [](VF v) { return xsimd::tanh(v); }); break;
       case Unary::square: unary_with(y, x, n, [](VF v) { return v * v; }); break;
@@ -294,7 +290,8 @@ struct FloatSimd {
     }
   }
 
-  // act(v) as act_apply (kernels.h): select on compares, so NaN passes through.
+  // act(v) as act_apply (kernels.h); also f32_unary's relu/relu6. Select on
+  // (v < 0) rather than max(): NaN compares false and passes through, as in ref.
   template <Act A>
   static VF act_v(VF v) {
     if constexpr (A == Act::none) return v;
