@@ -154,31 +154,68 @@ Sequential::Sequential(std::initializer_list<ModulePtr> mods) {
 
 void Sequential::push_back(ModulePtr m) { register_module(std::to_string(size()), std::move(m)); }
 
+Activation activation_of(const Module& m) {
+  if (typeid(m) == typeid(ReLU)) return Activation::relu;
+  if (typeid(m) == typeid(ReLU6)) return Activation::relu6;
+  return Activation::none;
+}
+
+Tensor apply_activation(const Tensor& x, Activation act) {
+  switch (act) {
+    case Activation::relu: return relu(x);
+    case Activation::relu6: return relu6(x);
+    case Activation::none: break;
+  }
+  return x;
+}
+
+Tensor forward_norm_act(Module& norm, Module* act, const Tensor& x) {
+  const Activation a = act ? activation_of(*act) : Activation::none;
+  // Exact type only: a subclass may have overridden forward.
+  if (typeid(norm) == typeid(BatchNorm2d) && (a != Activation::none || !act))
+    return static_cast<BatchNorm2d&>(norm).forward(x, a);
+  Tensor h = norm.forward(x);
+  return act ? act->forward(h) : h;
+}
+
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
   const auto& kids = named_children();
   for (size_t i = 0; i < kids.size(); ++i) {
     Module* m = kids[i].second.get();
-    // Exact types only: a subclass may have overridden forward.
-    if (typeid(*m) == typeid(BatchNorm2d) && i + 1 < kids.size()) {
-      Module* next = kids[i + 1].second.get();
-      const Activation act = typeid(*next) == typeid(ReLU)    ? Activation::relu
-                             : typeid(*next) == typeid(ReLU6) ? Activation::relu6
-                                                              : Activation::none;
-      if (act != Activation::none) {
-        h = static_cast<BatchNorm2d*>(m)->forward(h, act);
-        ++i;
-        continue;
-      }
+    if (typeid(*m) == typeid(BatchNorm2d) && i + 1 < kids.size() &&
+        activation_of(*kids[i + 1].second) != Activation::none) {
+      h = forward_norm_act(*m, kids[i + 1].second.get(), h);
+      ++i;
+      continue;
     }
     h = m->forward(h);
   }
   return h;
 }
 
+std::vector<std::vector<std::string>> Sequential::fusable_chains() const {
+  std::vector<std::vector<std::string>> chains;
+  const auto& kids = named_children();
+  auto is = [&](size_t i, const std::type_info& t) { return i < kids.size() && typeid(*kids[i].second) == t; };
+  auto is_act = [&](size_t i) { return i < kids.size() && activation_of(*kids[i].second) != Activation::none; };
+  for (size_t i = 0; i < kids.size(); ++i) {
+    std::vector<std::string> chain{kids[i].first};
+    size_t j = i + 1;
+    if (is(i, typeid(Conv2d)) && is(j, typeid(BatchNorm2d))) chain.push_back(kids[j++].first);
+    else if (!is(i, typeid(Conv2d)) && !is(i, typeid(Linear))) continue;
+    if (is_act(j)) chain.push_back(kids[j++].first);
+    if (chain.size() > 1) chains.push_back(chain);
+    i = j - 1;
+  }
+  return chains;
+}
+
 Tensor Add::forward(const Tensor& x) {
   fail("Add takes two inputs (forward(a, b)), got one of shape ", shape_str(x.shape()));
 }
+
+Tensor Add::forward(const Tensor& a, const Tensor& b) { return apply_activation(add(a, b), act); }
 
 ConvBNReLU::ConvBNReLU(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups, Activation act) {
   push_back(std::make_shared<Conv2d>(in, out, k, stride, (k - 1) / 2, 1, groups, false));

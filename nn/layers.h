@@ -121,16 +121,33 @@ class Sequential : public Module {
   // ReLU6 runs as one fused op (same results, one pass and one tensor fewer).
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Sequential"; }
+  // Consecutive Conv2d → BatchNorm2d [→ ReLU/ReLU6], Conv2d → ReLU/ReLU6 and
+  // Linear → ReLU/ReLU6 children (exact types).
+  std::vector<std::vector<std::string>> fusable_chains() const override;
 };
 
 // The residual addition as a module of its own: the point where a quantized
-// model must requantize two inputs with different scales to one output.
+// model must requantize two inputs with different scales to one output. An
+// activation applied to the sum belongs to the Add (torchvision's
+// quantizable ResNet calls it add_relu), so a quantizer sees the sum after it.
 class Add : public Module {
  public:
+  explicit Add(Activation act = Activation::none) : act(act) {}
   Tensor forward(const Tensor&) override;  // error: Add takes two inputs
-  virtual Tensor forward(const Tensor& a, const Tensor& b) { return add(a, b); }
+  virtual Tensor forward(const Tensor& a, const Tensor& b);
   std::string type_name() const override { return "Add"; }
+  Activation act;
 };
+
+// The activation an exact ReLU/ReLU6 module applies; none for anything else
+// (a subclass may have overridden forward).
+Activation activation_of(const Module& m);
+Tensor apply_activation(const Tensor& x, Activation act);
+// act(norm(x)): one fused batch_norm op when `norm` is exactly a BatchNorm2d
+// and `act` exactly a ReLU/ReLU6; otherwise the modules in turn (act may be
+// null). Models call their conv → bn → relu chains through it, so fusion can
+// swap any member for another module.
+Tensor forward_norm_act(Module& norm, Module* act, const Tensor& x);
 
 // Conv2d + BatchNorm2d (+ activation), children "0", "1", "2" as torchvision's
 // Conv2dNormActivation / the seed MobileNetV2's ConvBNReLU. No conv bias.

@@ -32,7 +32,9 @@ InvertedResidual::InvertedResidual(int64_t inp, int64_t oup, int64_t stride, int
 Tensor InvertedResidual::forward(const Tensor& x) {
   Tensor y = child("conv")->forward(x);
   if (!use_res_connect) return y;
-  return std::static_pointer_cast<Add>(child("skip_add"))->forward(x, y);
+  auto add = std::dynamic_pointer_cast<Add>(child("skip_add"));
+  LOWBIT_CHECK(add != nullptr, "InvertedResidual: child skip_add is not an Add");
+  return add->forward(x, y);
 }
 
 MobileNetV2::MobileNetV2(const ModelConfig& cfg) {
@@ -62,6 +64,9 @@ MobileNetV2::MobileNetV2(const ModelConfig& cfg) {
   }
   features->push_back(std::make_shared<ConvBNReLU>(input_channel, last_channel, 1, 1, 1, act));
   register_module("features", features);
+  // torchvision pools functionally; a parameterless child (no state-dict
+  // change) gives the pooled tensor a module a quantizer can attach to.
+  register_module("avgpool", std::make_shared<AdaptiveAvgPool2d>(1));
   register_module("classifier", std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
                                     std::make_shared<Dropout>(cfg.dropout),
                                     std::make_shared<Linear>(last_channel, cfg.num_classes)}));
@@ -81,7 +86,7 @@ MobileNetV2::MobileNetV2(const ModelConfig& cfg) {
 
 Tensor MobileNetV2::forward(const Tensor& x) {
   Tensor h = child("features")->forward(x);
-  h = flatten(adaptive_avg_pool2d(h, 1, 1), 1);
+  h = flatten(child("avgpool")->forward(h), 1);
   return child("classifier")->forward(h);
 }
 

@@ -33,6 +33,7 @@ class BasicBlock : public Module {
   BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, bool downsample);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "BasicBlock"; }
+  std::vector<std::vector<std::string>> fusable_chains() const override;
 };
 
 class Bottleneck : public Module {
@@ -41,6 +42,7 @@ class Bottleneck : public Module {
   Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, bool downsample);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Bottleneck"; }
+  std::vector<std::vector<std::string>> fusable_chains() const override;
 };
 
 class ResNet : public Module {
@@ -50,6 +52,7 @@ class ResNet : public Module {
          const ModelConfig& cfg);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "ResNet"; }
+  std::vector<std::vector<std::string>> fusable_chains() const override;
 
  private:
   bool has_maxpool_;

@@ -27,6 +27,16 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
   children_.emplace_back(name, std::move(m));
 }
 
+void Module::replace_child(const std::string& name, std::shared_ptr<Module> m) {
+  LOWBIT_CHECK(m != nullptr, type_name(), ": replacement for child '", name, "' is null");
+  for (auto& [n, c] : children_)
+    if (n == name) {
+      c = std::move(m);
+      return;
+    }
+  fail(type_name(), ": no child '", name, "' to replace");
+}
+
 const Tensor& Module::param(const std::string& name) const {
   for (auto& [n, t] : params_)
     if (n == name) return t;

@@ -36,6 +36,16 @@ class Module : public std::enable_shared_from_this<Module> {
   // (prefix "", this) first, then every descendant in pre-order.
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules();
   std::shared_ptr<Module> child(const std::string& name) const;  // nullptr if absent
+  // Swaps an existing child for `m` in place (same name and position), as
+  // PyTorch's setattr on a submodule: fusion and quantization use it.
+  void replace_child(const std::string& name, std::shared_ptr<Module> m);
+  // Children that forward() runs back to back on one tensor, each chain a
+  // conv → batch norm [→ ReLU/ReLU6] or linear [→ ReLU], by local child name
+  // (torchvision's quantizable models list the same chains in fuse_model()).
+  // Fusion (quant::fuse) merges a chain into its first module and replaces
+  // the rest with Identity, so forward() must call each chain member through
+  // its Module interface. Default: none; Sequential finds its own.
+  virtual std::vector<std::vector<std::string>> fusable_chains() const { return {}; }
   // Calls f(dotted_name, module) for this module ("") and every descendant,
   // pre-order. Usable inside constructors (needs no shared_ptr to this).
   void for_each_module(const std::function<void(const std::string&, Module&)>& f, const std::string& prefix = "");
@@ -49,7 +59,9 @@ class Module : public std::enable_shared_from_this<Module> {
   // Errors list every missing key, unexpected key and shape mismatch.
   void load_state_dict(const NamedTensors& sd, bool strict = true);
 
-  void train(bool on = true);
+  // Virtual so a wrapper that runs another module (quant's input stub) can
+  // forward the mode to it.
+  virtual void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
   void zero_grad();

@@ -17,9 +17,16 @@ std::shared_ptr<Conv2d> conv1x1(int64_t in, int64_t out, int64_t stride) {
   return std::make_shared<Conv2d>(in, out, 1, stride, 0, 1, 1, false);
 }
 Tensor run(const ModulePtr& m, const Tensor& x) { return m->forward(x); }
-// relu(bn(x)) as one fused op (the "relu" child's work, done by the batch norm).
-Tensor bn_relu(const ModulePtr& bn, const Tensor& x) {
-  return std::static_pointer_cast<BatchNorm2d>(bn)->forward(x, Activation::relu);
+// relu(bn(x)) through the modules (one fused op while they are plain
+// BatchNorm2d and ReLU).
+Tensor bn_relu(const Module& block, const char* bn, const Tensor& x) {
+  return forward_norm_act(*block.child(bn), block.child("relu").get(), x);
+}
+// The residual sum with its ReLU (the Add child "add_relu").
+Tensor add_relu(const Module& block, const Tensor& a, const Tensor& b) {
+  auto add = std::dynamic_pointer_cast<Add>(block.child("add_relu"));
+  LOWBIT_CHECK(add != nullptr, block.type_name(), ": child add_relu is not an Add");
+  return add->forward(a, b);
 }
 }  // namespace
 
@@ -32,15 +39,19 @@ BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, bool do
   if (downsample)
     register_module("downsample", std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
                                       conv1x1(inplanes, planes, stride), std::make_shared<BatchNorm2d>(planes)}));
-  register_module("add_relu", std::make_shared<Add>());
+  register_module("add_relu", std::make_shared<Add>(Activation::relu));
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = bn_relu(child("bn1"), run(child("conv1"), x));
+  Tensor out = bn_relu(*this, "bn1", run(child("conv1"), x));
   out = run(child("bn2"), run(child("conv2"), out));
   ModulePtr ds = child("downsample");
   Tensor identity = ds ? ds->forward(x) : x;
-  return relu(std::static_pointer_cast<Add>(child("add_relu"))->forward(out, identity));
+  return add_relu(*this, out, identity);
+}
+
+std::vector<std::vector<std::string>> BasicBlock::fusable_chains() const {
+  return {{"conv1", "bn1", "relu"}, {"conv2", "bn2"}};
 }
 
 Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, bool downsample) {
@@ -55,16 +66,21 @@ Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, bool do
     register_module("downsample",
                     std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
                         conv1x1(inplanes, planes * kExpansion, stride), std::make_shared<BatchNorm2d>(planes * kExpansion)}));
-  register_module("add_relu", std::make_shared<Add>());
+  register_module("add_relu", std::make_shared<Add>(Activation::relu));
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor out = bn_relu(child("bn1"), run(child("conv1"), x));
-  out = bn_relu(child("bn2"), run(child("conv2"), out));
+  Tensor out = bn_relu(*this, "bn1", run(child("conv1"), x));
+  out = bn_relu(*this, "bn2", run(child("conv2"), out));
   out = run(child("bn3"), run(child("conv3"), out));
   ModulePtr ds = child("downsample");
   Tensor identity = ds ? ds->forward(x) : x;
-  return relu(std::static_pointer_cast<Add>(child("add_relu"))->forward(out, identity));
+  return add_relu(*this, out, identity);
+}
+
+// "relu" follows both bn1 and bn2 (one module, as torchvision's Bottleneck).
+std::vector<std::vector<std::string>> Bottleneck::fusable_chains() const {
+  return {{"conv1", "bn1", "relu"}, {"conv2", "bn2", "relu"}, {"conv3", "bn3"}};
 }
 
 ResNet::ResNet(const std::vector<int64_t>& layers, const std::vector<int64_t>& widths, bool bottleneck,
@@ -103,11 +119,13 @@ ResNet::ResNet(const std::vector<int64_t>& layers, const std::vector<int64_t>& w
 }
 
 Tensor ResNet::forward(const Tensor& x) {
-  Tensor h = bn_relu(child("bn1"), run(child("conv1"), x));
+  Tensor h = bn_relu(*this, "bn1", run(child("conv1"), x));
   if (has_maxpool_) h = run(child("maxpool"), h);
   for (int64_t s = 1; s <= stages_; ++s) h = run(child("layer" + std::to_string(s)), h);
   h = flatten(run(child("avgpool"), h), 1);
   return run(child("fc"), h);
 }
+
+std::vector<std::vector<std::string>> ResNet::fusable_chains() const { return {{"conv1", "bn1", "relu"}}; }
 
 }  // namespace lowbit::nn
