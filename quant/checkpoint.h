@@ -1,0 +1,37 @@
+// Quantized model files: a training checkpoint (nn/checkpoint.h) of the
+// prepared model — float weights plus every scale, zero point and LSQ step
+// under PyTorch's prepared-model names — and three metadata entries that say
+// how to rebuild its structure:
+//   "quantization"  "ptq" (BN folded) or "qat" (BN kept in the fused convs)
+//   "qconfig"       the QConfig in text form (qconfig_to_string)
+//   "quant_state"   "frozen" (the finished quantized model) or "training"
+// Loading builds the float model from its metadata as usual, then rebuilds
+// the prepared structure with these, then loads strictly.
+#pragma once
+#include <optional>
+
+#include "nn/checkpoint.h"
+#include "quant/quantize.h"
+
+namespace lowbit::quant {
+
+struct QuantInfo {
+  bool qat = false;
+  QConfig qconfig;
+  bool frozen = true;
+};
+
+nn::Metadata quant_metadata(const QuantInfo& info);
+// nullopt for a float checkpoint; Error naming `path` for damaged entries.
+std::optional<QuantInfo> quant_info(const nn::Metadata& metadata, const std::string& path);
+
+// prepare or prepare_qat of a fresh float model, as `info` says.
+std::shared_ptr<QuantModel> rebuild(const nn::ModulePtr& float_model, const QuantInfo& info);
+// After the state was loaded into a rebuilt model: a frozen model freezes
+// again with the loaded qparams (no calibration data needed).
+void finish_load(QuantModel& q, const QuantInfo& info);
+
+// rebuild + strict load + finish_load. Error if `path` is a float checkpoint.
+std::shared_ptr<QuantModel> load_quantized(const std::string& path, const nn::ModulePtr& float_model);
+
+}  // namespace lowbit::quant

@@ -1,0 +1,214 @@
+#include "quant/fake_quant_ops.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <memory>
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "kernels/quant_math.h"
+
+namespace lowbit::quant {
+
+namespace qm = kernels::qmath;
+
+namespace {
+
+// Element i of a contiguous tensor belongs to channel (i / inner) % channels.
+struct ChannelLayout {
+  int64_t channels = 1, inner = 1;
+  int64_t channel(int64_t i) const { return channels == 1 ? 0 : (i / inner) % channels; }
+};
+
+ChannelLayout layout(const Tensor& x, int axis, int64_t nparams, const char* op) {
+  ChannelLayout l;
+  if (axis < 0 || nparams == 1) {
+    LOWBIT_CHECK(nparams == 1 || axis >= 0, op, ": ", nparams, " scales need a channel axis");
+    return l;
+  }
+  LOWBIT_CHECK(axis < x.dim(), op, ": channel axis ", axis, " is out of range for input ", shape_str(x.shape()));
+  LOWBIT_CHECK(x.shape()[axis] == nparams, op, ": input ", shape_str(x.shape()), " has ", x.shape()[axis],
+               " channels on axis ", axis, ", the quantizer has ", nparams);
+  l.channels = nparams;
+  for (int64_t d = axis + 1; d < x.dim(); ++d) l.inner *= x.shape()[d];
+  return l;
+}
+
+// Gradient times a 0/1 mask saved by the forward.
+class MaskBackward final : public Node {
+ public:
+  explicit MaskBackward(std::shared_ptr<std::vector<uint8_t>> mask, Shape shape)
+      : mask_(std::move(mask)), shape_(std::move(shape)) {}
+  const char* name() const override { return "FakeQuantizeBackward"; }
+  std::vector<Tensor> backward(const Tensor& g_in) override {
+    const Tensor g = g_in.contiguous();
+    Tensor gx = Tensor::uninitialized(shape_);
+    const float* pg = g.data<float>();
+    float* px = gx.data<float>();
+    const uint8_t* m = mask_->data();
+    const int64_t n = gx.numel();
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; ++i) px[i] = m[i] ? pg[i] : 0.0f;
+    return {gx};
+  }
+  void release_saved() override { mask_.reset(); }
+
+ private:
+  std::shared_ptr<std::vector<uint8_t>> mask_;
+  Shape shape_;
+};
+
+}  // namespace
+
+Tensor fake_quantize(const Tensor& x_in, const QuantParams& qp, int qmin, int qmax) {
+  LOWBIT_CHECK(x_in.dtype() == DType::f32, "fake_quantize: input must be f32, got ", dtype_name(x_in.dtype()));
+  LOWBIT_CHECK(!qp.scale.empty() && qp.scale.size() == qp.zero_point.size(),
+               "fake_quantize: ", qp.scale.size(), " scales and ", qp.zero_point.size(), " zero points");
+  const Tensor x = x_in.contiguous();
+  const ChannelLayout l = layout(x, qp.axis, (int64_t)qp.scale.size(), "fake_quantize");
+  std::vector<float> inv(qp.scale.size());
+  for (size_t c = 0; c < inv.size(); ++c) {
+    LOWBIT_CHECK(qp.scale[c] > 0 && std::isfinite(qp.scale[c]), "fake_quantize: scale ", qp.scale[c],
+                 " is not a positive finite number");
+    inv[c] = qm::inverse_scale(qp.scale[c]);
+  }
+  const bool grad = any_requires_grad({&x_in});
+  Tensor y = Tensor::uninitialized(x.shape());
+  const int64_t n = x.numel();
+  auto mask = grad ? std::make_shared<std::vector<uint8_t>>((size_t)n) : nullptr;
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  uint8_t* pm = mask ? mask->data() : nullptr;
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = l.channel(i);
+    const int32_t zp = qp.zero_point[(size_t)c];
+    const int32_t q = qm::round_half_even(px[i] * inv[(size_t)c]) + zp;
+    py[i] = qm::dequantize(qm::clamp_q(q, qmin, qmax), zp, qp.scale[(size_t)c]);
+    if (pm) pm[i] = q >= qmin && q <= qmax;
+  }
+  if (grad) record(y, std::make_shared<MaskBackward>(mask, x.shape()), {&x_in});
+  return y;
+}
+
+namespace {
+
+class LsqBackward final : public Node {
+ public:
+  LsqBackward(const Tensor& x, std::vector<float> scale, float offset, std::vector<int32_t> zp, ChannelLayout l,
+              int qmin, int qmax, float grad_scale, Shape scale_shape, Shape offset_shape, bool has_offset)
+      : x_(x, "lsq_quantize"), scale_(std::move(scale)), offset_(offset), zp_(std::move(zp)), l_(l),
+        qmin_(qmin), qmax_(qmax), grad_scale_(grad_scale), scale_shape_(std::move(scale_shape)),
+        offset_shape_(std::move(offset_shape)), has_offset_(has_offset) {}
+  const char* name() const override { return "LsqQuantizeBackward"; }
+  std::vector<Tensor> backward(const Tensor& g_in) override {
+    const Tensor x = x_.unpack(), g = g_in.contiguous();
+    const int64_t n = x.numel(), C = (int64_t)scale_.size();
+    const float* px = x.data<float>();
+    const float* pg = g.data<float>();
+    Tensor gx = Tensor::uninitialized(x.shape());
+    float* pgx = gx.data<float>();
+    std::vector<float> inv(scale_.size());
+    for (size_t c = 0; c < inv.size(); ++c) inv[c] = qm::inverse_scale(scale_[c]);
+    const int nt = omp_get_max_threads();
+    // Per-thread sums in double: the step's gradient adds up every element.
+    std::vector<double> ds((size_t)(nt * C), 0.0), db((size_t)nt, 0.0);
+#pragma omp parallel num_threads(nt) if (n > 32768)
+    {
+      const int t = omp_get_thread_num();
+      double* my_ds = ds.data() + (size_t)t * C;
+      double my_db = 0;
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t c = l_.channel(i);
+        const int32_t zp = zp_[(size_t)c];
+        const float v = (px[i] - offset_) * inv[(size_t)c];
+        const float u = v + (float)zp;
+        if (u < (float)qmin_) {
+          pgx[i] = 0;
+          my_ds[c] += (double)pg[i] * (qmin_ - zp);
+          my_db += pg[i];
+        } else if (u > (float)qmax_) {
+          pgx[i] = 0;
+          my_ds[c] += (double)pg[i] * (qmax_ - zp);
+          my_db += pg[i];
+        } else {
+          pgx[i] = pg[i];
+          my_ds[c] += (double)pg[i] * ((float)qm::round_half_even(v) - v);
+        }
+      }
+      db[(size_t)t] = my_db;
+    }
+    Tensor gs, gb;
+    if (needs_input_grad(1)) {
+      gs = Tensor::zeros(scale_shape_);
+      float* p = gs.data<float>();
+      for (int64_t c = 0; c < C; ++c) {
+        double s = 0;
+        for (int t = 0; t < nt; ++t) s += ds[(size_t)(t * C + c)];
+        p[c] = (float)(s * grad_scale_);
+      }
+    }
+    if (!has_offset_) return {needs_input_grad(0) ? gx : Tensor(), gs};
+    if (needs_input_grad(2)) {
+      double s = 0;
+      for (double v : db) s += v;
+      gb = Tensor::full(offset_shape_, s * grad_scale_);
+    }
+    return {needs_input_grad(0) ? gx : Tensor(), gs, gb};
+  }
+  void release_saved() override { x_.release(); }
+
+ private:
+  SavedTensor x_;
+  std::vector<float> scale_;
+  float offset_;
+  std::vector<int32_t> zp_;
+  ChannelLayout l_;
+  int qmin_, qmax_;
+  float grad_scale_;
+  Shape scale_shape_, offset_shape_;
+  bool has_offset_;
+};
+
+}  // namespace
+
+Tensor lsq_quantize(const Tensor& x_in, const Tensor& scale_t, const Tensor& offset_t,
+                    const std::vector<int32_t>& zero_point, int axis, int qmin, int qmax, float grad_scale) {
+  LOWBIT_CHECK(x_in.dtype() == DType::f32, "lsq_quantize: input must be f32");
+  const Tensor x = x_in.contiguous();
+  std::vector<float> scale = scale_t.to_vector();
+  LOWBIT_CHECK(scale.size() == zero_point.size(), "lsq_quantize: ", scale.size(), " steps and ", zero_point.size(),
+               " zero points");
+  const ChannelLayout l = layout(x, axis, (int64_t)scale.size(), "lsq_quantize");
+  LOWBIT_CHECK(!offset_t.defined() || offset_t.numel() == 1, "lsq_quantize: the offset must be a single value");
+  const float offset = offset_t.defined() ? offset_t.item() : 0.0f;
+  std::vector<float> inv(scale.size());
+  for (size_t c = 0; c < scale.size(); ++c) {
+    LOWBIT_CHECK(scale[c] > 0 && std::isfinite(scale[c]), "lsq_quantize: step ", scale[c],
+                 " is not a positive finite number (learning rate too high?)");
+    inv[c] = qm::inverse_scale(scale[c]);
+  }
+  Tensor y = Tensor::uninitialized(x.shape());
+  const int64_t n = x.numel();
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t c = (size_t)l.channel(i);
+    const int32_t q = qm::quantize(px[i] - offset, inv[c], zero_point[c], qmin, qmax);
+    py[i] = qm::dequantize(q, zero_point[c], scale[c]) + offset;
+  }
+  if (offset_t.defined()) {
+    if (any_requires_grad({&x_in, &scale_t, &offset_t}))
+      record(y, std::make_shared<LsqBackward>(x, scale, offset, zero_point, l, qmin, qmax, grad_scale,
+                                              scale_t.shape(), offset_t.shape(), true), {&x_in, &scale_t, &offset_t});
+  } else if (any_requires_grad({&x_in, &scale_t})) {
+    record(y, std::make_shared<LsqBackward>(x, scale, 0.0f, zero_point, l, qmin, qmax, grad_scale, scale_t.shape(),
+                                            Shape{}, false), {&x_in, &scale_t});
+  }
+  return y;
+}
+
+}  // namespace lowbit::quant

@@ -1,0 +1,199 @@
+#include "quant/qmodules.h"
+
+#include "core/autograd.h"
+
+namespace lowbit::quant {
+
+namespace {
+const char* act_suffix(Activation a) {
+  return a == Activation::relu ? "ReLU" : a == Activation::relu6 ? "ReLU6" : "";
+}
+Quantizer* quantizer_child(const nn::Module& m, const char* name) {
+  return static_cast<Quantizer*>(m.child(name).get());
+}
+Tensor optional_param(const nn::Module& m, const std::string& name) {
+  for (auto& [n, t] : m.named_parameters())
+    if (n == name) return t;
+  return Tensor();
+}
+// The output quantizer, if attached.
+Tensor quantize_output(const nn::Module& m, const Tensor& y) {
+  auto q = m.child("activation_post_process");
+  return q ? q->forward(y) : y;
+}
+}  // namespace
+
+// ---- FusedConv2d ---------------------------------------------------------------------
+
+FusedConv2d::FusedConv2d(const nn::Conv2d& conv, std::shared_ptr<nn::BatchNorm2d> bn, bool fold_bn, Activation act)
+    : in_channels(conv.in_channels), out_channels(conv.out_channels), kernel_size(conv.kernel_size),
+      options(conv.options), act(act) {
+  NoGradGuard ng;
+  if (bn && fold_bn) {
+    LOWBIT_CHECK(bn->track_running_stats, "fuse: BatchNorm2d without running statistics cannot be folded");
+    // W' = W·γ/σ, b' = (b − μ)·γ/σ + β with σ = √(running_var + ε) (PyTorch's fuse_conv_bn_weights).
+    const auto sd = bn->state_dict();
+    auto get = [&](const std::string& n) -> Tensor {
+      for (auto& [k, t] : sd)
+        if (k == n) return t;
+      return Tensor();
+    };
+    Tensor gamma = get("weight"), beta = get("bias"), mean = get("running_mean"), var = get("running_var");
+    if (!gamma.defined()) gamma = Tensor::ones({out_channels});
+    if (!beta.defined()) beta = Tensor::zeros({out_channels});
+    Tensor factor = gamma / sqrt(var + bn->eps);
+    Tensor w = (conv.weight().detach() * factor.view({-1, 1, 1, 1})).contiguous();
+    Tensor b = conv.bias().defined() ? conv.bias().detach() : Tensor::zeros({out_channels});
+    register_parameter("weight", w);
+    register_parameter("bias", ((b - mean) * factor + beta).contiguous());
+  } else {
+    register_parameter("weight", conv.weight());
+    if (conv.bias().defined()) register_parameter("bias", conv.bias());
+    if (bn) register_module("bn", bn);
+  }
+}
+
+std::string FusedConv2d::type_name() const {
+  return std::string("Conv") + (has_bn() ? "Bn" : "") + act_suffix(act) + "2d";
+}
+
+std::string FusedConv2d::extra_repr() const {
+  std::string s = std::to_string(in_channels) + ", " + std::to_string(out_channels) +
+                  ", kernel_size=" + std::to_string(kernel_size) + ", stride=" + std::to_string(options.stride_h);
+  if (options.pad_h) s += ", padding=" + std::to_string(options.pad_h);
+  if (options.groups != 1) s += ", groups=" + std::to_string(options.groups);
+  return s;
+}
+
+Quantizer* FusedConv2d::weight_quantizer() const { return quantizer_child(*this, "weight_fake_quant"); }
+Quantizer* FusedConv2d::output_quantizer() const { return quantizer_child(*this, "activation_post_process"); }
+
+void FusedConv2d::attach(const LayerQConfig& qc, const std::string& path) {
+  register_module("weight_fake_quant", make_quantizer(qc.weight, path + ".weight_fake_quant", out_channels));
+  register_module("activation_post_process",
+                  make_quantizer(qc.activation, path + ".activation_post_process", out_channels));
+}
+
+std::pair<Tensor, Tensor> FusedConv2d::folded_weight_bias() const {
+  NoGradGuard ng;
+  Tensor w = param("weight").detach(), b = optional_param(*this, "bias");
+  if (!has_bn()) return {w, b.defined() ? b.detach() : Tensor::zeros({out_channels})};
+  auto bn = std::static_pointer_cast<nn::BatchNorm2d>(child("bn"));
+  const auto sd = bn->state_dict();
+  Tensor gamma, beta, mean, var;
+  for (auto& [k, t] : sd) {
+    if (k == "weight") gamma = t;
+    if (k == "bias") beta = t;
+    if (k == "running_mean") mean = t;
+    if (k == "running_var") var = t;
+  }
+  if (!gamma.defined()) gamma = Tensor::ones({out_channels});
+  if (!beta.defined()) beta = Tensor::zeros({out_channels});
+  Tensor factor = gamma / sqrt(var + bn->eps);
+  Tensor bias = b.defined() ? b.detach() : Tensor::zeros({out_channels});
+  return {(w * factor.view({-1, 1, 1, 1})).contiguous(), ((bias - mean) * factor + beta).contiguous()};
+}
+
+Tensor FusedConv2d::forward(const Tensor& x) {
+  LOWBIT_CHECK(x.dim() == 4 && x.shape()[1] == in_channels, type_name(), "(", in_channels, ", ", out_channels,
+               "): input ", shape_str(x.shape()), " does not have ", in_channels, " channels");
+  Quantizer* wq = weight_quantizer();
+  const Tensor& w = param("weight");
+  const Tensor bias = optional_param(*this, "bias");
+  Tensor y;
+  if (!has_bn()) {
+    y = conv2d(x, wq ? wq->forward(w) : w, bias, options);
+    y = nn::apply_activation(y, act);
+  } else {
+    auto bn = std::static_pointer_cast<nn::BatchNorm2d>(child("bn"));
+    Tensor gamma = optional_param(*bn, "weight"), beta = optional_param(*bn, "bias");
+    const auto bufs = bn->named_buffers();
+    Tensor rm = bufs[0].second, rv = bufs[1].second, nbt = bufs[2].second;
+    if (!gamma.defined()) gamma = Tensor::ones({out_channels});
+    Tensor running_std;
+    {
+      NoGradGuard ng;
+      running_std = sqrt(rv + bn->eps);
+    }
+    Tensor factor = gamma / running_std;  // γ/σ: the gradient reaches γ through the folded weight too
+    Tensor ws = w * factor.view({-1, 1, 1, 1});
+    y = conv2d(x, wq ? wq->forward(ws) : ws, Tensor(), options);
+    y = y / factor.view({1, -1, 1, 1});
+    if (bias.defined()) y = y + bias.view({1, -1, 1, 1});
+    const bool batch_stats = training_ && !freeze_bn_;
+    if (batch_stats) {
+      nbt.data<int32_t>()[0] += 1;
+      nbt.bump_version();
+    }
+    y = batch_norm(y, rm, rv, optional_param(*bn, "weight"), beta, batch_stats, bn->momentum, bn->eps, act);
+  }
+  return quantize_output(*this, y);
+}
+
+// ---- FusedLinear ---------------------------------------------------------------------
+
+FusedLinear::FusedLinear(const nn::Linear& linear, Activation act)
+    : in_features(linear.in_features), out_features(linear.out_features), act(act) {
+  for (auto& [n, t] : linear.named_parameters()) register_parameter(n, t);
+}
+
+std::string FusedLinear::extra_repr() const {
+  return "in_features=" + std::to_string(in_features) + ", out_features=" + std::to_string(out_features);
+}
+
+Quantizer* FusedLinear::weight_quantizer() const { return quantizer_child(*this, "weight_fake_quant"); }
+Quantizer* FusedLinear::output_quantizer() const { return quantizer_child(*this, "activation_post_process"); }
+
+void FusedLinear::attach(const LayerQConfig& qc, const std::string& path) {
+  register_module("weight_fake_quant", make_quantizer(qc.weight, path + ".weight_fake_quant", out_features));
+  QSpec a = qc.activation;
+  a.axis = 1;  // a per-channel output quantizer of a linear layer works on features
+  register_module("activation_post_process", make_quantizer(a, path + ".activation_post_process", out_features));
+}
+
+Tensor FusedLinear::forward(const Tensor& x) {
+  Quantizer* wq = weight_quantizer();
+  const Tensor& w = param("weight");
+  Tensor y = linear(x, wq ? wq->forward(w) : w, optional_param(*this, "bias"));
+  return quantize_output(*this, nn::apply_activation(y, act));
+}
+
+// ---- QuantAdd, QuantPool, QuantStub, QuantModel -----------------------------------------------
+
+QuantAdd::QuantAdd(Activation act, const QSpec& spec, const std::string& path) : nn::Add(act) {
+  register_module("activation_post_process", make_quantizer(spec, path + ".activation_post_process", 1));
+}
+
+Tensor QuantAdd::forward(const Tensor& a, const Tensor& b) { return quantize_output(*this, nn::Add::forward(a, b)); }
+
+QuantPool::QuantPool(nn::ModulePtr pool, const QSpec& spec, const std::string& path) : pool_(std::move(pool)) {
+  register_module("activation_post_process", make_quantizer(spec, path + ".activation_post_process", 1));
+}
+
+Tensor QuantPool::forward(const Tensor& x) { return quantize_output(*this, pool_->forward(x)); }
+
+QuantStub::QuantStub(const QSpec& spec, const std::string& path) {
+  register_module("activation_post_process", make_quantizer(spec, path + ".activation_post_process", 1));
+}
+
+QuantModel::QuantModel(nn::ModulePtr model, const QSpec& input_spec) : model_(std::move(model)) {
+  LOWBIT_CHECK(model_->state_dict().size() == 0 || !model_->named_children().empty(),
+               "quantize: model has no children to quantize");
+  // The model's own (non-child) tensors would vanish from the state dict.
+  size_t child_tensors = 0;
+  for (auto& [n, c] : model_->named_children()) child_tensors += c->state_dict().size();
+  LOWBIT_CHECK(child_tensors == model_->state_dict().size(), "quantize: ", model_->type_name(),
+               " holds parameters of its own outside child modules; wrap them in a module");
+  QSpec s = input_spec;
+  s.per_channel = false;
+  register_module("quant", std::make_shared<QuantStub>(s, "quant"));
+  for (auto& [n, c] : model_->named_children()) register_module(n, c);
+  training_ = model_->is_training();
+}
+
+void QuantModel::train(bool on) {
+  nn::Module::train(on);
+  model_->train(on);
+}
+
+}  // namespace lowbit::quant

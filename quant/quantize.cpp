@@ -1,0 +1,208 @@
+#include "quant/quantize.h"
+
+#include <functional>
+#include <typeinfo>
+
+#include "core/error.h"
+
+namespace lowbit::quant {
+
+namespace {
+
+struct Slot {
+  nn::Module* parent;
+  std::string name, path;
+  nn::ModulePtr module;
+};
+
+// Every (parent, child) pair under root, pre-order, collected before any swap.
+std::vector<Slot> slots(nn::Module& root) {
+  std::vector<Slot> out;
+  root.for_each_module([&](const std::string& path, nn::Module& m) {
+    for (auto& [n, c] : m.named_children()) out.push_back({&m, n, path.empty() ? n : path + "." + n, c});
+  });
+  return out;
+}
+
+template <class T>
+bool is_exactly(const nn::Module& m) {
+  return typeid(m) == typeid(T);
+}
+
+void attach(nn::Module& model, const QConfig& qc) {
+  for (const Slot& s : slots(model)) {
+    nn::Module& m = *s.module;
+    // Quantizer subtrees and the members of a fused module are not layers.
+    if (dynamic_cast<Quantizer*>(&m) || dynamic_cast<FusedConv2d*>(s.parent)) continue;
+    const std::optional<LayerQConfig> lc = qc.for_module(s.path);
+    if (!lc) continue;  // kept in float
+    if (is_exactly<nn::Conv2d>(m)) {
+      auto f = std::make_shared<FusedConv2d>(static_cast<nn::Conv2d&>(m), nullptr, false, Activation::none);
+      f->attach(*lc, s.path);
+      s.parent->replace_child(s.name, f);
+    } else if (is_exactly<nn::Linear>(m)) {
+      auto f = std::make_shared<FusedLinear>(static_cast<nn::Linear&>(m), Activation::none);
+      f->attach(*lc, s.path);
+      s.parent->replace_child(s.name, f);
+    } else if (auto* f = dynamic_cast<FusedConv2d*>(&m)) {
+      if (!f->weight_quantizer()) f->attach(*lc, s.path);
+    } else if (auto* f = dynamic_cast<FusedLinear*>(&m)) {
+      if (!f->weight_quantizer()) f->attach(*lc, s.path);
+    } else if (is_exactly<nn::Add>(m)) {
+      s.parent->replace_child(s.name, std::make_shared<QuantAdd>(static_cast<nn::Add&>(m).act, lc->activation, s.path));
+    } else if (is_exactly<nn::AdaptiveAvgPool2d>(m) || is_exactly<nn::AvgPool2d>(m)) {
+      s.parent->replace_child(s.name, std::make_shared<QuantPool>(s.module, lc->activation, s.path));
+    }
+  }
+}
+
+QSpec input_spec(const QConfig& qc) {
+  const auto lc = qc.for_module("quant");
+  return lc ? lc->activation : qc.layer.activation;
+}
+
+// QAT updates qparams every step: the histogram-based searches are calibration
+// observers, so QAT's STE activations use the moving average (PyTorch's QAT
+// default) unless minmax or ema was asked for.
+QConfig qat_config(QConfig qc) {
+  auto fix = [](LayerQConfig& l) {
+    for (QSpec* s : {&l.weight, &l.activation})
+      if (s->quantizer == QuantizerKind::ste && s->observer != ObserverKind::minmax && s->observer != ObserverKind::ema)
+        s->observer = s == &l.weight ? ObserverKind::minmax : ObserverKind::ema;
+  };
+  fix(qc.layer);
+  for (auto& [n, l] : qc.overrides)
+    if (l) fix(*l);
+  return qc;
+}
+
+}  // namespace
+
+void fuse(nn::Module& model, bool fold_bn) {
+  // Plan every chain of a module before swapping any member: Bottleneck's one
+  // "relu" ends two chains.
+  std::vector<nn::Module*> parents;
+  model.for_each_module([&](const std::string&, nn::Module& m) { parents.push_back(&m); });
+  for (nn::Module* parent : parents) {
+    struct Plan {
+      std::vector<std::string> chain;
+      nn::ModulePtr fused;
+    };
+    std::vector<Plan> plans;
+    for (const auto& chain : parent->fusable_chains()) {
+      LOWBIT_CHECK(!chain.empty(), "fuse: ", parent->type_name(), " declares an empty chain");
+      std::vector<nn::ModulePtr> mods;
+      for (const auto& n : chain) {
+        auto c = parent->child(n);
+        LOWBIT_CHECK(c != nullptr, "fuse: ", parent->type_name(), " declares a chain with '", n, "', not a child");
+        mods.push_back(c);
+      }
+      const Activation act = nn::activation_of(*mods.back());
+      const bool has_bn = mods.size() > 1 && is_exactly<nn::BatchNorm2d>(*mods[1]);
+      if (is_exactly<nn::Conv2d>(*mods[0])) {
+        plans.push_back({chain, std::make_shared<FusedConv2d>(
+                                    static_cast<nn::Conv2d&>(*mods[0]),
+                                    has_bn ? std::static_pointer_cast<nn::BatchNorm2d>(mods[1]) : nullptr, fold_bn, act)});
+      } else if (is_exactly<nn::Linear>(*mods[0]) && !has_bn) {
+        plans.push_back({chain, std::make_shared<FusedLinear>(static_cast<nn::Linear&>(*mods[0]), act)});
+      }
+      // Anything else (already fused) stays as it is.
+    }
+    for (const Plan& p : plans) {
+      parent->replace_child(p.chain[0], p.fused);
+      for (size_t i = 1; i < p.chain.size(); ++i) parent->replace_child(p.chain[i], std::make_shared<nn::Identity>());
+    }
+  }
+}
+
+std::shared_ptr<QuantModel> prepare(const nn::ModulePtr& model, const QConfig& qconfig) {
+  qconfig.validate();
+  model->eval();
+  fuse(*model, true);
+  attach(*model, qconfig);
+  auto q = std::make_shared<QuantModel>(model, input_spec(qconfig));
+  q->eval();
+  enable_calibration(*q);
+  return q;
+}
+
+std::shared_ptr<QuantModel> prepare_qat(const nn::ModulePtr& model, const QConfig& qconfig) {
+  qconfig.validate();
+  const QConfig qc = qat_config(qconfig);
+  fuse(*model, false);
+  attach(*model, qc);
+  auto q = std::make_shared<QuantModel>(model, input_spec(qc));
+  q->train();
+  return q;
+}
+
+std::vector<std::pair<std::string, Quantizer*>> quantizers(nn::Module& prepared) {
+  std::vector<std::pair<std::string, Quantizer*>> out;
+  prepared.for_each_module([&](const std::string& path, nn::Module& m) {
+    if (auto* q = dynamic_cast<Quantizer*>(&m)) out.emplace_back(path, q);
+  });
+  return out;
+}
+
+void enable_calibration(nn::Module& prepared) {
+  for (auto& [p, q] : quantizers(prepared)) {
+    q->enable_observer(true);
+    q->enable_fake_quant(false);
+  }
+}
+
+void enable_observers(nn::Module& prepared, bool on) {
+  for (auto& [p, q] : quantizers(prepared)) q->enable_observer(on);
+}
+
+void freeze_bn_stats(nn::Module& prepared) {
+  prepared.for_each_module([](const std::string&, nn::Module& m) {
+    if (auto* f = dynamic_cast<FusedConv2d*>(&m)) f->freeze_bn_stats(true);
+  });
+}
+
+void freeze(nn::Module& prepared) {
+  for (auto& [p, q] : quantizers(prepared)) q->freeze();
+  freeze_bn_stats(prepared);
+  prepared.eval();
+}
+
+ModelSize model_size(nn::Module& prepared) {
+  ModelSize s;
+  // Walk layers; a quantized conv/linear accounts for its whole subtree (its
+  // BN folds into the int32 bias), quantizers hold no model parameters.
+  std::function<void(nn::Module&)> walk = [&](nn::Module& m) {
+    if (dynamic_cast<Quantizer*>(&m)) return;
+    auto* fc = dynamic_cast<FusedConv2d*>(&m);
+    auto* fl = dynamic_cast<FusedLinear*>(&m);
+    Quantizer* wq = fc ? fc->weight_quantizer() : fl ? fl->weight_quantizer() : nullptr;
+    if (wq) {
+      for (auto& [n, t] : m.named_parameters())
+        if (n.find("fake_quant") == std::string::npos && n.find("post_process") == std::string::npos)
+          s.float_bytes += 4 * t.numel();
+      const int64_t out = fc ? fc->out_channels : fl->out_features;
+      const int64_t channels = wq->spec().per_channel ? out : 1;
+      const int64_t w = m.named_parameters()[0].second.numel();
+      s.quantized_bytes += (w * wq->spec().bits + 7) / 8 + channels * 8 + out * 4;  // weights, scale+zp, bias
+      return;
+    }
+    for (auto& [n, t] : m.named_parameters())
+      if (n.find('.') == std::string::npos) s.float_bytes += 4 * t.numel(), s.quantized_bytes += 4 * t.numel();
+    for (auto& [n, c] : m.named_children()) walk(*c);
+  };
+  walk(prepared);
+  return s;
+}
+
+std::pair<std::string, std::string> first_and_last_layer(nn::Module& model) {
+  std::string first, last;
+  model.for_each_module([&](const std::string& path, nn::Module& m) {
+    const bool conv = is_exactly<nn::Conv2d>(m) || dynamic_cast<FusedConv2d*>(&m);
+    const bool lin = is_exactly<nn::Linear>(m) || dynamic_cast<FusedLinear*>(&m);
+    if (conv && first.empty()) first = path;
+    if (lin) last = path;
+  });
+  return {first, last};
+}
+
+}  // namespace lowbit::quant

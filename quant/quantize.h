@@ -1,0 +1,61 @@
+// The quantization flows, PyTorch's eager mode in C++:
+//
+//   PTQ   auto q = quant::prepare(model, qconfig);   // fuse (BN folded), attach quantizers
+//         for (batch : calibration) q->forward(batch);  // observers watch the float model
+//         quant::freeze(*q);                          // qparams fixed: the quantized model
+//   QAT   auto q = quant::prepare_qat(model, qconfig); // fuse (BN kept), attach quantizers
+//         ... train q with any optimizer ...
+//         quant::freeze(*q);
+//
+// Placement: every tensor the integer engine materialises gets exactly one
+// quantizer — the network input (QuantStub), every conv/linear output after
+// its fused activation, every residual-add output (after its ReLU), every
+// average-pool output. Max pooling, flatten and dropout keep their input's grid.
+//
+// prepare/prepare_qat change `model` in place (its modules are swapped) and
+// return the wrapper that runs it behind the input quantizer; use the wrapper.
+#pragma once
+#include <map>
+#include <string>
+
+#include "nn/module.h"
+#include "quant/qconfig.h"
+#include "quant/qmodules.h"
+
+namespace lowbit::quant {
+
+// Merges every chain the model declares (Module::fusable_chains): Conv2d+BN
+// [+ReLU/ReLU6] and Linear+ReLU become FusedConv2d / FusedLinear, the other
+// members Identity. fold_bn: fold BN into the conv now (PTQ, eval mode), or
+// keep it for QAT. Idempotent.
+void fuse(nn::Module& model, bool fold_bn);
+
+std::shared_ptr<QuantModel> prepare(const nn::ModulePtr& model, const QConfig& qconfig);
+std::shared_ptr<QuantModel> prepare_qat(const nn::ModulePtr& model, const QConfig& qconfig);
+
+// Observers off, qparams fixed (LSQ+ offsets folded into zero points), BN
+// statistics frozen; eval mode.
+void freeze(nn::Module& prepared);
+
+// QAT schedule switches (PyTorch's disable_observer / freeze_bn_stats).
+void enable_observers(nn::Module& prepared, bool on);
+void freeze_bn_stats(nn::Module& prepared);
+// PTQ calibration: observers on, fake quantization off (float forward).
+void enable_calibration(nn::Module& prepared);
+
+// Every quantizer by module path, in module order.
+std::vector<std::pair<std::string, Quantizer*>> quantizers(nn::Module& prepared);
+
+// Float bytes (every parameter in fp32) against quantized bytes (weights at
+// their bit width, packed; one fp32 scale and one int32 zero point per
+// channel; biases as int32; BN folded away; float-kept layers in fp32).
+struct ModelSize {
+  int64_t float_bytes = 0, quantized_bytes = 0;
+};
+ModelSize model_size(nn::Module& prepared);
+
+// The config a model's first conv and last linear have, for the sub-8-bit
+// presets that keep them at 8 bits: their module paths.
+std::pair<std::string, std::string> first_and_last_layer(nn::Module& model);
+
+}  // namespace lowbit::quant

@@ -1,0 +1,180 @@
+#include "quant/quantizer.h"
+
+#include <cmath>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "quant/fake_quant_ops.h"
+
+namespace lowbit::quant {
+
+namespace {
+QuantParams read_qparams(const Tensor& scale, const Tensor& zp, const QSpec& spec) {
+  QuantParams qp;
+  qp.scale = scale.to_vector();
+  for (float z : zp.to_vector()) qp.zero_point.push_back((int32_t)z);
+  qp.axis = spec.per_channel ? spec.axis : -1;
+  return qp;
+}
+
+void write_qparams(const Tensor& scale, const Tensor& zp, const QuantParams& qp) {
+  LOWBIT_CHECK((int64_t)qp.scale.size() == scale.numel(), "quantizer: ", qp.scale.size(), " scales for a ",
+               scale.numel(), "-channel quantizer");
+  NoGradGuard ng;
+  float* s = scale.data<float>();
+  int32_t* z = zp.data<int32_t>();
+  for (size_t c = 0; c < qp.scale.size(); ++c) s[c] = qp.scale[c], z[c] = qp.zero_point[c];
+  scale.bump_version();
+  zp.bump_version();
+}
+}  // namespace
+
+Quantizer::Quantizer(const QSpec& spec, std::string path) : spec_(spec), path_(std::move(path)) {
+  spec_.validate(path_.empty() ? "quantizer" : path_);
+}
+
+QuantizerPtr make_quantizer(const QSpec& spec, const std::string& path, int64_t channels) {
+  if (spec.quantizer == QuantizerKind::ste) return std::make_shared<FakeQuantize>(spec, path, channels);
+  return std::make_shared<LsqQuantizer>(spec, path, channels);
+}
+
+// ---- FakeQuantize ------------------------------------------------------------------
+
+FakeQuantize::FakeQuantize(const QSpec& spec, std::string path, int64_t channels)
+    : Quantizer(spec, std::move(path)), observer_(make_observer(spec)) {
+  observer_->name = path_;
+  const int64_t c = spec.per_channel ? channels : 1;
+  register_buffer("scale", Tensor::ones({c}));
+  register_buffer("zero_point", Tensor::zeros({c}, DType::s32));
+}
+
+QuantParams FakeQuantize::qparams() const { return read_qparams(buffer("scale"), buffer("zero_point"), spec_); }
+
+void FakeQuantize::compute_qparams() {
+  if (!observer_->has_data()) {
+    LOWBIT_CHECK(computed_ || frozen_, path_, ": no data observed (run calibration batches first)");
+    return;
+  }
+  write_qparams(buffer("scale"), buffer("zero_point"), observer_->calculate_qparams());
+  computed_ = true;
+}
+
+Tensor FakeQuantize::forward(const Tensor& x) {
+  if (observer_enabled_) {
+    observer_->observe(x.detach());
+    // QAT: fresh qparams every step. PTQ calibration (fake-quant off) asks
+    // once, at freeze: a histogram search per batch would be wasted.
+    if (fake_quant_enabled_) compute_qparams();
+  }
+  if (!fake_quant_enabled_) return x;
+  LOWBIT_CHECK(computed_ || frozen_ || observer_->has_data(), path_, ": fake-quantizing before any data was observed");
+  return fake_quantize(x, qparams(), qmin(), qmax());
+}
+
+void FakeQuantize::freeze() {
+  if (observer_enabled_ && observer_->has_data()) compute_qparams();
+  else LOWBIT_CHECK(computed_ || frozen_, path_, ": no data observed (run calibration batches first)");
+  observer_enabled_ = false;
+  fake_quant_enabled_ = true;
+  frozen_ = true;
+}
+
+// ---- LSQ / LSQ+ -------------------------------------------------------------------
+
+LsqQuantizer::LsqQuantizer(const QSpec& spec, std::string path, int64_t channels) : Quantizer(spec, std::move(path)) {
+  const int64_t c = spec.per_channel ? channels : 1;
+  register_parameter("scale", Tensor::ones({c}));
+  if (plus()) register_parameter("offset", Tensor::zeros({1}));
+  register_buffer("zero_point", Tensor::zeros({c}, DType::s32));
+  // 1 once the step was initialised from data (or loaded): a loaded
+  // checkpoint must not be re-initialised by its first batch.
+  register_buffer("initialized", Tensor::zeros({1}, DType::s32));
+}
+
+void LsqQuantizer::initialize(const Tensor& x_in) {
+  NoGradGuard ng;
+  const QSpec& s = spec_;
+  MinMaxObserver mm(s, false);
+  mm.name = path_;
+  mm.observe(x_in);
+  const QuantParams range_qp = mm.calculate_qparams();
+  Tensor scale = param("scale"), zp = buffer("zero_point");
+  if (plus()) {
+    // LSQ+ min/max initialisation: s = (max − min)/(qmax − qmin), β = min − qmin·s, zp = 0.
+    const auto [lo, hi] = mm.range();
+    const float st = std::max((hi[0] - lo[0]) / (float)(qmax() - qmin()), 1e-8f);
+    write_qparams(scale, zp, QuantParams{{st}, {0}, -1});
+    Tensor off = param("offset");
+    off.data<float>()[0] = lo[0] - (float)qmin() * st;
+    off.bump_version();
+  } else {
+    // LSQ: s = 2·mean(|x − shift|)/√Qp per scale, with the zero point of the
+    // observed range (0 for weights and ReLU outputs).
+    const std::vector<float> v = x_in.contiguous().to_vector();
+    const int64_t C = scale.numel(), n = (int64_t)v.size();
+    int64_t inner = 1;
+    if (C > 1)
+      for (int64_t d = s.axis + 1; d < x_in.dim(); ++d) inner *= x_in.shape()[d];
+    std::vector<double> sum((size_t)C, 0.0);
+    std::vector<int64_t> cnt((size_t)C, 0);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t c = C > 1 ? (i / inner) % C : 0;
+      sum[(size_t)c] += std::fabs((double)v[(size_t)i]);
+      ++cnt[(size_t)c];
+    }
+    QuantParams qp = range_qp;
+    for (int64_t c = 0; c < C; ++c) {
+      const int32_t z = qp.zero_point[(size_t)c];
+      const double qp_pos = std::max(1, qmax() - z);
+      const double st = 2.0 * sum[(size_t)c] / (double)std::max<int64_t>(cnt[(size_t)c], 1) / std::sqrt(qp_pos);
+      qp.scale[(size_t)c] = (float)std::max(st, 1e-8);
+    }
+    write_qparams(scale, zp, qp);
+  }
+  Tensor init = buffer("initialized");
+  init.data<int32_t>()[0] = 1;
+  init.bump_version();
+}
+
+Tensor LsqQuantizer::forward(const Tensor& x) {
+  if (buffer("initialized").data<int32_t>()[0] == 0) {
+    LOWBIT_CHECK(observer_enabled_, path_, ": the LSQ step was never initialised (no data seen before freezing)");
+    initialize(x.detach());
+  }
+  if (!fake_quant_enabled_) return x;
+  const Tensor& scale = param("scale");
+  std::vector<int32_t> zp;
+  for (float z : buffer("zero_point").to_vector()) zp.push_back((int32_t)z);
+  const int64_t per_scale = x.numel() / scale.numel();
+  const double q_pos = std::max(1, qmax() - zp[0]);
+  const float grad_scale = (float)(1.0 / std::sqrt((double)per_scale * q_pos));
+  Tensor offset = plus() ? param("offset") : Tensor();
+  return lsq_quantize(x, scale, offset, zp, spec_.per_channel ? spec_.axis : -1, qmin(), qmax(), grad_scale);
+}
+
+QuantParams LsqQuantizer::qparams() const {
+  QuantParams qp = read_qparams(param("scale").detach(), buffer("zero_point"), spec_);
+  if (plus()) {  // the integer zero point nearest the learned offset (β = 0 once frozen)
+    const float beta = param("offset").item();
+    qp.zero_point[0] = std::clamp(qp.zero_point[0] + (int32_t)std::nearbyint(-beta / qp.scale[0]), qmin(), qmax());
+  }
+  return qp;
+}
+
+void LsqQuantizer::freeze() {
+  LOWBIT_CHECK(buffer("initialized").data<int32_t>()[0] != 0, path_, ": no data seen (the LSQ step is uninitialised)");
+  if (plus()) {
+    const QuantParams qp = qparams();
+    write_qparams(param("scale").detach(), buffer("zero_point"), qp);
+    NoGradGuard ng;
+    Tensor off = param("offset");
+    off.data<float>()[0] = 0.0f;
+    off.bump_version();
+  }
+  for (auto& [n, p] : named_parameters()) p.set_requires_grad(false);
+  observer_enabled_ = false;
+  fake_quant_enabled_ = true;
+  frozen_ = true;
+}
+
+}  // namespace lowbit::quant
