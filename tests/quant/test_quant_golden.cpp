@@ -1,0 +1,138 @@
+// quant/ against PyTorch 1.13 (tests/fixtures/quant.safetensors, made by
+// tools/make_quant_fixtures.py): observers' scale and zero point (MinMax,
+// EMA, per-channel: bit-identical; Histogram: scale within 1e-4 relative),
+// fake quantization forward and backward (bit-identical), LSQ/LSQ+ forward
+// (bit-identical) and gradients (1e-5 relative to the largest) against a
+// plain-autograd LSQ.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "core/autograd.h"
+#include "core/safetensors.h"
+#include "quant/fake_quant_ops.h"
+#include "quant/observer.h"
+
+using namespace lowbit;
+using namespace lowbit::quant;
+
+namespace {
+
+const SafetensorsFile& fixture() {
+  static const SafetensorsFile f = load_safetensors(LOWBIT_FIXTURES_DIR "/quant.safetensors");
+  return f;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(item);
+  return out;
+}
+
+std::vector<std::string> cases(const std::string& prefix) {
+  std::vector<std::string> out;
+  for (auto& c : split(fixture().metadata.at("cases")))
+    if (c.rfind(prefix, 0) == 0) out.push_back(c);
+  return out;
+}
+
+std::vector<int32_t> ints(const Tensor& t) {
+  std::vector<int32_t> out;
+  for (float f : t.to_vector()) out.push_back((int32_t)f);
+  return out;
+}
+
+// max |a − b| / max |b|
+double rel(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, (double)std::fabs(a[i] - b[i]));
+    den = std::max(den, (double)std::fabs(b[i]));
+  }
+  return den > 0 ? num / den : num;
+}
+
+}  // namespace
+
+TEST_CASE("observers equal PyTorch's on the fixture") {
+  const auto names = cases("obs.");
+  REQUIRE(names.size() >= 10);
+  for (const auto& c : names) {
+    CAPTURE(c);
+    const auto f = split(fixture().metadata.at(c));
+    QSpec s;
+    s.observer = parse_observer(f[0]);
+    s.bits = std::stoi(f[1]);
+    s.is_signed = f[2] == "1";
+    s.symmetric = f[3] == "1";
+    s.per_channel = f[4] == "1";
+    s.axis = std::stoi(f[5]);
+    s.reduce_range = f[6] == "1";
+    auto obs = make_observer(s);
+    const int n = std::stoi(fixture().metadata.at(c + ".n"));
+    for (int i = 0; i < n; ++i) obs->observe(fixture().get(c + ".x" + std::to_string(i)));
+    const QuantParams qp = obs->calculate_qparams();
+    const auto want_scale = fixture().get(c + ".scale").to_vector();
+    const auto want_zp = ints(fixture().get(c + ".zero_point"));
+    if (s.observer == ObserverKind::histogram) {
+      CHECK(rel(qp.scale, want_scale) <= 1e-4);
+      CHECK(qp.zero_point == want_zp);
+    } else {
+      CHECK(qp.scale == want_scale);
+      CHECK(qp.zero_point == want_zp);
+    }
+  }
+}
+
+TEST_CASE("fake_quantize forward and backward are bit-identical to PyTorch's") {
+  const auto names = cases("fq.");
+  REQUIRE(names.size() >= 8);
+  for (const auto& c : names) {
+    CAPTURE(c);
+    const auto f = split(fixture().metadata.at(c));
+    const int qmin = std::stoi(f[0]), qmax = std::stoi(f[1]), axis = std::stoi(f[2]);
+    QuantParams qp;
+    qp.scale = fixture().get(c + ".scale").to_vector();
+    qp.zero_point = ints(fixture().get(c + ".zero_point"));
+    qp.axis = axis;
+    Tensor x = fixture().get(c + ".x").clone().set_requires_grad(true);
+    Tensor y = fake_quantize(x, qp, qmin, qmax);
+    CHECK(y.to_vector() == fixture().get(c + ".y").to_vector());
+    y.backward(fixture().get(c + ".gy"));
+    CHECK(x.grad().to_vector() == fixture().get(c + ".dx").to_vector());
+  }
+}
+
+TEST_CASE("fake_quantize on a non-contiguous input equals the contiguous result") {
+  const auto& c = std::string("fq.pc_s8_axis1");
+  QuantParams qp{fixture().get(c + ".scale").to_vector(), ints(fixture().get(c + ".zero_point")), 1};
+  Tensor x = fixture().get(c + ".x");                    // [3, 4, 6, 6]
+  Tensor xt = x.permute({0, 1, 3, 2}).contiguous().permute({0, 1, 3, 2});  // same values, transposed strides
+  REQUIRE_FALSE(xt.is_contiguous());
+  CHECK(fake_quantize(xt, qp, -128, 127).to_vector() == fixture().get(c + ".y").to_vector());
+}
+
+TEST_CASE("LSQ and LSQ+ forward and gradients match the PyTorch autograd reference") {
+  const auto names = cases("lsq.");
+  REQUIRE(names.size() >= 6);
+  for (const auto& c : names) {
+    CAPTURE(c);
+    const auto f = split(fixture().metadata.at(c));
+    const int qmin = std::stoi(f[0]), qmax = std::stoi(f[1]), axis = std::stoi(f[2]), zp = std::stoi(f[3]);
+    const float g = std::stof(f[4]);
+    const bool plus = f[5] == "1";
+    Tensor x = fixture().get(c + ".x").clone().set_requires_grad(true);
+    Tensor s = fixture().get(c + ".scale").clone().set_requires_grad(true);
+    Tensor b = plus ? fixture().get(c + ".offset").clone().set_requires_grad(true) : Tensor();
+    Tensor y = lsq_quantize(x, s, b, std::vector<int32_t>((size_t)s.numel(), zp), axis, qmin, qmax, g);
+    CHECK(y.to_vector() == fixture().get(c + ".y").to_vector());
+    y.backward(fixture().get(c + ".gy"));
+    CHECK(rel(x.grad().to_vector(), fixture().get(c + ".dx").to_vector()) <= 1e-5);
+    CHECK(rel(s.grad().to_vector(), fixture().get(c + ".dscale").to_vector()) <= 1e-5);
+    if (plus) CHECK(rel(b.grad().to_vector(), fixture().get(c + ".doffset").to_vector()) <= 1e-5);
+  }
+}
