@@ -302,12 +302,19 @@ double histogram_quant_error(const std::vector<float>& hist, float hist_min, flo
                              int qmin, int qmax) {
   const float bw = (hist_max - hist_min) / (float)hist.size(), s = qp.scale[0], inv = qm::inverse_scale(s);
   const int32_t zp = qp.zero_point[0];
+  // Each bin's mass spread evenly over kSub points: bins may be wider than
+  // the quantization step, where a bin centre alone would alias.
+  constexpr int kSub = 8;
   double err = 0;
   for (size_t i = 0; i < hist.size(); ++i) {
     if (hist[i] == 0) continue;
-    const float c = hist_min + bw * ((float)i + 0.5f);
-    const float d = qm::dequantize(qm::quantize(c, inv, zp, qmin, qmax), zp, s) - c;
-    err += (double)hist[i] * d * d;
+    double bin_err = 0;
+    for (int j = 0; j < kSub; ++j) {
+      const float c = hist_min + bw * ((float)i + ((float)j + 0.5f) / kSub);
+      const float d = qm::dequantize(qm::quantize(c, inv, zp, qmin, qmax), zp, s) - c;
+      bin_err += (double)d * d;
+    }
+    err += (double)hist[i] * bin_err / kSub;
   }
   return err;
 }

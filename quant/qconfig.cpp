@@ -173,6 +173,7 @@ QConfig preset(const std::string& name, const std::string& first_layer, const st
     c.layer = {weight_spec(b, true, QuantizerKind::lsq), activation_spec(b, QuantizerKind::lsq)};
     LayerQConfig keep8 = w8a8;
     keep8.weight.quantizer = keep8.activation.quantizer = QuantizerKind::lsq;
+    c.overrides["quant"] = keep8;  // the network input: the first layer's input stays 8-bit
     if (!first_layer.empty()) c.overrides[first_layer] = keep8;
     if (!last_layer.empty()) c.overrides[last_layer] = keep8;
   } else {

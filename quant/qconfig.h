@@ -65,8 +65,9 @@ struct QConfig {
 //                    per-tensor activations (histogram): PyTorch's x86/onednn default
 //   w8a8-per-tensor  the same with per-tensor weights
 //   w4a8             4-bit per-channel weights (LSQ), u8 activations
-//   w4a4, w2a2       LSQ weights and activations; the first conv and the last
-//                    linear keep w8a8 (as in the LSQ paper)
+//   w4a4, w2a2       LSQ weights and activations; the first conv, its input
+//                    ("quant", the network input) and the last linear keep
+//                    w8a8 (as in the LSQ paper)
 // first_layer/last_layer name those modules for the sub-8-bit presets.
 QConfig preset(const std::string& name, const std::string& first_layer = "", const std::string& last_layer = "");
 const char* preset_names();  // "w8a8, w8a8-per-tensor, w4a8, w4a4, w2a2"

@@ -81,8 +81,12 @@ QConfig qat_config(QConfig qc) {
 void fuse(nn::Module& model, bool fold_bn) {
   // Plan every chain of a module before swapping any member: Bottleneck's one
   // "relu" ends two chains.
-  std::vector<nn::Module*> parents;
-  model.for_each_module([&](const std::string&, nn::Module& m) { parents.push_back(&m); });
+  // Held by shared_ptr: a swapped-out BN may be the last owner of itself.
+  std::vector<nn::ModulePtr> keep;
+  std::vector<nn::Module*> parents{&model};
+  model.for_each_module([&](const std::string&, nn::Module& m) {
+    for (auto& [n, c] : m.named_children()) keep.push_back(c), parents.push_back(c.get());
+  });
   for (nn::Module* parent : parents) {
     struct Plan {
       std::vector<std::string> chain;

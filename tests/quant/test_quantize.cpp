@@ -1,0 +1,375 @@
+// The flows: fusion, quantizer placement on every model, QAT conv+BN against
+// conv → BN, PTQ and QAT end to end, quantized checkpoints and bad input.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <typeinfo>
+
+#include "core/autograd.h"
+#include "core/generator.h"
+#include "core/ops.h"
+#include "core/safetensors.h"
+#include "nn/checkpoint.h"
+#include "nn/models.h"
+#include "nn/optim.h"
+#include "quant/checkpoint.h"
+#include "quant/fake_quant_ops.h"
+#include "quant/quantize.h"
+#include "tests/test_util.h"
+
+using namespace lowbit;
+using namespace lowbit::quant;
+using lowbit::testing::error_of;
+
+namespace {
+
+nn::ModelConfig gray10() {
+  nn::ModelConfig c;
+  c.in_channels = 1;
+  c.num_classes = 10;
+  return c;
+}
+
+nn::ModulePtr model(const std::string& name, uint64_t seed = 0) {
+  manual_seed(seed);
+  nn::ModelConfig c = gray10();
+  if (name == "mobilenet_v2") c.width_mult = 0.25f, c.small_input = true;
+  return nn::create_model(name, c);
+}
+
+// Random running statistics and affine parameters, so folding is tested on
+// something other than the identity.
+void randomize_bn(nn::Module& m, uint64_t seed) {
+  Generator gen(seed);
+  NoGradGuard ng;
+  for (auto& [n, t] : m.state_dict()) {
+    if (t.dtype() != DType::f32) continue;
+    const bool var = n.find("running_var") != std::string::npos;
+    const bool bn = var || n.find("running_mean") != std::string::npos ||
+                    (n.find("bn") != std::string::npos || n.find(".1.") != std::string::npos);
+    if (!bn || t.dim() != 1) continue;
+    Tensor r = rand({t.numel()}, &gen);
+    Tensor(t).copy_(var ? add(r, 0.5f) : sub(r, Tensor::scalar(0.5f)));
+  }
+}
+
+int64_t count_type(nn::Module& m, const std::type_info& t) {
+  int64_t n = 0;
+  m.for_each_module([&](const std::string&, nn::Module& x) { n += typeid(x) == t; });
+  return n;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  auto va = a.to_vector(), vb = b.to_vector();
+  REQUIRE(va.size() == vb.size());
+  double d = 0;
+  for (size_t i = 0; i < va.size(); ++i) d = std::max(d, (double)std::fabs(va[i] - vb[i]));
+  return d;
+}
+
+double max_abs(const Tensor& a) {
+  double d = 0;
+  for (float v : a.to_vector()) d = std::max(d, (double)std::fabs(v));
+  return d;
+}
+
+std::string tmp_path(const std::string& name) { return "/tmp/lowbit_test_quant_" + name + ".safetensors"; }
+
+Tensor images(int64_t n, int64_t size, uint64_t seed) {
+  Generator gen(seed);
+  return randn({n, 1, size, size}, &gen);
+}
+
+}  // namespace
+
+TEST_CASE("prepare places one quantizer per materialised tensor on every model") {
+  for (const auto& name : nn::model_names()) {
+    CAPTURE(name);
+    auto m = model(name);
+    const int64_t convs = count_type(*m, typeid(nn::Conv2d)), linears = count_type(*m, typeid(nn::Linear));
+    const int64_t adds = count_type(*m, typeid(nn::Add)), pools = count_type(*m, typeid(nn::AdaptiveAvgPool2d));
+    auto q = prepare(m, preset("w8a8"));
+    const auto qs = quantizers(*q);
+    // weight + output per conv/linear, one per add and average pool, the input
+    CHECK((int64_t)qs.size() == 2 * (convs + linears) + adds + pools + 1);
+    CHECK(count_type(*q, typeid(nn::Conv2d)) == 0);
+    CHECK(count_type(*q, typeid(nn::BatchNorm2d)) == 0);  // folded
+    CHECK(count_type(*q, typeid(nn::Add)) == 0);          // all became QuantAdd
+    if (name == "resnet20") CHECK(qs.size() == 55);
+    if (name == "resnet18") CHECK(qs.size() == 52);
+  }
+  // The student: 52 convs, 1 linear, 10 residual adds, the pool, the input.
+  nn::ModelConfig c = gray10();
+  c.width_mult = 0.5f;
+  c.small_input = true;
+  CHECK(quantizers(*prepare(nn::create_model("mobilenet_v2", c), preset("w8a8"))).size() == 118);
+}
+
+TEST_CASE("prepared names follow PyTorch's prepared models") {
+  auto q = prepare_qat(model("resnet20"), preset("w8a8"));
+  std::set<std::string> keys;
+  for (auto& [n, t] : q->state_dict()) keys.insert(n);
+  for (const char* k : {"quant.activation_post_process.scale", "conv1.weight", "conv1.bn.running_mean",
+                        "conv1.weight_fake_quant.scale", "conv1.weight_fake_quant.zero_point",
+                        "conv1.activation_post_process.scale", "layer1.0.add_relu.activation_post_process.zero_point",
+                        "layer2.0.downsample.0.bn.weight", "fc.weight", "fc.activation_post_process.scale",
+                        "avgpool.activation_post_process.scale"})
+    CHECK_MESSAGE(keys.count(k), k);
+  CHECK(q->child("layer1")->child("0")->child("conv1")->type_name() == "ConvBnReLU2d");
+  CHECK(q->child("layer1")->child("0")->child("conv2")->type_name() == "ConvBn2d");
+  CHECK(q->child("layer1")->child("0")->child("add_relu")->type_name() == "QuantAddReLU");
+  auto m = prepare_qat(model("mobilenet_v2"), preset("w4a4", "features.0.0", "classifier.1"));
+  std::set<std::string> mk;
+  for (auto& [n, t] : m->state_dict()) mk.insert(n);
+  CHECK(mk.count("features.0.0.weight_fake_quant.scale"));
+  CHECK(mk.count("features.1.conv.0.0.bn.running_var"));
+  CHECK(mk.count("features.2.conv.2.weight"));
+  CHECK(mk.count("features.3.skip_add.activation_post_process.scale"));
+  for (auto& [p, qz] : quantizers(*m)) {
+    CAPTURE(p);
+    const bool eight = p.rfind("features.0.0.", 0) == 0 || p.rfind("classifier.1.", 0) == 0 || p.rfind("quant.", 0) == 0;
+    CHECK(qz->spec().bits == (eight ? 8 : 4));
+  }
+}
+
+TEST_CASE("fuse with BN folded equals conv → BN → ReLU in eval mode") {
+  for (const auto& name : {"resnet20", "mobilenet_v2"}) {
+    CAPTURE(name);
+    auto a = model(name, 1), b = model(name, 1);
+    randomize_bn(*a, 7);
+    b->load_state_dict(a->state_dict());
+    a->eval();
+    b->eval();
+    fuse(*b, true);
+    CHECK(count_type(*b, typeid(nn::BatchNorm2d)) == 0);
+    NoGradGuard ng;
+    Tensor x = images(4, 16, 2);
+    Tensor ya = a->forward(x), yb = b->forward(x);
+    CHECK(max_abs_diff(ya, yb) <= 1e-4 * std::max(1.0, max_abs(ya)));
+  }
+}
+
+// Relative to the reference's largest magnitude.
+double rel_diff(const Tensor& a, const Tensor& b) { return max_abs_diff(a, b) / std::max(1e-30, max_abs(a)); }
+
+TEST_CASE("QAT conv+BN with fake quantization off equals conv → BN in training mode (1e-5)") {
+  struct Cfg {
+    int64_t in, out, k, stride, groups;
+    bool bias;
+    Activation act;
+  };
+  for (const Cfg& c : {Cfg{3, 5, 3, 1, 1, false, Activation::relu}, Cfg{4, 4, 3, 2, 4, false, Activation::relu6},
+                       Cfg{6, 7, 1, 1, 1, true, Activation::none}}) {
+    CAPTURE(c.groups);
+    auto make = [&] {
+      auto s = std::make_shared<nn::Sequential>();
+      s->push_back(std::make_shared<nn::Conv2d>(c.in, c.out, c.k, c.stride, c.k / 2, 1, c.groups, c.bias));
+      s->push_back(std::make_shared<nn::BatchNorm2d>(c.out));
+      if (c.act == Activation::relu) s->push_back(std::make_shared<nn::ReLU>());
+      if (c.act == Activation::relu6) s->push_back(std::make_shared<nn::ReLU6>());
+      return s;
+    };
+    manual_seed(3);
+    auto a = make(), b = make();
+    randomize_bn(*a, 4);
+    b->load_state_dict(a->state_dict());
+    auto q = prepare_qat(b, preset("w8a8"));
+    for (auto& [p, qz] : quantizers(*q)) qz->enable_fake_quant(false);
+    Generator gen(5);
+    Tensor xa = randn({4, c.in, 9, 9}, &gen).set_requires_grad(true), xb = xa.detach().clone().set_requires_grad(true);
+    Tensor gy;
+    for (int step = 0; step < 2; ++step) {  // two steps: running stats move twice
+      Tensor ya = a->forward(xa), yb = q->forward(xb);
+      CHECK(rel_diff(ya, yb) <= 1e-5);
+      gy = randn(ya.shape(), &gen);
+      sum(mul(ya, gy)).backward();
+      sum(mul(yb, gy)).backward();
+    }
+    CHECK(rel_diff(xa.grad(), xb.grad()) <= 1e-5);
+    auto pa = a->named_parameters(), pb = q->named_parameters();
+    std::map<std::string, Tensor> by_name;
+    for (auto& [n, t] : pb) by_name[n] = t;
+    auto sb = q->state_dict();
+    std::map<std::string, Tensor> sbn;
+    for (auto& [n, t] : sb) sbn[n] = t;
+    // conv "0.weight" keeps its name; BN "1.x" lives at "0.bn.x"
+    auto renamed = [](const std::string& n) { return n.rfind("1.", 0) == 0 ? "0.bn." + n.substr(2) : n; };
+    for (auto& [n, t] : pa) {
+      CAPTURE(n);
+      // A conv bias before training-mode BN has a zero gradient (the batch mean
+      // removes it); both sides hold rounding noise there, so the floor.
+      const Tensor ga = t.grad(), gb = by_name.at(renamed(n)).grad();
+      CHECK(max_abs_diff(ga, gb) <= 1e-5 * std::max(max_abs(ga), 1e-2));
+    }
+    for (auto& [n, t] : a->state_dict()) {
+      if (n.find("running") == std::string::npos && n.find("num_batches") == std::string::npos) continue;
+      CAPTURE(n);
+      CHECK(max_abs_diff(t, sbn.at(renamed(n))) <= 1e-5 * std::max(1.0, max_abs(t)));
+    }
+  }
+}
+
+TEST_CASE("QAT ResNet-20 with fake quantization off follows the float model") {
+  auto a = model("resnet20", 2), b = model("resnet20", 2);
+  b->load_state_dict(a->state_dict());
+  auto q = prepare_qat(b, preset("w8a8"));
+  for (auto& [p, qz] : quantizers(*q)) qz->enable_fake_quant(false);
+  Tensor x = images(6, 12, 3);
+  Tensor ya = a->forward(x), yb = q->forward(x);
+  CHECK(rel_diff(ya, yb) <= 1e-5);
+  sum(mul(ya, ya)).backward();
+  sum(mul(yb, yb)).backward();
+  // Through 21 conv+BN pairs the folded form's float rounding adds up; 1e-3 still
+  // catches a wrong gradient path.
+  std::map<std::string, Tensor> gb;
+  for (auto& [k, t] : q->named_parameters()) gb[k] = t.grad();
+  for (auto& [na, nb] : std::vector<std::pair<std::string, std::string>>{
+           {"conv1.weight", "conv1.weight"}, {"bn1.weight", "conv1.bn.weight"},
+           {"layer3.0.downsample.1.bias", "layer3.0.downsample.0.bn.bias"}, {"fc.weight", "fc.weight"}}) {
+    CAPTURE(na);
+    Tensor ga;
+    for (auto& [k, t] : a->named_parameters())
+      if (k == na) ga = t.grad();
+    CHECK(rel_diff(ga, gb.at(nb)) <= 1e-3);
+  }
+}
+
+TEST_CASE("PTQ end to end: calibrate, freeze; outputs on the grid; checkpoint round trip is exact") {
+  auto m = model("resnet20", 4);
+  randomize_bn(*m, 11);
+  nn::ModulePtr ref = model("resnet20", 4);
+  ref->load_state_dict(m->state_dict());
+  ref->eval();
+  QConfig qc = preset("w8a8");
+  auto q = prepare(m, qc);
+  {
+    NoGradGuard ng;
+    for (int i = 0; i < 3; ++i) q->forward(images(8, 16, 20 + i));
+  }
+  freeze(*q);
+  NoGradGuard ng;
+  Tensor x = images(5, 16, 30);
+  Tensor y = q->forward(x);
+  // logits on the fc output grid
+  auto* fcq = dynamic_cast<Quantizer*>(q->child("fc")->child("activation_post_process").get());
+  const QuantParams qp = fcq->qparams();
+  for (float v : y.to_vector()) {
+    const double k = v / qp.scale[0];
+    CHECK(std::fabs(k - std::nearbyint(k)) < 1e-3);
+  }
+  // close to the float model (8 bits, random weights: a loose bound)
+  Tensor yf = ref->forward(x);
+  CHECK(max_abs_diff(y, yf) <= 0.1 * max_abs(yf));
+  // quantized checkpoint round trip: same outputs, bit for bit
+  QuantInfo info{false, qc, true};
+  nn::Metadata md = quant_metadata(info);
+  md["model"] = "resnet20";
+  nn::save_checkpoint(tmp_path("ptq"), *q, nullptr, md);
+  auto back = load_quantized(tmp_path("ptq"), model("resnet20", 99));
+  CHECK(back->forward(x).to_vector() == y.to_vector());
+  // size: about 4× smaller
+  const ModelSize s = model_size(*q);
+  CHECK((double)s.float_bytes / (double)s.quantized_bytes > 3.3);
+  CHECK((double)s.float_bytes / (double)s.quantized_bytes < 4.0);
+  std::remove(tmp_path("ptq").c_str());
+}
+
+TEST_CASE("QAT with LSQ (w4a4) trains, freezes, and round-trips through a checkpoint") {
+  auto m = model("resnet20", 5);
+  QConfig qc = preset("w4a4", "conv1", "fc");
+  auto q = prepare_qat(m, qc);
+  nn::SGD opt(q->named_parameters(), nn::SGDOptions{.lr = 0.01, .momentum = 0.9});
+  Tensor x = images(10, 12, 40);
+  std::vector<int32_t> labels(10);
+  for (int i = 0; i < 10; ++i) labels[(size_t)i] = i;
+  Tensor target = Tensor::from_vector_s32(labels, {10});
+  float first = 0, last = 0;
+  for (int step = 0; step < 8; ++step) {
+    Tensor loss = cross_entropy(q->forward(x), target);
+    if (step == 0) first = loss.item();
+    last = loss.item();
+    opt.zero_grad();
+    loss.backward();
+    // every LSQ step receives a gradient
+    if (step == 0)
+      for (auto& [p, qz] : quantizers(*q))
+        for (auto& [n, t] : qz->named_parameters()) {
+          CAPTURE(p);
+          CHECK(t.grad().defined());
+        }
+    opt.step();
+  }
+  CHECK(last < first);
+  freeze(*q);
+  NoGradGuard ng;
+  Tensor y = q->forward(x);
+  QuantInfo info{true, qc, true};
+  nn::Metadata md = quant_metadata(info);
+  nn::save_checkpoint(tmp_path("qat"), *q, nullptr, md);
+  auto back = load_quantized(tmp_path("qat"), model("resnet20", 77));
+  CHECK(back->forward(x).to_vector() == y.to_vector());
+  std::remove(tmp_path("qat").c_str());
+}
+
+TEST_CASE("LSQ+ freeze folds the offset into an integer zero point") {
+  QSpec s;
+  s.bits = 4;
+  s.quantizer = QuantizerKind::lsq_plus;
+  LsqQuantizer q(s, "x", 1);
+  Generator gen(1);
+  Tensor x = sub(mul(rand({1000}, &gen), 3.0f), Tensor::scalar(1.0f));  // [-1, 2)
+  q.forward(x);  // initialises s, β from min/max
+  const QuantParams before = q.qparams();
+  q.freeze();
+  const QuantParams after = q.qparams();
+  CHECK(after.scale == before.scale);
+  CHECK(after.zero_point == before.zero_point);
+  CHECK(after.zero_point[0] >= 0);
+  CHECK(after.zero_point[0] <= 15);
+  // frozen output = the standard formula with that integer zero point
+  Tensor y = q.forward(x), want = fake_quantize(x, after, 0, 15);
+  CHECK(y.to_vector() == want.to_vector());
+}
+
+TEST_CASE("bad input: clear errors naming the thing") {
+  QConfig nine = preset("w8a8");
+  nine.layer.weight.bits = 9;
+  CHECK(error_of([&] { prepare(model("resnet20"), nine); }).find("9 bits is not supported") != std::string::npos);
+  QConfig one = preset("w8a8");
+  one.layer.activation.bits = 1;
+  CHECK(error_of([&] { prepare(model("resnet20"), one); }).find("1 bits is not supported") != std::string::npos);
+  QConfig axis = preset("w8a8");
+  axis.layer.weight.axis = 4;
+  auto qa = prepare(model("resnet20"), axis);
+  CHECK(error_of([&] { qa->forward(images(2, 12, 1)); }).find("conv1.weight_fake_quant: per-channel axis 4 is out of range") !=
+        std::string::npos);
+  // NaN in calibration data names the module
+  auto q = prepare(model("resnet20"), preset("w8a8"));
+  Tensor x = images(2, 12, 1);
+  x.data<float>()[7] = std::nanf("");
+  CHECK(error_of([&] { q->forward(x); }).find("quant.activation_post_process: observed a non-finite value") !=
+        std::string::npos);
+  // freezing before calibration
+  auto q2 = prepare(model("resnet20"), preset("w8a8"));
+  CHECK(error_of([&] { freeze(*q2); }).find("no data observed") != std::string::npos);
+  // a quantized checkpoint loaded into another model names a key
+  auto q3 = prepare(model("resnet20"), preset("w8a8"));
+  {
+    NoGradGuard ng;
+    q3->forward(images(4, 12, 3));
+  }
+  freeze(*q3);
+  nn::save_checkpoint(tmp_path("bad"), *q3, nullptr, quant_metadata({false, preset("w8a8"), true}));
+  const std::string e = error_of([&] { load_quantized(tmp_path("bad"), model("resnet32")); });
+  CHECK(e.find(tmp_path("bad")) != std::string::npos);
+  CHECK(e.find("layer1.3.conv1.weight") != std::string::npos);
+  // a float checkpoint where a quantized one is required
+  nn::save_checkpoint(tmp_path("float"), *model("resnet20"), nullptr, {});
+  CHECK(error_of([&] { load_quantized(tmp_path("float"), model("resnet20")); }).find("is a float checkpoint") !=
+        std::string::npos);
+  std::remove(tmp_path("bad").c_str());
+  std::remove(tmp_path("float").c_str());
+}
