@@ -33,5 +33,7 @@ int cmd_bench(const Args& a);
 int cmd_demo(const Args& a);
 int cmd_train(const Args& a);
 int cmd_eval(const Args& a);
+int cmd_quantize(const Args& a);
+int cmd_qat(const Args& a);
 
 }  // namespace lowbit::cli

@@ -13,6 +13,7 @@
 #include "core/safetensors.h"
 #include "kernels/kernels.h"
 #include "nn/checkpoint.h"
+#include "quant/checkpoint.h"
 #include "tools/common.h"
 
 namespace lowbit::cli {
@@ -25,24 +26,8 @@ int cmd_eval(const Args& a_in) {
   if (!a_in.has("--weights")) throw UsageError("--weights FILE.safetensors is required");
   const std::string weights = a_in.get("--weights", "");
   // Defaults from the checkpoint's metadata (what `lowbit train` wrote).
-  Args a = a_in;
   const SafetensorsFile file = load_safetensors(weights);
-  auto from_meta = [&](const char* meta_key, const char* flag, bool is_switch = false) {
-    auto it = file.metadata.find(meta_key);
-    if (it == file.metadata.end() || a.has(flag)) return;
-    if (is_switch) {
-      if (it->second == "1") a.flags[flag] = "";
-    } else {
-      a.flags[flag] = it->second;
-    }
-  };
-  from_meta("model", "--model");
-  from_meta("dataset", "--dataset");
-  from_meta("width", "--width");
-  from_meta("act", "--act");
-  from_meta("in_channels", "--in-channels");
-  from_meta("num_classes", "--num-classes");
-  from_meta("small_input", "--small-input", true);
+  const Args a = with_checkpoint_defaults(a_in, file.metadata);
   if (!a.has("--model")) throw UsageError(weights + " does not say which model it holds; pass --model");
   const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
 
@@ -52,7 +37,15 @@ int cmd_eval(const Args& a_in) {
                           eval_transform(df));
   nn::ModelConfig cfg = model_config(a, *ds);
   nn::ModulePtr model = nn::create_model(a.get("--model", ""), cfg);
-  nn::load_checkpoint(weights, *model, nullptr, true);
+  // A quantized checkpoint (lowbit quantize / qat) evaluates in simulation.
+  const auto qinfo = quant::quant_info(file.metadata, weights);
+  quant::ModelSize qsize;
+  if (qinfo) {
+    model = quant::load_quantized(weights, model);
+    qsize = quant::model_size(*model);
+  } else {
+    nn::load_checkpoint(weights, *model, nullptr, true);
+  }
 
   EvalResult r = evaluate(*model, loader, !quiet, "eval");
 
@@ -72,14 +65,25 @@ int cmd_eval(const Args& a_in) {
   struct stat st {};
   const double mb = stat(weights.c_str(), &st) == 0 ? (double)st.st_size / 1e6 : 0.0;
   const double throughput = r.seconds > 0 ? (double)r.count / r.seconds : 0.0;
+  std::string qjson;
+  if (qinfo) {
+    char b[256];
+    std::snprintf(b, sizeof b, ", \"quantization\": \"%s\", \"qconfig\": \"%s\", \"float_mb\": %.4f, \"quantized_mb\": %.4f",
+                  qinfo->qat ? "qat" : "ptq", qinfo->qconfig.name.c_str(), (double)qsize.float_bytes / 1e6,
+                  (double)qsize.quantized_bytes / 1e6);
+    qjson = b;
+  }
   if (json) {
     std::printf("{\"model\": \"%s\", \"accuracy\": %.6f, \"top5\": %.6f, \"loss\": %.6f, \"images\": %lld, "
-                "\"file_mb\": %.3f, \"parameters\": %lld, \"latency_ms\": %.3f, \"throughput\": %.1f, \"threads\": %d}\n",
+                "\"file_mb\": %.3f, \"parameters\": %lld, \"latency_ms\": %.3f, \"throughput\": %.1f, \"threads\": %d%s}\n",
                 a.get("--model", "").c_str(), r.top1, r.top5, r.loss, (long long)r.count, mb,
-                (long long)model->num_parameters(), latency, throughput, kernels::num_threads());
+                (long long)model->num_parameters(), latency, throughput, kernels::num_threads(), qjson.c_str());
   } else {
     std::printf("%s on %s test (%lld images)\n", a.get("--model", "").c_str(), df.dataset.c_str(), (long long)r.count);
     std::printf("  accuracy   %.4f (top-5 %.4f)\n  loss       %.4f\n", r.top1, r.top5, r.loss);
+    if (qinfo)
+      std::printf("  quantized  %s (%s, simulated): %.3f MB quantized vs %.3f MB float\n", qinfo->qconfig.name.c_str(),
+                  qinfo->qat ? "qat" : "ptq", (double)qsize.quantized_bytes / 1e6, (double)qsize.float_bytes / 1e6);
     std::printf("  size       %.2f MB of f32 parameters (%lld); file %.2f MB\n",
                 (double)model->num_parameters() * 4 / 1e6, (long long)model->num_parameters(), mb);
     std::printf("  latency    %.3f ms (batch 1, median of 30)\n  throughput %.0f img/s (batch %lld, %d threads)\n",

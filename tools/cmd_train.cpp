@@ -43,10 +43,14 @@ std::string fmt(double v, int prec = 4) {
 
 }  // namespace
 
-int cmd_train(const Args& a) {
+int cmd_train(const Args& a) { return run_training(a, nullptr); }
+
+int run_training(const Args& a, TrainVariant* variant) {
   std::vector<std::string> known{"--epochs", "--out", "--batch", "--lr", "--momentum", "--wd", "--nesterov",
                                  "--optimizer", "--schedule", "--warmup-epochs", "--label-smoothing", "--no-augment",
                                  "--resume", "--clip-grad", "--val-limit", "--val-split", "--quiet", "--stop-after"};
+  if (variant)
+    for (auto& n : variant->flags) known.push_back(n);
   for (auto& n : data_flag_names()) known.push_back(n);
   for (auto& n : model_flag_names()) known.push_back(n);
   a.reject_unknown(known);
@@ -106,6 +110,7 @@ int cmd_train(const Args& a) {
   manual_seed(seed);
   nn::ModelConfig cfg = model_config(a, *train_ds);
   nn::ModulePtr model = nn::create_model(model_name, cfg);
+  if (variant) model = variant->build(model, a.has("--resume"));
   std::unique_ptr<nn::Optimizer> opt;
   auto groups = nn::no_decay_groups(model->named_parameters(), wd);
   if (opt_name == "sgd") opt = std::make_unique<nn::SGD>(groups, nn::SGDOptions{.lr = lr, .momentum = momentum,
@@ -140,6 +145,7 @@ int cmd_train(const Args& a) {
     default_generator().set_counter(std::stoull(need("rng_counter")));
     LOWBIT_CHECK(start_epoch < epochs, "", a.get("--resume", ""), " already finished ", start_epoch,
                  " of ", epochs, " epochs");
+    if (variant) variant->check_resume(md, a.get("--resume", ""));
   }
 
   if (!json)
@@ -150,6 +156,7 @@ int cmd_train(const Args& a) {
   EvalResult last;
   double train_seconds = 0, train_loss = 0;
   for (int64_t e = start_epoch; e < stop_after; ++e) {
+    if (variant) variant->on_epoch(*model, e);
     model->train();
     Progress bar("epoch " + std::to_string(e + 1) + "/" + std::to_string(epochs),
                  steps_per_epoch * batch, "img", quiet || json);
@@ -175,7 +182,9 @@ int cmd_train(const Args& a) {
     }
     train_seconds += bar.elapsed();
     train_loss = meter.mean_loss();
+    if (variant) variant->before_eval(*model);
     last = evaluate(*model, val_loader, !quiet && !json, "  val");
+    if (variant) variant->after_eval(*model);
     nn::Metadata md{{"model", model_name},
                     {"dataset", df.dataset},
                     {"epoch", std::to_string(e + 1)},
@@ -190,8 +199,21 @@ int cmd_train(const Args& a) {
     const bool improved = last.top1 > best;
     if (improved) best = last.top1;
     md["best_accuracy"] = fmt(best, 6);
-    nn::save_checkpoint(out, *model, opt.get(), md);
-    if (improved) nn::save_checkpoint(best_path(out), *model, nullptr, md);
+    // A variant's finished model (QAT: frozen) replaces the resumable state
+    // after the last planned epoch; the .best copy is always the finished form.
+    auto with = [&](bool finished) {
+      nn::Metadata m = md;
+      if (variant)
+        for (auto& [k, v] : variant->metadata(finished)) m[k] = v;
+      return m;
+    };
+    if (variant && e + 1 == epochs) {
+      variant->finish(*model);
+      nn::save_checkpoint(out, *model, nullptr, with(true));
+    } else {
+      nn::save_checkpoint(out, *model, opt.get(), with(false));
+    }
+    if (improved) nn::save_checkpoint(best_path(out), *model, nullptr, with(true));
     if (!json)  // --quiet drops the progress bars, not the one line per epoch
       std::fprintf(stderr, "epoch %lld/%lld  train loss %.4f acc %.4f  val loss %.4f acc %.4f (top-5 %.4f)%s  %.0f img/s\n",
                    (long long)e + 1, (long long)epochs, train_loss, meter.top1(), last.loss, last.top1, last.top5,
@@ -199,9 +221,9 @@ int cmd_train(const Args& a) {
   }
   if (json)
     std::printf("{\"model\": \"%s\", \"epochs\": %lld, \"accuracy\": %.6f, \"top5\": %.6f, \"loss\": %.6f, "
-                "\"best_accuracy\": %.6f, \"train_loss\": %.6f, \"train_seconds\": %.2f, \"out\": \"%s\"}\n",
+                "\"best_accuracy\": %.6f, \"train_loss\": %.6f, \"train_seconds\": %.2f, \"out\": \"%s\"%s}\n",
                 model_name.c_str(), (long long)epochs, last.top1, last.top5, last.loss, best, train_loss, train_seconds,
-                out.c_str());
+                out.c_str(), variant ? variant->json_fields(*model).c_str() : "");
   return 0;
 }
 

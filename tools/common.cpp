@@ -6,6 +6,7 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "nn/metrics.h"
+#include "quant/quantize.h"
 #include "tools/progress.h"
 
 namespace lowbit::cli {
@@ -92,6 +93,49 @@ nn::ModelConfig model_config(const Args& a, const data::Dataset& ds) {
   if (c.num_classes < 2) throw UsageError("--num-classes must be at least 2");
   if (!(c.width_mult > 0)) throw UsageError("--width must be positive");
   return c;
+}
+
+Args with_checkpoint_defaults(const Args& a_in, const std::map<std::string, std::string>& md) {
+  Args a = a_in;
+  auto from_meta = [&](const char* meta_key, const char* flag, bool is_switch = false) {
+    auto it = md.find(meta_key);
+    if (it == md.end() || a.has(flag)) return;
+    if (is_switch) {
+      if (it->second == "1") a.flags[flag] = "";
+    } else {
+      a.flags[flag] = it->second;
+    }
+  };
+  from_meta("model", "--model");
+  from_meta("dataset", "--dataset");
+  from_meta("width", "--width");
+  from_meta("act", "--act");
+  from_meta("in_channels", "--in-channels");
+  from_meta("num_classes", "--num-classes");
+  from_meta("small_input", "--small-input", true);
+  return a;
+}
+
+const std::vector<std::string>& qconfig_flag_names() {
+  static const std::vector<std::string> names{"--qconfig", "--observer", "--per-channel", "--per-tensor"};
+  return names;
+}
+
+quant::QConfig qconfig_from_flags(const Args& a, nn::Module& model, bool qat) {
+  const auto [first, last] = quant::first_and_last_layer(model);
+  quant::QConfig qc;
+  try {
+    qc = quant::preset(a.get("--qconfig", "w8a8"), first, last);
+    if (a.has("--observer")) quant::set_activation_observer(qc, quant::parse_observer(a.get("--observer", "")));
+    if (qat && a.has("--quantizer")) quant::set_quantizer(qc, quant::parse_quantizer(a.get("--quantizer", "")));
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  if (a.has("--per-channel") && a.has("--per-tensor")) throw UsageError("--per-channel and --per-tensor contradict each other");
+  if (a.has("--per-channel")) quant::set_weight_per_channel(qc, true);
+  if (a.has("--per-tensor")) quant::set_weight_per_channel(qc, false);
+  qc.validate();
+  return qc;
 }
 
 EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, bool progress, const std::string& label) {

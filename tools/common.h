@@ -5,7 +5,9 @@
 #include <string>
 
 #include "data/loader.h"
+#include "nn/checkpoint.h"
 #include "nn/models.h"
+#include "quant/qconfig.h"
 #include "tools/cli.h"
 
 namespace lowbit::cli {
@@ -41,6 +43,34 @@ struct EvalResult {
 };
 // Eval mode, no grad, mean cross-entropy; restores the module's mode.
 EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, bool progress, const std::string& label);
+
+// What `lowbit qat` changes in `lowbit train`'s loop (tools/cmd_qat.cpp).
+struct TrainVariant {
+  virtual ~TrainVariant() = default;
+  std::vector<std::string> flags;  // accepted besides train's
+  // The module to train, from the freshly built float model; resuming: its
+  // state comes from the --resume file next.
+  virtual nn::ModulePtr build(const nn::ModulePtr& float_model, bool resuming) = 0;
+  virtual void check_resume(const nn::Metadata& md, const std::string& path) = 0;
+  virtual void on_epoch(nn::Module& model, int64_t epoch) = 0;  // before epoch `epoch` (0-based)
+  virtual void before_eval(nn::Module& model) = 0;
+  virtual void after_eval(nn::Module& model) = 0;
+  virtual nn::Metadata metadata(bool finished) = 0;  // added to every checkpoint
+  virtual void finish(nn::Module& model) = 0;          // after the last planned epoch
+  virtual std::string json_fields(nn::Module& model) = 0;  // ", \"key\": value, …" for the --json line
+};
+// `lowbit train` (variant null) and its variants.
+int run_training(const Args& a, TrainVariant* variant);
+
+// Defaults for the model and data flags from a checkpoint's metadata (what
+// `lowbit train` wrote); flags given on the command line win.
+Args with_checkpoint_defaults(const Args& a, const std::map<std::string, std::string>& metadata);
+
+// --qconfig (w8a8 default) with --observer, --per-channel/--per-tensor and,
+// for QAT, --quantizer applied; the sub-8-bit presets keep the model's first
+// conv and last linear at 8 bits.
+quant::QConfig qconfig_from_flags(const Args& a, nn::Module& model, bool qat);
+const std::vector<std::string>& qconfig_flag_names();
 
 // "a,b,c" → floats (usage error naming the flag otherwise).
 std::vector<float> parse_floats(const std::string& flag, const std::string& s);

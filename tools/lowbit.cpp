@@ -56,7 +56,9 @@ const char* kUsage =
     "  info                           version, CPU features, chosen kernel paths\n"
     "  bench peak|conv|train|kernels  machine peak; float conv, training step, int8 kernels vs references\n"
     "  train --model M --out F        float training (--epochs --lr --batch --dataset --data --resume ...)\n"
-    "  eval --weights F               accuracy, loss, size and latency of a checkpoint\n"
+    "  eval --weights F               accuracy, loss, size and latency of a checkpoint (float or quantized)\n"
+    "  quantize --weights F --out Q   post-training static quantization (--qconfig --observer --calib ...)\n"
+    "  qat --weights F --out Q        quantization-aware training (--qconfig --quantizer --epochs ...)\n"
     "  demo [--full]                  train a small model end to end\n"
     "\n"
     "common options: --threads N  --seed S  --json   (lowbit COMMAND --help lists a command's options)\n"
@@ -86,6 +88,22 @@ const char* command_usage(const std::string& cmd) {
            "  train [--model M --width W --small-input --batch N --size S --channels C --classes K\n"
            "         --steps N --warmup N]   training step throughput and peak memory\n"
            "  kernels [--reps N --seconds S --case NAME]   int8 GEMM/conv vs oneDNN\n";
+  if (cmd == "quantize")
+    return "usage: lowbit quantize --weights F.safetensors --out Q.safetensors [options]\n"
+           "  config:    --qconfig w8a8|w8a8-per-tensor|w4a8|w4a4|w2a2 (w8a8)\n"
+           "             --observer minmax|ema|histogram|entropy|percentile|mse (activations; preset's: histogram)\n"
+           "             --per-channel | --per-tensor (weights)\n"
+           "  data:      --calib N (1024 training images) --batch N (256) --dataset D --data DIR --limit N (test images)\n"
+           "  model:     read from F's metadata; --model --width --small-input --act --in-channels --num-classes override\n"
+           "  run:       --quiet --json --threads N --seed S\n"
+           "  prints float and quantized (simulated) accuracy and size; writes Q (float weights + quantization parameters)\n";
+  if (cmd == "qat")
+    return "usage: lowbit qat --weights F.safetensors --out Q.safetensors [options]\n"
+           "  config:    --qconfig w8a8|w8a8-per-tensor|w4a8|w4a4|w2a2 (w8a8) --quantizer ste|lsq|lsq+\n"
+           "             --observer minmax|ema (STE) --per-channel | --per-tensor\n"
+           "             --freeze-bn-after E --freeze-observers-after E (epochs; default: never)\n"
+           "  training:  as lowbit train (--epochs 1 --lr 0.01 --batch --schedule --optimizer --resume --stop-after ...)\n"
+           "  writes Q (resumable each epoch; frozen after the last) and Q's .best twin (frozen)\n";
   if (cmd == "demo") return "usage: lowbit demo [--full] [--out F] [--data DIR] [--quiet] [--seed S]\n";
   if (cmd == "info") return "usage: lowbit info [--json]\n";
   return nullptr;
@@ -94,7 +112,7 @@ const char* command_usage(const std::string& cmd) {
 // Options that never take a value.
 bool is_switch(const std::string& k) {
   return k == "--json" || k == "--help" || k == "--full" || k == "--nesterov" || k == "--no-augment" ||
-         k == "--small-input" || k == "--quiet";
+         k == "--small-input" || k == "--quiet" || k == "--per-channel" || k == "--per-tensor";
 }
 
 }  // namespace
@@ -126,7 +144,7 @@ int main(int argc, char** argv) {
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
         std::string(argv[1]) == "help") {
       if (argc < 2) {
-        std::fputs("usage: lowbit <command> [options] (commands: info, train, eval, bench, demo; see lowbit --help)\n", stderr);
+        std::fputs("usage: lowbit <command> [options] (commands: info, train, eval, quantize, qat, bench, demo; see lowbit --help)\n", stderr);
         return 2;
       }
       std::fputs(kUsage, stdout);
@@ -172,7 +190,9 @@ int main(int argc, char** argv) {
     if (a.command == "demo") return cmd_demo(a);
     if (a.command == "train") return cmd_train(a);
     if (a.command == "eval") return cmd_eval(a);
-    throw UsageError("unknown command '" + a.command + "' (commands: info, train, eval, bench, demo; see lowbit --help)");
+    if (a.command == "quantize") return cmd_quantize(a);
+    if (a.command == "qat") return cmd_qat(a);
+    throw UsageError("unknown command '" + a.command + "' (commands: info, train, eval, quantize, qat, bench, demo; see lowbit --help)");
   } catch (const UsageError& e) {
     std::cerr << "lowbit " << a.command << ": " << e.what() << "\n";
     return 2;

@@ -1,0 +1,93 @@
+// `lowbit qat`: quantization-aware training from a float checkpoint — `lowbit
+// train`'s loop (schedule, progress, per-epoch validation, .best, exact
+// resume) around quant::prepare_qat, frozen after the last epoch.
+//
+// Defaults differ from train where fine-tuning wants it: --lr 0.01, --epochs 1.
+// --freeze-bn-after E: from epoch E on (1-based: after E epochs) BN uses its
+// running statistics; --freeze-observers-after E: from then on the STE
+// quantizers keep their scales (LSQ steps keep learning). Validation runs
+// with observers paused, so it never moves a scale.
+#include <cstdio>
+
+#include "core/safetensors.h"
+#include "quant/checkpoint.h"
+#include "tools/common.h"
+
+namespace lowbit::cli {
+
+namespace {
+
+class QatVariant final : public TrainVariant {
+ public:
+  explicit QatVariant(const Args& a) : a_(a) {
+    flags = {"--weights", "--quantizer", "--freeze-bn-after", "--freeze-observers-after"};
+    for (auto& n : qconfig_flag_names()) flags.push_back(n);
+    const int64_t epochs = a.get_int("--epochs", 1);
+    freeze_bn_after_ = a.get_int("--freeze-bn-after", epochs);
+    freeze_observers_after_ = a.get_int("--freeze-observers-after", epochs);
+    if (freeze_bn_after_ < 0) throw UsageError("--freeze-bn-after must be 0 or more");
+    if (freeze_observers_after_ < 0) throw UsageError("--freeze-observers-after must be 0 or more");
+  }
+
+  nn::ModulePtr build(const nn::ModulePtr& float_model, bool resuming) override {
+    if (!resuming) {
+      if (!a_.has("--weights")) throw UsageError("--weights FLOAT.safetensors is required (the model to fine-tune)");
+      const std::string w = a_.get("--weights", "");
+      const SafetensorsFile file = load_safetensors(w);
+      if (quant::quant_info(file.metadata, w)) throw UsageError(w + " is already quantized; pass the float checkpoint");
+      if (file.metadata.count("model") && file.metadata.at("model") != a_.get("--model", ""))
+        throw UsageError(w + " holds a " + file.metadata.at("model") + ", not a " + a_.get("--model", ""));
+      nn::load_checkpoint(w, *float_model, nullptr, true);
+    }
+    qc_ = qconfig_from_flags(a_, *float_model, true);
+    return quant::prepare_qat(float_model, qc_);
+  }
+
+  void check_resume(const nn::Metadata& md, const std::string& path) override {
+    const auto info = quant::quant_info(md, path);
+    LOWBIT_CHECK(info && info->qat, path, " is not a lowbit qat checkpoint");
+    LOWBIT_CHECK(!info->frozen, path, " is a finished (frozen) QAT model; nothing to resume");
+    LOWBIT_CHECK(quant::qconfig_to_string(info->qconfig) == quant::qconfig_to_string(qc_), path,
+                 " was trained with qconfig '", info->qconfig.name, "', the flags ask for '", qc_.name, "'");
+  }
+
+  void on_epoch(nn::Module& model, int64_t epoch) override {
+    if (epoch >= freeze_bn_after_) quant::freeze_bn_stats(model);
+    observers_on_ = epoch < freeze_observers_after_;
+    quant::enable_observers(model, observers_on_);
+  }
+  void before_eval(nn::Module& model) override { quant::enable_observers(model, false); }
+  void after_eval(nn::Module& model) override { quant::enable_observers(model, observers_on_); }
+
+  nn::Metadata metadata(bool finished) override { return quant::quant_metadata({true, qc_, finished}); }
+  void finish(nn::Module& model) override { quant::freeze(model); }
+
+  std::string json_fields(nn::Module& model) override {
+    const quant::ModelSize s = quant::model_size(model);
+    char b[256];
+    std::snprintf(b, sizeof b, ", \"qconfig\": \"%s\", \"quantizer\": \"%s\", \"float_mb\": %.4f, \"quantized_mb\": %.4f",
+                  qc_.name.c_str(), quant::quantizer_name(qc_.layer.activation.quantizer), (double)s.float_bytes / 1e6,
+                  (double)s.quantized_bytes / 1e6);
+    return b;
+  }
+
+ private:
+  Args a_;
+  quant::QConfig qc_;
+  int64_t freeze_bn_after_, freeze_observers_after_;
+  bool observers_on_ = true;
+};
+
+}  // namespace
+
+int cmd_qat(const Args& a_in) {
+  Args a = a_in;
+  if (!a.has("--lr")) a.flags["--lr"] = "0.01";
+  // The float checkpoint says which model it holds.
+  if (a.has("--weights") && !a.has("--resume"))
+    a = with_checkpoint_defaults(a, load_safetensors(a.get("--weights", "")).metadata);
+  QatVariant v(a);
+  return run_training(a, &v);
+}
+
+}  // namespace lowbit::cli

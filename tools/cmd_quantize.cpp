@@ -1,0 +1,106 @@
+// `lowbit quantize`: post-training static quantization of a float
+// checkpoint — fuse (BN folded), observe --calib training images, freeze —
+// and the quantized model's accuracy in simulation next to the float one.
+//
+// Calibration images come from the training split (seeded sample, eval
+// transforms): calibrating on the test images would leak them into the
+// reported accuracy.
+#include <cstdio>
+
+#include "core/autograd.h"
+#include "core/safetensors.h"
+#include "nn/checkpoint.h"
+#include "quant/checkpoint.h"
+#include "tools/common.h"
+#include "tools/progress.h"
+
+namespace lowbit::cli {
+
+namespace {
+// The model-describing entries of a float checkpoint's metadata.
+nn::Metadata model_metadata(const std::map<std::string, std::string>& md) {
+  nn::Metadata out;
+  for (const char* k : {"model", "dataset", "width", "small_input", "act", "in_channels", "num_classes"})
+    if (md.count(k)) out[k] = md.at(k);
+  return out;
+}
+}  // namespace
+
+int cmd_quantize(const Args& a_in) {
+  std::vector<std::string> known{"--weights", "--out", "--calib", "--batch", "--quiet"};
+  for (auto* list : {&data_flag_names(), &model_flag_names(), &qconfig_flag_names()})
+    for (auto& n : *list) known.push_back(n);
+  a_in.reject_unknown(known);
+  if (!a_in.has("--weights")) throw UsageError("--weights FLOAT.safetensors is required");
+  if (!a_in.has("--out")) throw UsageError("--out Q.safetensors is required");
+  const std::string weights = a_in.get("--weights", ""), out = a_in.get("--out", "");
+  const SafetensorsFile file = load_safetensors(weights);
+  if (quant::quant_info(file.metadata, weights))
+    throw UsageError(weights + " is already quantized; pass the float checkpoint");
+  const Args a = with_checkpoint_defaults(a_in, file.metadata);
+  if (!a.has("--model")) throw UsageError(weights + " does not say which model it holds; pass --model");
+  const int64_t calib = a.get_int("--calib", 1024), batch = a.get_int("--batch", 256);
+  if (calib < 1) throw UsageError("--calib must be at least 1 (images from the training split)");
+  if (batch < 1) throw UsageError("--batch must be at least 1");
+  const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
+  const uint64_t seed = (uint64_t)a.get_int("--seed", 0);
+  const int workers = (int)a.get_int("--workers", 2);
+
+  DataFlags df = data_flags(a);
+  data::DatasetPtr test = open_split(df, false, seed);
+  DataFlags cf = df;
+  cf.limit = 0;
+  data::DatasetPtr train = open_split(cf, true, seed);
+  if (calib < train->size()) train = data::limit(train, calib, seed);
+  data::DataLoader test_loader(test, {.batch_size = batch, .num_workers = workers}, eval_transform(df));
+  data::DataLoader calib_loader(train, {.batch_size = std::min<int64_t>(batch, 64), .num_workers = workers},
+                                eval_transform(df));
+
+  const std::string model_name = a.get("--model", "");
+  nn::ModulePtr model = nn::create_model(model_name, model_config(a, *test));
+  nn::load_checkpoint(weights, *model, nullptr, true);
+  const EvalResult fr = evaluate(*model, test_loader, !quiet, "float");
+
+  const quant::QConfig qc = qconfig_from_flags(a, *model, false);
+  auto q = quant::prepare(model, qc);
+  {
+    NoGradGuard ng;
+    Progress bar("calibrate", train->size(), "img", quiet);
+    int64_t done = 0;
+    for (const data::Batch& b : calib_loader.epoch(0)) {
+      q->forward(b.images);
+      done += b.labels.numel();
+      bar.update(done, "");
+    }
+  }
+  quant::freeze(*q);
+  const EvalResult qr = evaluate(*q, test_loader, !quiet, "quantized");
+  const quant::ModelSize size = quant::model_size(*q);
+
+  nn::Metadata md = model_metadata(file.metadata);
+  for (auto& [k, v] : quant::quant_metadata({false, qc, true})) md[k] = v;
+  md["float_accuracy"] = std::to_string(fr.top1);
+  md["accuracy"] = std::to_string(qr.top1);
+  md["calib"] = std::to_string(train->size());
+  nn::save_checkpoint(out, *q, nullptr, md);
+
+  const double fmb = (double)size.float_bytes / 1e6, qmb = (double)size.quantized_bytes / 1e6;
+  if (json) {
+    std::printf("{\"model\": \"%s\", \"qconfig\": \"%s\", \"observer\": \"%s\", \"calib\": %lld, "
+                "\"float_accuracy\": %.6f, \"accuracy\": %.6f, \"float_loss\": %.6f, \"loss\": %.6f, "
+                "\"float_mb\": %.4f, \"quantized_mb\": %.4f, \"images\": %lld, \"out\": \"%s\"}\n",
+                model_name.c_str(), qc.name.c_str(), quant::observer_name(qc.layer.activation.observer),
+                (long long)train->size(), fr.top1, qr.top1, fr.loss, qr.loss, fmb, qmb, (long long)qr.count,
+                out.c_str());
+  } else {
+    std::printf("%s, %s (weights %s; activations %s), %lld calibration images\n", model_name.c_str(), qc.name.c_str(),
+                qc.layer.weight.str().c_str(), qc.layer.activation.str().c_str(), (long long)train->size());
+    std::printf("  float      accuracy %.4f  loss %.4f  %.3f MB\n", fr.top1, fr.loss, fmb);
+    std::printf("  quantized  accuracy %.4f  loss %.4f  %.3f MB (simulated; %.2fx smaller)\n", qr.top1, qr.loss, qmb,
+                fmb / qmb);
+    std::printf("  wrote %s\n", out.c_str());
+  }
+  return 0;
+}
+
+}  // namespace lowbit::cli
