@@ -31,15 +31,12 @@ class QatVariant final : public TrainVariant {
 
   nn::ModulePtr build(const nn::ModulePtr& float_model, bool resuming) override {
     if (!resuming) {
-      if (!a_.has("--weights")) throw UsageError("--weights FLOAT.safetensors is required (the model to fine-tune)");
       const std::string w = a_.get("--weights", "");
-      const SafetensorsFile file = load_safetensors(w);
-      if (quant::quant_info(file.metadata, w)) throw UsageError(w + " is already quantized; pass the float checkpoint");
-      if (file.metadata.count("model") && file.metadata.at("model") != a_.get("--model", ""))
-        throw UsageError(w + " holds a " + file.metadata.at("model") + ", not a " + a_.get("--model", ""));
-      nn::load_checkpoint(w, *float_model, nullptr, true);
+      const nn::Metadata md = nn::load_checkpoint(w, *float_model, nullptr, true);
+      if (md.count("model") && md.at("model") != a_.get("--model", ""))
+        throw UsageError(w + " holds a " + md.at("model") + ", not a " + a_.get("--model", ""));
     }
-    qc_ = qconfig_from_flags(a_, *float_model, true);
+    qc_ = qconfig_from_flags(a_, float_model.get(), true);
     return quant::prepare_qat(float_model, qc_);
   }
 
@@ -83,9 +80,24 @@ class QatVariant final : public TrainVariant {
 int cmd_qat(const Args& a_in) {
   Args a = a_in;
   if (!a.has("--lr")) a.flags["--lr"] = "0.01";
-  // The float checkpoint says which model it holds.
-  if (a.has("--weights") && !a.has("--resume"))
-    a = with_checkpoint_defaults(a, load_safetensors(a.get("--weights", "")).metadata);
+  // Everything that can be refused is refused before any data is read.
+  qconfig_from_flags(a, nullptr, true);
+  // The checkpoint says which model it holds: the one resumed, else the float one.
+  if (a.has("--resume")) {
+    const std::string r = a.get("--resume", "");
+    const SafetensorsFile file = load_safetensors(r);
+    const auto info = quant::quant_info(file.metadata, r);
+    if (!info || !info->qat) throw UsageError(r + " is not a lowbit qat checkpoint");
+    if (info->frozen) throw UsageError(r + " is a finished (frozen) QAT model; nothing to resume");
+    a = with_checkpoint_defaults(a, file.metadata);
+  } else if (a.has("--weights")) {
+    const std::string w = a.get("--weights", "");
+    const SafetensorsFile file = load_safetensors(w);
+    if (quant::quant_info(file.metadata, w)) throw UsageError(w + " is already quantized; pass the float checkpoint");
+    a = with_checkpoint_defaults(a, file.metadata);
+  } else {
+    throw UsageError("--weights FLOAT.safetensors is required (the model to fine-tune)");
+  }
   QatVariant v(a);
   return run_training(a, &v);
 }

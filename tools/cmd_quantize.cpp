@@ -43,6 +43,7 @@ int cmd_quantize(const Args& a_in) {
   if (calib < 1) throw UsageError("--calib must be at least 1 (images from the training split)");
   if (batch < 1) throw UsageError("--batch must be at least 1");
   const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
+  qconfig_from_flags(a, nullptr, false);  // refuse bad flags before reading any data
   const uint64_t seed = (uint64_t)a.get_int("--seed", 0);
   const int workers = (int)a.get_int("--workers", 2);
 
@@ -61,7 +62,7 @@ int cmd_quantize(const Args& a_in) {
   nn::load_checkpoint(weights, *model, nullptr, true);
   const EvalResult fr = evaluate(*model, test_loader, !quiet, "float");
 
-  const quant::QConfig qc = qconfig_from_flags(a, *model, false);
+  const quant::QConfig qc = qconfig_from_flags(a, model.get(), false);
   auto q = quant::prepare(model, qc);
   {
     NoGradGuard ng;

@@ -121,8 +121,8 @@ const std::vector<std::string>& qconfig_flag_names() {
   return names;
 }
 
-quant::QConfig qconfig_from_flags(const Args& a, nn::Module& model, bool qat) {
-  const auto [first, last] = quant::first_and_last_layer(model);
+quant::QConfig qconfig_from_flags(const Args& a, nn::Module* model, bool qat) {
+  const auto [first, last] = model ? quant::first_and_last_layer(*model) : std::pair<std::string, std::string>{};
   quant::QConfig qc;
   try {
     qc = quant::preset(a.get("--qconfig", "w8a8"), first, last);

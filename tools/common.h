@@ -68,8 +68,8 @@ Args with_checkpoint_defaults(const Args& a, const std::map<std::string, std::st
 
 // --qconfig (w8a8 default) with --observer, --per-channel/--per-tensor and,
 // for QAT, --quantizer applied; the sub-8-bit presets keep the model's first
-// conv and last linear at 8 bits.
-quant::QConfig qconfig_from_flags(const Args& a, nn::Module& model, bool qat);
+// conv and last linear at 8 bits. model null: only check the flags.
+quant::QConfig qconfig_from_flags(const Args& a, nn::Module* model, bool qat);
 const std::vector<std::string>& qconfig_flag_names();
 
 // "a,b,c" → floats (usage error naming the flag otherwise).

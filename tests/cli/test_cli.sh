@@ -64,5 +64,41 @@ expect "wrong model"       2 "missing keys|unexpected keys|shape mismatch" -- "$
 printf 'not a checkpoint' > "$tmp/garbage.safetensors"
 expect "garbage file"      2 "garbage.safetensors" -- "$LOWBIT" eval --weights "$tmp/garbage.safetensors" --model resnet20
 
+# Quantization: PTQ and QAT of the tiny model, their outputs, and bad input.
+# expect_json NAME PATTERN... -- CMD...: exit 0 and stdout matching every pattern.
+expect_json() {
+  local name="$1"; shift
+  local patterns=()
+  while [ "$1" != "--" ]; do patterns+=("$1"); shift; done
+  shift
+  local out rc
+  out="$("$@" 2>/dev/null)"; rc=$?
+  if [ "$rc" != 0 ]; then echo "FAIL $name: exit $rc" >&2; failed=$((failed + 1)); return; fi
+  for p in "${patterns[@]}"; do
+    if ! grep -qE -- "$p" <<<"$out"; then
+      echo "FAIL $name: stdout does not match /$p/: $out" >&2; failed=$((failed + 1)); return; fi
+  done
+  passed=$((passed + 1))
+}
+acc='0\.[0-9]{6}'
+expect_json "quantize w8a8" "\"float_accuracy\": $acc" "\"accuracy\": $acc" '"quantized_mb": 0\.2[0-9]' '"qconfig": "w8a8"' \
+  -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --limit 128 --calib 64 --json --out "$tmp/q.safetensors"
+expect_json "eval quantized" "\"accuracy\": $acc" '"quantization": "ptq"' '"quantized_mb"' \
+  -- "$LOWBIT" eval --weights "$tmp/q.safetensors" --limit 128 --json
+expect_json "quantize per-tensor mse" '"observer": "mse"' \
+  -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --limit 128 --calib 64 --per-tensor --observer mse --json --out "$tmp/q2.safetensors"
+expect_json "qat w4a4 lsq" "\"accuracy\": $acc" '"qconfig": "w4a4"' '"quantizer": "lsq"' \
+  -- "$LOWBIT" qat --weights "$tmp/a.safetensors" --qconfig w4a4 --limit 128 --val-limit 64 --batch 64 --json --out "$tmp/qat.safetensors"
+expect_json "eval qat" '"quantization": "qat"' -- "$LOWBIT" eval --weights "$tmp/qat.safetensors" --limit 64 --json
+expect "calib 0"           2 "--calib must be at least 1" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --calib 0 --out "$tmp/x.safetensors"
+expect "unknown qconfig"   2 "unknown qconfig 'w3a3'" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --qconfig w3a3 --out "$tmp/x.safetensors" --limit 64
+expect "unknown observer"  2 "unknown observer 'kl'" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --observer kl --out "$tmp/x.safetensors" --limit 64
+expect "granularity"       2 "--per-channel and --per-tensor" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --per-channel --per-tensor --out "$tmp/x.safetensors" --limit 64
+expect "unknown quantizer" 2 "unknown quantizer 'pact'" -- "$LOWBIT" qat --weights "$tmp/a.safetensors" --quantizer pact --out "$tmp/x.safetensors" --limit 64
+expect "quantize twice"    2 "q.safetensors is already quantized" -- "$LOWBIT" quantize --weights "$tmp/q.safetensors" --out "$tmp/x.safetensors"
+expect "qat from quantized" 2 "q.safetensors is already quantized" -- "$LOWBIT" qat --weights "$tmp/q.safetensors" --out "$tmp/x.safetensors" --limit 64
+expect "resume float as qat" 2 "a.safetensors is not a lowbit qat checkpoint" -- "$LOWBIT" qat --resume "$tmp/a.safetensors" --out "$tmp/x.safetensors" --limit 64
+expect "quantized, other model" 2 "q.safetensors.*layer1.3.conv1" -- "$LOWBIT" eval --weights "$tmp/q.safetensors" --model resnet32 --limit 64
+
 echo "lowbit-tests: test_cli $passed passed, $failed failed"
 [ "$failed" = 0 ]
