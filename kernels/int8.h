@@ -158,6 +158,21 @@ struct Int8Kernels {
   // y[n][c] = average over H·W of x[n][·][·][c] (NHWC), requantized likewise.
   void (*qu8_global_avg_pool)(uint8_t* y, const uint8_t* x, float x_scale, int32_t x_zp, float y_scale,
                               int32_t y_zp, int64_t n, int64_t hw, int64_t c);
+  // Fake quantization (quant/'s simulation, same arithmetic):
+  //   y = (clamp(round_half_even(x · (1/scale)) + zp, qmin, qmax) − zp) · scale, per channel as above;
+  // mask (may be null) = 1 where the unclamped round(x/scale) + zp lies in [qmin, qmax]
+  // (the straight-through gradient passes there).
+  void (*fake_quantize_f32)(float* y, uint8_t* mask, const float* x, const float* scale, const int32_t* zero_point,
+                            int32_t qmin, int32_t qmax, int64_t outer, int64_t channels, int64_t inner);
+  // LSQ/LSQ+ backward over one run with one step s (inv = 1/s), offset β, zero point zp
+  // (quant/fake_quant_ops.h): v = (x − β)·inv, inside ⇔ qmin ≤ v + zp ≤ qmax;
+  // dx = inside ? g : 0; *dscale = Σ g·(inside ? round(v) − v : (below ? qmin : qmax) − zp);
+  // *doffset = Σ (inside ? 0 : g). dx is exact on every path; the sums are float
+  // gradients (ref adds in double, vector paths in fp32 lanes per block, blocks in double).
+  void (*lsq_backward_f32)(float* dx, double* dscale, double* doffset, const float* g, const float* x, float inv,
+                           float offset, int32_t zp, int32_t qmin, int32_t qmax, int64_t n);
+  // min and max of n > 0 floats; false if any is NaN or ±Inf (mn, mx then unspecified).
+  bool (*f32_minmax)(float* mn, float* mx, const float* x, int64_t n);
   // Layout changes: x N×C×HW → y N×HW×C and back.
   void (*u8_nchw_to_nhwc)(uint8_t* y, const uint8_t* x, int64_t n, int64_t c, int64_t hw);
   void (*u8_nhwc_to_nchw)(uint8_t* y, const uint8_t* x, int64_t n, int64_t c, int64_t hw);

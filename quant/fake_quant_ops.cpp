@@ -6,7 +6,9 @@
 #include <memory>
 
 #include "core/autograd.h"
+#include "core/ops.h"
 #include "core/error.h"
+#include "kernels/kernels.h"
 #include "kernels/quant_math.h"
 
 namespace lowbit::quant {
@@ -25,6 +27,7 @@ ChannelLayout layout(const Tensor& x, int axis, int64_t nparams, const char* op)
   ChannelLayout l;
   if (axis < 0 || nparams == 1) {
     LOWBIT_CHECK(nparams == 1 || axis >= 0, op, ": ", nparams, " scales need a channel axis");
+    l.inner = x.numel();  // one run
     return l;
   }
   LOWBIT_CHECK(axis < x.dim(), op, ": channel axis ", axis, " is out of range for input ", shape_str(x.shape()));
@@ -67,27 +70,15 @@ Tensor fake_quantize(const Tensor& x_in, const QuantParams& qp, int qmin, int qm
                "fake_quantize: ", qp.scale.size(), " scales and ", qp.zero_point.size(), " zero points");
   const Tensor x = x_in.contiguous();
   const ChannelLayout l = layout(x, qp.axis, (int64_t)qp.scale.size(), "fake_quantize");
-  std::vector<float> inv(qp.scale.size());
-  for (size_t c = 0; c < inv.size(); ++c) {
-    LOWBIT_CHECK(qp.scale[c] > 0 && std::isfinite(qp.scale[c]), "fake_quantize: scale ", qp.scale[c],
-                 " is not a positive finite number");
-    inv[c] = qm::inverse_scale(qp.scale[c]);
-  }
+  for (float s : qp.scale)
+    LOWBIT_CHECK(s > 0 && std::isfinite(s), "fake_quantize: scale ", s, " is not a positive finite number");
   const bool grad = any_requires_grad({&x_in});
   Tensor y = Tensor::uninitialized(x.shape());
   const int64_t n = x.numel();
   auto mask = grad ? std::make_shared<std::vector<uint8_t>>((size_t)n) : nullptr;
-  const float* px = x.data<float>();
-  float* py = y.data<float>();
-  uint8_t* pm = mask ? mask->data() : nullptr;
-#pragma omp parallel for schedule(static) if (n > 32768)
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t c = l.channel(i);
-    const int32_t zp = qp.zero_point[(size_t)c];
-    const int32_t q = qm::round_half_even(px[i] * inv[(size_t)c]) + zp;
-    py[i] = qm::dequantize(qm::clamp_q(q, qmin, qmax), zp, qp.scale[(size_t)c]);
-    if (pm) pm[i] = q >= qmin && q <= qmax;
-  }
+  const int64_t outer = n / (l.channels * l.inner);
+  kernels::table().q8.fake_quantize_f32(y.data<float>(), mask ? mask->data() : nullptr, x.data<float>(),
+                                        qp.scale.data(), qp.zero_point.data(), qmin, qmax, outer, l.channels, l.inner);
   if (grad) record(y, std::make_shared<MaskBackward>(mask, x.shape()), {&x_in});
   return y;
 }
@@ -104,57 +95,29 @@ class LsqBackward final : public Node {
   const char* name() const override { return "LsqQuantizeBackward"; }
   std::vector<Tensor> backward(const Tensor& g_in) override {
     const Tensor x = x_.unpack(), g = g_in.contiguous();
-    const int64_t n = x.numel(), C = (int64_t)scale_.size();
-    const float* px = x.data<float>();
-    const float* pg = g.data<float>();
+    const int64_t n = x.numel(), C = (int64_t)scale_.size(), outer = n / (l_.channels * l_.inner);
     Tensor gx = Tensor::uninitialized(x.shape());
-    float* pgx = gx.data<float>();
-    std::vector<float> inv(scale_.size());
-    for (size_t c = 0; c < inv.size(); ++c) inv[c] = qm::inverse_scale(scale_[c]);
-    const int nt = omp_get_max_threads();
-    // Per-thread sums in double: the step's gradient adds up every element.
-    std::vector<double> ds((size_t)(nt * C), 0.0), db((size_t)nt, 0.0);
-#pragma omp parallel num_threads(nt) if (n > 32768)
-    {
-      const int t = omp_get_thread_num();
-      double* my_ds = ds.data() + (size_t)t * C;
-      double my_db = 0;
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t c = l_.channel(i);
-        const int32_t zp = zp_[(size_t)c];
-        const float v = (px[i] - offset_) * inv[(size_t)c];
-        const float u = v + (float)zp;
-        if (u < (float)qmin_) {
-          pgx[i] = 0;
-          my_ds[c] += (double)pg[i] * (qmin_ - zp);
-          my_db += pg[i];
-        } else if (u > (float)qmax_) {
-          pgx[i] = 0;
-          my_ds[c] += (double)pg[i] * (qmax_ - zp);
-          my_db += pg[i];
-        } else {
-          pgx[i] = pg[i];
-          my_ds[c] += (double)pg[i] * ((float)qm::round_half_even(v) - v);
-        }
+    std::vector<double> ds((size_t)C, 0.0);
+    double db_total = 0;
+    const auto& k = kernels::table().q8;
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < l_.channels; ++c) {
+        const int64_t begin = (o * l_.channels + c) * l_.inner;
+        double s = 0, b = 0;
+        k.lsq_backward_f32(gx.data<float>() + begin, &s, &b, g.data<float>() + begin, x.data<float>() + begin,
+                           qm::inverse_scale(scale_[(size_t)c]), offset_, zp_[(size_t)c], qmin_, qmax_, l_.inner);
+        ds[(size_t)c] += s;
+        db_total += b;
       }
-      db[(size_t)t] = my_db;
-    }
     Tensor gs, gb;
     if (needs_input_grad(1)) {
       gs = Tensor::zeros(scale_shape_);
       float* p = gs.data<float>();
-      for (int64_t c = 0; c < C; ++c) {
-        double s = 0;
-        for (int t = 0; t < nt; ++t) s += ds[(size_t)(t * C + c)];
-        p[c] = (float)(s * grad_scale_);
-      }
+      for (int64_t c = 0; c < C; ++c) p[c] = (float)(ds[(size_t)c] * grad_scale_);
     }
     if (!has_offset_) return {needs_input_grad(0) ? gx : Tensor(), gs};
     if (needs_input_grad(2)) {
-      double s = 0;
-      for (double v : db) s += v;
-      gb = Tensor::full(offset_shape_, s * grad_scale_);
+      gb = Tensor::full(offset_shape_, db_total * grad_scale_);
     }
     return {needs_input_grad(0) ? gx : Tensor(), gs, gb};
   }
@@ -190,15 +153,15 @@ Tensor lsq_quantize(const Tensor& x_in, const Tensor& scale_t, const Tensor& off
                  " is not a positive finite number (learning rate too high?)");
     inv[c] = qm::inverse_scale(scale[c]);
   }
+  // (x − β) through the fake-quantization kernel, then + β: the same fp32 steps.
   Tensor y = Tensor::uninitialized(x.shape());
-  const int64_t n = x.numel();
-  const float* px = x.data<float>();
-  float* py = y.data<float>();
-#pragma omp parallel for schedule(static) if (n > 32768)
-  for (int64_t i = 0; i < n; ++i) {
-    const size_t c = (size_t)l.channel(i);
-    const int32_t q = qm::quantize(px[i] - offset, inv[c], zero_point[c], qmin, qmax);
-    py[i] = qm::dequantize(q, zero_point[c], scale[c]) + offset;
+  {
+    NoGradGuard ng;
+    const Tensor shifted = offset != 0.0f ? add(x.detach(), -offset) : x;
+    const int64_t outer = x.numel() / (l.channels * l.inner);
+    kernels::table().q8.fake_quantize_f32(y.data<float>(), nullptr, shifted.data<float>(), scale.data(),
+                                          zero_point.data(), qmin, qmax, outer, l.channels, l.inner);
+    if (offset != 0.0f) y = add(y, offset);
   }
   if (offset_t.defined()) {
     if (any_requires_grad({&x_in, &scale_t, &offset_t}))

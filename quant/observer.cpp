@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "kernels/kernels.h"
 #include "kernels/quant_math.h"
 
 namespace lowbit::quant {
@@ -120,17 +121,33 @@ ObserverPtr make_observer(const QSpec& spec) {
 
 // ---- MinMax / MovingAverage ----------------------------------------------------
 
-void MinMaxObserver::observe(const Tensor& x) {
-  if (x.numel() == 0) return;
-  const ChannelView v = channel_view(x, spec_, name);
-  std::vector<float> lo(v.channels, std::numeric_limits<float>::infinity()), hi(v.channels, -lo[0]);
-  for (int64_t c = 0; c < v.channels; ++c)
-    for_channel(v, c, [&](float f) {
-      LOWBIT_CHECK(std::isfinite(f), name, ": observed a non-finite value (", f, ") in a tensor of shape ",
-                   shape_str(x.shape()));
-      lo[c] = std::min(lo[c], f);
-      hi[c] = std::max(hi[c], f);
-    });
+void MinMaxObserver::observe(const Tensor& x_in) {
+  if (x_in.numel() == 0) return;
+  const Tensor x = x_in.contiguous();
+  int64_t outer = 1, channels = 1, inner = x.numel();
+  if (spec_.per_channel) {
+    LOWBIT_CHECK(spec_.axis < x.dim(), name, ": per-channel axis ", spec_.axis,
+                 " is out of range for a tensor of shape ", shape_str(x.shape()));
+    channels = x.shape()[spec_.axis];
+    inner = 1;
+    for (int64_t d = 0; d < x.dim(); ++d) {
+      if (d < spec_.axis) outer *= x.shape()[d];
+      else if (d > spec_.axis) inner *= x.shape()[d];
+    }
+  }
+  // Runs of `inner` contiguous values, one channel each: the min/max kernel per run.
+  const auto& k = kernels::table().q8;
+  const float* p = x.data<float>();
+  std::vector<float> lo(channels, std::numeric_limits<float>::infinity()), hi(channels, -lo[0]);
+  bool finite = true;
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < channels; ++c) {
+      float l, h;
+      finite = k.f32_minmax(&l, &h, p + (o * channels + c) * inner, inner) && finite;
+      lo[c] = std::min(lo[c], l);
+      hi[c] = std::max(hi[c], h);
+    }
+  LOWBIT_CHECK(finite, name, ": observed a non-finite value (NaN or Inf) in a tensor of shape ", shape_str(x.shape()));
   if (!has_data_) {
     min_ = lo;
     max_ = hi;
@@ -342,7 +359,7 @@ std::pair<float, float> HistogramObserver::entropy_range() const {
   const int levels = spec_.qmax() - spec_.qmin() + 1;
   std::pair<float, float> best{min_, max_};
   double best_kl = std::numeric_limits<double>::infinity();
-  for (int j = 16; j <= 512; ++j) {
+  for (int j = 32; j <= 512; ++j) {  // thresholds from max|x|/16 up, as TensorRT's (bin 128 of 2048)
     const float t = amax * (float)j / 512.0f;
     const int b0 = std::max(0, (int)std::floor((std::max(min_, -t) - min_) / bw));
     const int b1 = std::min(kBins, (int)std::ceil((std::min(max_, t) - min_) / bw));

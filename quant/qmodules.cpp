@@ -1,5 +1,9 @@
 #include "quant/qmodules.h"
 
+#include <omp.h>
+
+#include <algorithm>
+
 #include "core/autograd.h"
 
 namespace lowbit::quant {
@@ -16,6 +20,72 @@ Tensor optional_param(const nn::Module& m, const std::string& name) {
     if (n == name) return t;
   return Tensor();
 }
+// y[n][c][…] = x[n][c][…] · s[c] for NCHW x and s[C], with one fused pass
+// backward (dx = g·s[c], ds[c] = Σ g·x): the QAT conv+BN's 1/factor, which
+// a broadcasting div would take four passes and a reduction to do.
+class ChannelScaleBackward final : public Node {
+ public:
+  ChannelScaleBackward(const Tensor& x, const Tensor& s) : x_(x, "channel_scale"), s_(s, "channel_scale") {}
+  const char* name() const override { return "ChannelScaleBackward"; }
+  std::vector<Tensor> backward(const Tensor& g_in) override {
+    const Tensor x = x_.unpack(), s = s_.unpack(), g = g_in.contiguous();
+    const int64_t n = x.shape()[0], c = x.shape()[1], hw = x.numel() / std::max<int64_t>(1, n * c);
+    const float* px = x.data<float>();
+    const float* ps = s.data<float>();
+    const float* pg = g.data<float>();
+    Tensor gx = needs_input_grad(0) ? Tensor::uninitialized(x.shape()) : Tensor();
+    float* pgx = gx.defined() ? gx.data<float>() : nullptr;
+    std::vector<double> plane_sums((size_t)(n * c), 0.0);
+#pragma omp parallel for schedule(static) if (x.numel() > 32768)
+    for (int64_t p = 0; p < n * c; ++p) {
+      const float sc = ps[p % c];
+      const float* gp = pg + p * hw;
+      const float* xp = px + p * hw;
+      double acc = 0;
+      for (int64_t i = 0; i < hw; ++i) acc += (double)gp[i] * xp[i];
+      plane_sums[(size_t)p] = acc;
+      if (pgx)
+        for (int64_t i = 0; i < hw; ++i) pgx[p * hw + i] = gp[i] * sc;
+    }
+    Tensor gs;
+    if (needs_input_grad(1)) {
+      gs = Tensor::zeros({c});
+      float* q = gs.data<float>();
+      for (int64_t ch = 0; ch < c; ++ch) {
+        double acc = 0;
+        for (int64_t b = 0; b < n; ++b) acc += plane_sums[(size_t)(b * c + ch)];
+        q[ch] = (float)acc;
+      }
+    }
+    return {gx, gs};
+  }
+  void release_saved() override {
+    x_.release();
+    s_.release();
+  }
+
+ private:
+  SavedTensor x_, s_;
+};
+
+Tensor channel_scale(const Tensor& x_in, const Tensor& s_in) {
+  const Tensor x = x_in.contiguous(), s = s_in.contiguous();
+  LOWBIT_CHECK(x.dim() >= 2 && s.dim() == 1 && s.numel() == x.shape()[1], "channel_scale: input ",
+               shape_str(x.shape()), " and scales ", shape_str(s.shape()));
+  const int64_t n = x.shape()[0], c = x.shape()[1], hw = x.numel() / std::max<int64_t>(1, n * c);
+  Tensor y = Tensor::uninitialized(x.shape());
+  const float* px = x.data<float>();
+  const float* ps = s.data<float>();
+  float* py = y.data<float>();
+#pragma omp parallel for schedule(static) if (x.numel() > 32768)
+  for (int64_t p = 0; p < n * c; ++p) {
+    const float sc = ps[p % c];
+    for (int64_t i = 0; i < hw; ++i) py[p * hw + i] = px[p * hw + i] * sc;
+  }
+  if (any_requires_grad({&x_in, &s_in})) record(y, std::make_shared<ChannelScaleBackward>(x, s), {&x_in, &s_in});
+  return y;
+}
+
 // The output quantizer, if attached.
 Tensor quantize_output(const nn::Module& m, const Tensor& y) {
   auto q = m.child("activation_post_process");
@@ -118,7 +188,7 @@ Tensor FusedConv2d::forward(const Tensor& x) {
     Tensor factor = gamma / running_std;  // γ/σ: the gradient reaches γ through the folded weight too
     Tensor ws = w * factor.view({-1, 1, 1, 1});
     y = conv2d(x, wq ? wq->forward(ws) : ws, Tensor(), options);
-    y = y / factor.view({1, -1, 1, 1});
+    y = channel_scale(y, div(Tensor::ones({out_channels}), factor));  // y / factor
     if (bias.defined()) y = y + bias.view({1, -1, 1, 1});
     const bool batch_stats = training_ && !freeze_bn_;
     if (batch_stats) {

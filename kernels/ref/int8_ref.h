@@ -21,6 +21,11 @@ void quantize_f32_u8(uint8_t* y, const float* x, const float* scale, const int32
                      int64_t channels, int64_t inner);
 void quantize_f32_s8(int8_t* y, const float* x, const float* scale, const int32_t* zero_point, int64_t outer,
                      int64_t channels, int64_t inner);
+void fake_quantize_f32(float* y, uint8_t* mask, const float* x, const float* scale, const int32_t* zero_point,
+                       int32_t qmin, int32_t qmax, int64_t outer, int64_t channels, int64_t inner);
+bool f32_minmax(float* mn, float* mx, const float* x, int64_t n);
+void lsq_backward_f32(float* dx, double* dscale, double* doffset, const float* g, const float* x, float inv,
+                      float offset, int32_t zp, int32_t qmin, int32_t qmax, int64_t n);
 void dequantize_u8_f32(float* y, const uint8_t* x, const float* scale, const int32_t* zero_point, int64_t outer,
                        int64_t channels, int64_t inner);
 void dequantize_s8_f32(float* y, const int8_t* x, const float* scale, const int32_t* zero_point, int64_t outer,

@@ -1,6 +1,7 @@
 // Reference int8 helpers: quantize / dequantize / requantize, residual add,
 // pooling on NHWC, layout changes, and the ref path's int8 table section.
 // Every value goes through kernels/quant_math.h.
+#include <cmath>
 #include <algorithm>
 
 #include "kernels/int8_util.h"
@@ -56,6 +57,55 @@ void quantize_f32_s8(int8_t* y, const float* x, const float* scale, const int32_
                      int64_t channels, int64_t inner) {
   quantize(y, x, scale, zero_point, outer, channels, inner);
 }
+void fake_quantize_f32(float* y, uint8_t* mask, const float* x, const float* scale, const int32_t* zero_point,
+                       int32_t qmin, int32_t qmax, int64_t outer, int64_t channels, int64_t inner) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < channels; ++c) {
+      const float inv = qmath::inverse_scale(scale[c]);
+      const int64_t base = (o * channels + c) * inner;
+      for (int64_t i = 0; i < inner; ++i) {
+        const int32_t q = qmath::round_half_even(x[base + i] * inv) + zero_point[c];
+        y[base + i] = qmath::dequantize(qmath::clamp_q(q, qmin, qmax), zero_point[c], scale[c]);
+        if (mask) mask[base + i] = q >= qmin && q <= qmax;
+      }
+    }
+}
+
+void lsq_backward_f32(float* dx, double* dscale, double* doffset, const float* g, const float* x, float inv,
+                      float offset, int32_t zp, int32_t qmin, int32_t qmax, int64_t n) {
+  double ds = 0, db = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = (x[i] - offset) * inv, u = v + (float)zp;
+    if (u < (float)qmin) {
+      dx[i] = 0;
+      ds += (double)g[i] * (qmin - zp);
+      db += g[i];
+    } else if (u > (float)qmax) {
+      dx[i] = 0;
+      ds += (double)g[i] * (qmax - zp);
+      db += g[i];
+    } else {
+      dx[i] = g[i];
+      ds += (double)g[i] * ((float)qmath::round_half_even(v) - v);
+    }
+  }
+  *dscale = ds;
+  *doffset = db;
+}
+
+bool f32_minmax(float* mn, float* mx, const float* x, int64_t n) {
+  float lo = x[0], hi = x[0];
+  bool finite = true;
+  for (int64_t i = 0; i < n; ++i) {
+    finite = finite && std::isfinite(x[i]);
+    lo = x[i] < lo ? x[i] : lo;
+    hi = x[i] > hi ? x[i] : hi;
+  }
+  *mn = lo;
+  *mx = hi;
+  return finite;
+}
+
 void dequantize_u8_f32(float* y, const uint8_t* x, const float* scale, const int32_t* zero_point, int64_t outer,
                        int64_t channels, int64_t inner) {
   dequantize(y, x, scale, zero_point, outer, channels, inner);
@@ -150,6 +200,9 @@ Int8Kernels int8_kernels() {
   k.quantize_f32_u8 = quantize_f32_u8;
   k.quantize_f32_s8 = quantize_f32_s8;
   k.dequantize_u8_f32 = dequantize_u8_f32;
+  k.fake_quantize_f32 = fake_quantize_f32;
+  k.f32_minmax = f32_minmax;
+  k.lsq_backward_f32 = lsq_backward_f32;
   k.dequantize_s8_f32 = dequantize_s8_f32;
   k.requantize_u8 = requantize_u8;
   k.qu8_add = qu8_add;

@@ -18,6 +18,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -214,7 +215,138 @@ struct QElementwiseSimd {
     }
   }
 
+  // Fake quantization of one run with one (scale, zp); the mask from the
+  // unclamped integer, as quant_math's scalar version.
+  static void fake_quantize_run(float* y, uint8_t* mask, const float* x, float scale, float inv, int32_t zp,
+                                int32_t qmin, int32_t qmax, int64_t n) {
+    int64_t i = 0;
+    for (; i + kL <= n; i += kL) {
+      const VI q = round_clamped(VF::load_unaligned(x + i) * VF(inv)) + VI(zp);
+      (xsimd::to_float(clamp_int(q, qmin, qmax) - VI(zp)) * VF(scale)).store_unaligned(y + i);
+      if (mask) {
+        alignas(64) int32_t in[kL];
+        xsimd::select((q >= VI(qmin)) && (q <= VI(qmax)), VI(1), VI(0)).store_aligned(in);
+        for (int64_t j = 0; j < kL; ++j) mask[i + j] = static_cast<uint8_t>(in[j]);
+      }
+    }
+    for (; i < n; ++i) {
+      const int32_t q = qmath::round_half_even(x[i] * inv) + zp;
+      y[i] = qmath::dequantize(qmath::clamp_q(q, qmin, qmax), zp, scale);
+      if (mask) mask[i] = q >= qmin && q <= qmax;
+    }
+  }
+
+  static void fake_quantize(float* y, uint8_t* mask, const float* x, const float* scale, const int32_t* zp,
+                            int32_t qmin, int32_t qmax, int64_t outer, int64_t channels, int64_t inner) {
+    // Rows of whole channels; a single long run is split into blocks so it
+    // still spreads over the threads.
+    constexpr int64_t kBlock = 1 << 14;
+    const int64_t rows = outer * channels, blocks = (inner + kBlock - 1) / kBlock;
+    parallel_rows(rows * blocks, rows * inner, [&](int64_t rb) {
+      const int64_t r = rb / blocks, b = rb % blocks, c = r % channels;
+      const int64_t begin = r * inner + b * kBlock, len = std::min(kBlock, inner - b * kBlock);
+      fake_quantize_run(y + begin, mask ? mask + begin : nullptr, x + begin, scale[c], qmath::inverse_scale(scale[c]),
+                        zp[c], qmin, qmax, len);
+    });
+  }
+
+  static void lsq_backward(float* dx, double* dscale, double* doffset, const float* g, const float* x, float inv,
+                           float offset, int32_t zp, int32_t qmin, int32_t qmax, int64_t n) {
+    constexpr int64_t kBlock = 1 << 12;
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
+    std::vector<double> ds(static_cast<size_t>(blocks)), db(static_cast<size_t>(blocks));
+    const float lo = (float)qmin, hi = (float)qmax, zf = (float)zp, below = (float)(qmin - zp),
+                above = (float)(qmax - zp);
+    parallel_rows(blocks, n, [&](int64_t b) {
+      const int64_t begin = b * kBlock, end = std::min(n, begin + kBlock);
+      VF vs(0.0f), vb(0.0f);
+      int64_t i = begin;
+      for (; i + kL <= end; i += kL) {
+        const VF gv = VF::load_unaligned(g + i);
+        const VF v = (VF::load_unaligned(x + i) - VF(offset)) * VF(inv), u = v + VF(zf);
+        const auto lt = u < VF(lo), gt = u > VF(hi), out = lt || gt;
+        const VF r = xsimd::to_float(round_clamped(v));
+        xsimd::select(out, VF(0.0f), gv).store_unaligned(dx + i);
+        const VF term = xsimd::select(lt, VF(below), xsimd::select(gt, VF(above), r - v));
+        vs = vs + gv * term;
+        vb = vb + xsimd::select(out, gv, VF(0.0f));
+      }
+      alignas(64) float ts[kL], tb[kL];
+      vs.store_aligned(ts);
+      vb.store_aligned(tb);
+      double s = 0, o = 0;
+      for (int64_t j = 0; j < kL; ++j) s += ts[j], o += tb[j];
+      for (; i < end; ++i) {
+        const float v = (x[i] - offset) * inv, u = v + zf;
+        if (u < lo || u > hi) {
+          dx[i] = 0;
+          s += (double)g[i] * (u < lo ? below : above);
+          o += g[i];
+        } else {
+          dx[i] = g[i];
+          s += (double)g[i] * ((float)qmath::round_half_even(v) - v);
+        }
+      }
+      ds[static_cast<size_t>(b)] = s;
+      db[static_cast<size_t>(b)] = o;
+    });
+    double s = 0, o = 0;
+    for (size_t b = 0; b < ds.size(); ++b) s += ds[b], o += db[b];
+    *dscale = s;
+    *doffset = o;
+  }
+
+  static bool minmax(float* mn, float* mx, const float* x, int64_t n) {
+    constexpr int64_t kBlock = 1 << 14;
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
+    std::vector<float> lo(static_cast<size_t>(blocks)), hi(static_cast<size_t>(blocks));
+    std::vector<uint8_t> ok(static_cast<size_t>(blocks));
+    parallel_rows(blocks, n, [&](int64_t b) {
+      const float* p = x + b * kBlock;
+      const int64_t len = std::min(kBlock, n - b * kBlock);
+      VF vlo(p[0]), vhi(p[0]), bad(0.0f);
+      int64_t i = 0;
+      for (; i + kL <= len; i += kL) {
+        const VF v = VF::load_unaligned(p + i);
+        bad = bad + (v - v);  // NaN for NaN and ±Inf, 0 otherwise
+        vlo = xsimd::select(v < vlo, v, vlo);
+        vhi = xsimd::select(v > vhi, v, vhi);
+      }
+      alignas(64) float tl[kL], th[kL], tb[kL];
+      vlo.store_aligned(tl);
+      vhi.store_aligned(th);
+      bad.store_aligned(tb);
+      float l = tl[0], h = th[0];
+      bool finite = true;
+      for (int64_t j = 0; j < kL; ++j) {
+        l = tl[j] < l ? tl[j] : l;
+        h = th[j] > h ? th[j] : h;
+        finite = finite && tb[j] == 0.0f;
+      }
+      for (; i < len; ++i) {
+        finite = finite && std::isfinite(p[i]);
+        l = p[i] < l ? p[i] : l;
+        h = p[i] > h ? p[i] : h;
+      }
+      lo[static_cast<size_t>(b)] = l;
+      hi[static_cast<size_t>(b)] = h;
+      ok[static_cast<size_t>(b)] = finite;
+    });
+    bool finite = true;
+    *mn = lo[0];
+    *mx = hi[0];
+    for (size_t b = 0; b < lo.size(); ++b) {
+      finite = finite && ok[b];
+      *mn = lo[b] < *mn ? lo[b] : *mn;
+      *mx = hi[b] > *mx ? hi[b] : *mx;
+    }
+    return finite;
+  }
+
   static void fill(Int8Kernels& k, const char* name) {
+    k.fake_quantize_f32 = fake_quantize;
+    k.f32_minmax = minmax;
+    k.lsq_backward_f32 = lsq_backward;
     k.quantize_f32_u8 = [](uint8_t* y, const float* x, const float* s, const int32_t* z, int64_t o, int64_t c,
                            int64_t i) { quantize(y, x, s, z, o, c, i); };
     k.quantize_f32_s8 = [](int8_t* y, const float* x, const float* s, const int32_t* z, int64_t o, int64_t c,
