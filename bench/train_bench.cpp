@@ -11,6 +11,7 @@
 #include "kernels/kernels.h"
 #include "nn/models.h"
 #include "nn/optim.h"
+#include "quant/quantize.h"
 
 namespace lowbit::bench {
 
@@ -22,6 +23,12 @@ void run_train_bench(std::FILE* out, const TrainBenchOptions& o) {
   cfg.width_mult = o.width;
   cfg.small_input = o.small_input;
   nn::ModulePtr model = nn::create_model(o.model, cfg);
+  if (!o.qconfig.empty()) {
+    const auto [first, last] = quant::first_and_last_layer(*model);
+    quant::QConfig qc = quant::preset(o.qconfig, first, last);
+    if (!o.quantizer.empty()) quant::set_quantizer(qc, quant::parse_quantizer(o.quantizer));
+    model = quant::prepare_qat(model, qc);
+  }
   model->train();
   nn::SGD opt(nn::no_decay_groups(model->named_parameters(), 5e-4), {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4});
   Tensor x = randn({o.batch, o.channels, o.size, o.size});
@@ -54,14 +61,17 @@ void run_train_bench(std::FILE* out, const TrainBenchOptions& o) {
   if (o.json) {
     std::fprintf(out,
                  "{\"bench\":\"train\",\"framework\":\"lowbit\",\"model\":\"%s\",\"width\":%g,\"batch\":%lld,"
+                 "\"qconfig\":\"%s\",\"quantizer\":\"%s\","
                  "\"input\":[%lld,%lld,%lld],\"threads\":%d,\"step_ms\":%.3f,\"images_per_s\":%.1f,"
                  "\"gflop_per_step\":%.4f,\"gflops\":%.2f,\"peak_rss_mb\":%.1f}\n",
-                 o.model.c_str(), o.width, (long long)o.batch, (long long)o.channels, (long long)o.size,
+                 o.model.c_str(), o.width, (long long)o.batch, o.qconfig.c_str(), o.quantizer.c_str(),
+                 (long long)o.channels, (long long)o.size,
                  (long long)o.size, kernels::num_threads(), median * 1e3, ips, flops_per_step / 1e9, gflops, rss_mb);
   } else {
-    std::fprintf(out, "%s (width %g) batch %lld, %lldx%lldx%lld, %d threads: %.1f ms/step, %.0f img/s, %.1f GFLOP/s "
+    std::fprintf(out, "%s (width %g%s%s%s) batch %lld, %lldx%lldx%lld, %d threads: %.1f ms/step, %.0f img/s, %.1f GFLOP/s "
                       "(%.3f GFLOP/step), peak RSS %.0f MB\n",
-                 o.model.c_str(), o.width, (long long)o.batch, (long long)o.channels, (long long)o.size,
+                 o.model.c_str(), o.width, o.qconfig.empty() ? "" : ", QAT ", o.qconfig.c_str(),
+                 o.quantizer.empty() ? "" : (" " + o.quantizer).c_str(), (long long)o.batch, (long long)o.channels, (long long)o.size,
                  (long long)o.size, kernels::num_threads(), median * 1e3, ips, gflops, flops_per_step / 1e9, rss_mb);
   }
 }

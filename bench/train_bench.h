@@ -17,6 +17,9 @@ struct TrainBenchOptions {
   int64_t channels = 1, size = 28, classes = 10;
   int warmup = 3, steps = 10;
   bool json = false;
+  // QAT: quant::prepare_qat(model, preset(qconfig)) with every quantizer set
+  // to `quantizer` (ste, lsq, lsq+); empty: the float step.
+  std::string qconfig, quantizer;
 };
 
 void run_train_bench(std::FILE* out, const TrainBenchOptions& o);

@@ -1,7 +1,5 @@
 #include "quant/fake_quant_ops.h"
 
-#include <omp.h>
-
 #include <cmath>
 #include <memory>
 
@@ -17,10 +15,9 @@ namespace qm = kernels::qmath;
 
 namespace {
 
-// Element i of a contiguous tensor belongs to channel (i / inner) % channels.
+// A contiguous tensor as outer × channels × inner; per tensor: one run of numel.
 struct ChannelLayout {
   int64_t channels = 1, inner = 1;
-  int64_t channel(int64_t i) const { return channels == 1 ? 0 : (i / inner) % channels; }
 };
 
 ChannelLayout layout(const Tensor& x, int axis, int64_t nparams, const char* op) {
@@ -147,12 +144,9 @@ Tensor lsq_quantize(const Tensor& x_in, const Tensor& scale_t, const Tensor& off
   const ChannelLayout l = layout(x, axis, (int64_t)scale.size(), "lsq_quantize");
   LOWBIT_CHECK(!offset_t.defined() || offset_t.numel() == 1, "lsq_quantize: the offset must be a single value");
   const float offset = offset_t.defined() ? offset_t.item() : 0.0f;
-  std::vector<float> inv(scale.size());
-  for (size_t c = 0; c < scale.size(); ++c) {
-    LOWBIT_CHECK(scale[c] > 0 && std::isfinite(scale[c]), "lsq_quantize: step ", scale[c],
+  for (float s : scale)
+    LOWBIT_CHECK(s > 0 && std::isfinite(s), "lsq_quantize: step ", s,
                  " is not a positive finite number (learning rate too high?)");
-    inv[c] = qm::inverse_scale(scale[c]);
-  }
   // (x − β) through the fake-quantization kernel, then + β: the same fp32 steps.
   Tensor y = Tensor::uninitialized(x.shape());
   {

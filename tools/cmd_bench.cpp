@@ -47,7 +47,7 @@ int cmd_bench(const Args& a) {
   }
   if (what == "train") {
     a.reject_unknown({"--model", "--width", "--small-input", "--batch", "--size", "--channels", "--classes", "--steps",
-                      "--warmup"});
+                      "--warmup", "--qconfig", "--quantizer"});
     bench::TrainBenchOptions o;
     o.model = a.get("--model", o.model);
     o.width = (float)a.get_double("--width", o.width);
@@ -59,6 +59,8 @@ int cmd_bench(const Args& a) {
     o.steps = (int)a.get_int("--steps", o.steps);
     o.warmup = (int)a.get_int("--warmup", o.warmup);
     o.json = a.has("--json");
+    o.qconfig = a.get("--qconfig", "");
+    o.quantizer = a.get("--quantizer", "");
     if (o.batch < 1 || o.steps < 1 || o.warmup < 0) throw UsageError("--batch and --steps must be positive");
     bench::run_train_bench(stdout, o);
     return 0;

@@ -86,7 +86,8 @@ const char* command_usage(const std::string& cmd) {
            "  peak                       fp32 and int8 multiply-add peak of this machine\n"
            "  conv [--batch N --reps N --warmup N --path P --case NAME]   float conv, ResNet-18 shapes\n"
            "  train [--model M --width W --small-input --batch N --size S --channels C --classes K\n"
-           "         --steps N --warmup N]   training step throughput and peak memory\n"
+           "         --steps N --warmup N --qconfig Q --quantizer ste|lsq|lsq+]   training step (float or QAT) throughput\n"
+           "                             and peak memory\n"
            "  kernels [--reps N --seconds S --case NAME]   int8 GEMM/conv vs oneDNN\n";
   if (cmd == "quantize")
     return "usage: lowbit quantize --weights F.safetensors --out Q.safetensors [options]\n"
