@@ -25,7 +25,11 @@ Debian's python3-torch is used through /usr/bin/python3.
 Both run with GOMP_SPINCOUNT=--spin (default 1000, the lowbit tool's own
 choice; libgomp's default is 300000) and no OMP_WAIT_POLICY.
 
-usage: bench/compare_train.py [--threads 1,2] [--steps 10] [--warmup 3] [--spin 1000]
+With --qat ste,lsq each case also times lowbit's w8a8 QAT step (prepare_qat,
+the given quantizers) and PyTorch 1.13's FX prepare_qat model (onednn QAT
+qconfig: fused moving-average observer + fake quant) on the same batch.
+
+usage: bench/compare_train.py [--threads 1,2] [--steps 10] [--warmup 3] [--spin 1000] [--qat ste,lsq]
                               [--models resnet20,mobilenet_v2,mobilenet_v2-small]
                               [--lowbit build/tools/lowbit] [--out FILE.json]
 """
@@ -47,7 +51,7 @@ ROOT = os.path.dirname(HERE)
 MODELS = [("resnet20", 1.0, False), ("mobilenet_v2", 0.5, False), ("mobilenet_v2", 0.5, True)]
 
 
-def torch_worker(model_name, width, small_input, threads, batch, steps, warmup):
+def torch_worker(model_name, width, small_input, threads, batch, steps, warmup, qat=False):
     import torch
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     from make_fixtures import resnet_cifar, mobilenet_v2_gray  # the parity fixtures' definitions
@@ -66,6 +70,12 @@ def torch_worker(model_name, width, small_input, threads, batch, steps, warmup):
                 if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2):
                     m.stride = (1, 1)
     model.train()
+    if qat:  # PyTorch 1.13's QAT: FX prepare_qat with the onednn default (fused moving-average fake quant)
+        import torch.ao.quantization as tq
+        from torch.ao.quantization.quantize_fx import prepare_qat_fx
+        torch.backends.quantized.engine = "onednn"
+        model = prepare_qat_fx(model, tq.get_default_qat_qconfig_mapping("onednn"), (torch.randn(2, 1, 28, 28),))
+        model.train()
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
@@ -89,7 +99,7 @@ def torch_worker(model_name, width, small_input, threads, batch, steps, warmup):
     med = statistics.median(secs)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"framework": "pytorch", "torch": torch.__version__, "model": model_name, "width": width,
-                      "small_input": small_input, "threads": threads, "step_ms": med * 1e3, "images_per_s": batch / med, "peak_rss_mb": rss}))
+                      "small_input": small_input, "qat": qat, "threads": threads, "step_ms": med * 1e3, "images_per_s": batch / med, "peak_rss_mb": rss}))
 
 
 def run_json(cmd, env):
@@ -111,9 +121,11 @@ def main():
     ap.add_argument("--small-input", action="store_true")
     ap.add_argument("--spin", type=int, default=1000, help="GOMP_SPINCOUNT for both sides")
     ap.add_argument("--models", default="all", help="comma list of resnet20, mobilenet_v2, mobilenet_v2-small; or all")
+    ap.add_argument("--qat", default="", help="also time QAT steps: comma list of lowbit quantizers (ste, lsq) "
+                                             "for lowbit's w8a8, against PyTorch's prepare_qat_fx (onednn) model")
     a = ap.parse_args()
     if a.worker:
-        torch_worker(a.model, a.width, a.small_input, int(a.threads), a.batch, a.steps, a.warmup)
+        torch_worker(a.model, a.width, a.small_input, int(a.threads), a.batch, a.steps, a.warmup, a.qat == "worker")
         return
     results = []
     # The same OpenMP waiting for both sides (both use libgomp): spin
@@ -141,6 +153,21 @@ def main():
                    "lowbit_gflops": gflop * lb["images_per_s"] / a.batch,
                    "pytorch_gflops": gflop * pt["images_per_s"] / a.batch}
             row["lowbit_peak_fraction"] = row["lowbit_gflops"] / peak_t
+            if a.qat:
+                common = [a.lowbit, "bench", "train", "--model", name, "--width", str(width), "--threads", str(t),
+                          "--batch", str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup), "--json",
+                          "--qconfig", "w8a8"] + flag
+                ptq = run_json([sys.executable, os.path.abspath(__file__), "--worker", "--qat", "worker", "--model", name,
+                                "--width", str(width), "--threads", str(t), "--batch", str(a.batch), "--steps",
+                                str(a.steps), "--warmup", str(a.warmup)] + flag, env)[0]
+                row["pytorch_qat"] = ptq
+                for qz in a.qat.split(","):
+                    lq = run_json(common + ["--quantizer", qz], env)[0]
+                    row["lowbit_qat_" + qz] = lq
+                    print(f"{label:>18} w{width:<4} T={t}  QAT w8a8 {qz:>3}: lowbit {lq['images_per_s']:7.1f} img/s "
+                          f"(x{lb['step_ms'] / lq['step_ms']:.2f} of its float step's speed, step x{lq['step_ms'] / lb['step_ms']:.2f}) | "
+                          f"pytorch QAT {ptq['images_per_s']:7.1f} img/s | speed x{lq['images_per_s'] / ptq['images_per_s']:.2f}",
+                          flush=True)
             results.append(row)
             print(f"{label:>18} w{width:<4} T={t}  lowbit {lb['images_per_s']:7.1f} img/s {row['lowbit_gflops']:6.1f} GFLOP/s "
                   f"({100 * row['lowbit_peak_fraction']:4.1f}% of {peak_t:.0f})  RSS {lb['peak_rss_mb']:6.0f} MB | "

@@ -3,10 +3,12 @@
 // resume) around quant::prepare_qat, frozen after the last epoch.
 //
 // Defaults differ from train where fine-tuning wants it: --lr 0.01, --epochs 1.
-// --freeze-bn-after E: from epoch E on (1-based: after E epochs) BN uses its
-// running statistics; --freeze-observers-after E: from then on the STE
-// quantizers keep their scales (LSQ steps keep learning). Validation runs
-// with observers paused, so it never moves a scale.
+// --freeze-bn-after E: after E epochs BN uses its running statistics;
+// --freeze-observers-after E: from then on the STE quantizers keep their
+// scales (LSQ steps keep learning); --quantize-activations-after E: weights
+// are fake-quantized from the start, activations after E epochs (their
+// observers watch meanwhile). Validation runs with observers paused, so it
+// never moves a scale.
 #include <cstdio>
 
 #include "core/safetensors.h"
@@ -20,13 +22,16 @@ namespace {
 class QatVariant final : public TrainVariant {
  public:
   explicit QatVariant(const Args& a) : a_(a) {
-    flags = {"--weights", "--quantizer", "--freeze-bn-after", "--freeze-observers-after"};
+    flags = {"--weights", "--quantizer", "--freeze-bn-after", "--freeze-observers-after", "--quantize-activations-after"};
     for (auto& n : qconfig_flag_names()) flags.push_back(n);
     const int64_t epochs = a.get_int("--epochs", 1);
     freeze_bn_after_ = a.get_int("--freeze-bn-after", epochs);
     freeze_observers_after_ = a.get_int("--freeze-observers-after", epochs);
     if (freeze_bn_after_ < 0) throw UsageError("--freeze-bn-after must be 0 or more");
     if (freeze_observers_after_ < 0) throw UsageError("--freeze-observers-after must be 0 or more");
+    activations_after_ = a.get_int("--quantize-activations-after", 0);
+    if (activations_after_ < 0 || activations_after_ >= epochs)
+      throw UsageError("--quantize-activations-after must be between 0 and --epochs − 1");
   }
 
   nn::ModulePtr build(const nn::ModulePtr& float_model, bool resuming) override {
@@ -52,6 +57,9 @@ class QatVariant final : public TrainVariant {
     if (epoch >= freeze_bn_after_) quant::freeze_bn_stats(model);
     observers_on_ = epoch < freeze_observers_after_;
     quant::enable_observers(model, observers_on_);
+    // Weights first, activations from epoch E on (their observers still watch).
+    for (auto& [path, q] : quant::quantizers(model))
+      if (path.find("weight_fake_quant") == std::string::npos) q->enable_fake_quant(epoch >= activations_after_);
   }
   void before_eval(nn::Module& model) override { quant::enable_observers(model, false); }
   void after_eval(nn::Module& model) override { quant::enable_observers(model, observers_on_); }
@@ -71,7 +79,7 @@ class QatVariant final : public TrainVariant {
  private:
   Args a_;
   quant::QConfig qc_;
-  int64_t freeze_bn_after_, freeze_observers_after_;
+  int64_t freeze_bn_after_, freeze_observers_after_, activations_after_;
   bool observers_on_ = true;
 };
 

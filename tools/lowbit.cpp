@@ -103,6 +103,7 @@ const char* command_usage(const std::string& cmd) {
            "  config:    --qconfig w8a8|w8a8-per-tensor|w4a8|w4a4|w2a2 (w8a8) --quantizer ste|lsq|lsq+\n"
            "             --observer minmax|ema (STE) --per-channel | --per-tensor\n"
            "             --freeze-bn-after E --freeze-observers-after E (epochs; default: never)\n"
+           "             --quantize-activations-after E (weights first; default 0)\n"
            "  training:  as lowbit train (--epochs 1 --lr 0.01 --batch --schedule --optimizer --resume --stop-after ...)\n"
            "  writes Q (resumable each epoch; frozen after the last) and Q's .best twin (frozen)\n";
   if (cmd == "demo") return "usage: lowbit demo [--full] [--out F] [--data DIR] [--quiet] [--seed S]\n";
