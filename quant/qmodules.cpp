@@ -1,7 +1,5 @@
 #include "quant/qmodules.h"
 
-#include <omp.h>
-
 #include <algorithm>
 
 #include "core/autograd.h"
@@ -20,6 +18,25 @@ Tensor optional_param(const nn::Module& m, const std::string& name) {
     if (n == name) return t;
   return Tensor();
 }
+// W' = W·γ/σ, b' = (b − μ)·γ/σ + β with σ = √(running_var + ε), as
+// PyTorch's fuse_conv_bn_weights (b: the conv bias, zero if none).
+std::pair<Tensor, Tensor> fold_bn_into(const Tensor& w, const Tensor& b, const nn::BatchNorm2d& bn) {
+  NoGradGuard ng;
+  LOWBIT_CHECK(bn.track_running_stats, "fuse: BatchNorm2d without running statistics cannot be folded");
+  const int64_t c = w.shape()[0];
+  Tensor gamma, beta, mean, var;
+  for (auto& [k, t] : bn.state_dict()) {
+    if (k == "weight") gamma = t;
+    if (k == "bias") beta = t;
+    if (k == "running_mean") mean = t;
+    if (k == "running_var") var = t;
+  }
+  if (!gamma.defined()) gamma = Tensor::ones({c});
+  if (!beta.defined()) beta = Tensor::zeros({c});
+  const Tensor factor = gamma / sqrt(var + bn.eps), bias = b.defined() ? b.detach() : Tensor::zeros({c});
+  return {(w.detach() * factor.view({-1, 1, 1, 1})).contiguous(), ((bias - mean) * factor + beta).contiguous()};
+}
+
 // y[n][c][…] = x[n][c][…] · s[c] for NCHW x and s[C], with one fused pass
 // backward (dx = g·s[c], ds[c] = Σ g·x): the QAT conv+BN's 1/factor, which
 // a broadcasting div would take four passes and a reduction to do.
@@ -98,24 +115,10 @@ Tensor quantize_output(const nn::Module& m, const Tensor& y) {
 FusedConv2d::FusedConv2d(const nn::Conv2d& conv, std::shared_ptr<nn::BatchNorm2d> bn, bool fold_bn, Activation act)
     : in_channels(conv.in_channels), out_channels(conv.out_channels), kernel_size(conv.kernel_size),
       options(conv.options), act(act) {
-  NoGradGuard ng;
   if (bn && fold_bn) {
-    LOWBIT_CHECK(bn->track_running_stats, "fuse: BatchNorm2d without running statistics cannot be folded");
-    // W' = W·γ/σ, b' = (b − μ)·γ/σ + β with σ = √(running_var + ε) (PyTorch's fuse_conv_bn_weights).
-    const auto sd = bn->state_dict();
-    auto get = [&](const std::string& n) -> Tensor {
-      for (auto& [k, t] : sd)
-        if (k == n) return t;
-      return Tensor();
-    };
-    Tensor gamma = get("weight"), beta = get("bias"), mean = get("running_mean"), var = get("running_var");
-    if (!gamma.defined()) gamma = Tensor::ones({out_channels});
-    if (!beta.defined()) beta = Tensor::zeros({out_channels});
-    Tensor factor = gamma / sqrt(var + bn->eps);
-    Tensor w = (conv.weight().detach() * factor.view({-1, 1, 1, 1})).contiguous();
-    Tensor b = conv.bias().defined() ? conv.bias().detach() : Tensor::zeros({out_channels});
+    auto [w, b] = fold_bn_into(conv.weight(), conv.bias(), *bn);
     register_parameter("weight", w);
-    register_parameter("bias", ((b - mean) * factor + beta).contiguous());
+    register_parameter("bias", b);
   } else {
     register_parameter("weight", conv.weight());
     if (conv.bias().defined()) register_parameter("bias", conv.bias());
@@ -146,22 +149,9 @@ void FusedConv2d::attach(const LayerQConfig& qc, const std::string& path) {
 
 std::pair<Tensor, Tensor> FusedConv2d::folded_weight_bias() const {
   NoGradGuard ng;
-  Tensor w = param("weight").detach(), b = optional_param(*this, "bias");
-  if (!has_bn()) return {w, b.defined() ? b.detach() : Tensor::zeros({out_channels})};
-  auto bn = std::static_pointer_cast<nn::BatchNorm2d>(child("bn"));
-  const auto sd = bn->state_dict();
-  Tensor gamma, beta, mean, var;
-  for (auto& [k, t] : sd) {
-    if (k == "weight") gamma = t;
-    if (k == "bias") beta = t;
-    if (k == "running_mean") mean = t;
-    if (k == "running_var") var = t;
-  }
-  if (!gamma.defined()) gamma = Tensor::ones({out_channels});
-  if (!beta.defined()) beta = Tensor::zeros({out_channels});
-  Tensor factor = gamma / sqrt(var + bn->eps);
-  Tensor bias = b.defined() ? b.detach() : Tensor::zeros({out_channels});
-  return {(w * factor.view({-1, 1, 1, 1})).contiguous(), ((bias - mean) * factor + beta).contiguous()};
+  const Tensor w = param("weight").detach(), b = optional_param(*this, "bias");
+  if (has_bn()) return fold_bn_into(w, b, static_cast<const nn::BatchNorm2d&>(*child("bn")));
+  return {w, b.defined() ? b.detach() : Tensor::zeros({out_channels})};
 }
 
 Tensor FusedConv2d::forward(const Tensor& x) {

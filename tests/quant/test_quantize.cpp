@@ -215,6 +215,24 @@ TEST_CASE("QAT conv+BN with fake quantization off equals conv → BN in training
   }
 }
 
+TEST_CASE("a QAT conv+BN in eval mode is the conv with its folded weight and bias") {
+  manual_seed(6);
+  auto conv = std::make_shared<nn::Conv2d>(3, 5, 3, 1, 1, 1, 1, true);
+  auto bn = std::make_shared<nn::BatchNorm2d>(5);
+  auto seq = std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{conv, bn, std::make_shared<nn::ReLU6>()});
+  randomize_bn(*seq, 8);
+  FusedConv2d f(*conv, bn, false, Activation::relu6);
+  f.eval();
+  Generator gen(9);
+  Tensor x = randn({2, 3, 7, 7}, &gen);
+  NoGradGuard ng;
+  auto [w, b] = f.folded_weight_bias();
+  Tensor want = relu6(conv2d(x, w, b, conv->options));
+  CHECK(rel_diff(want, f.forward(x)) <= 1e-5);
+  seq->eval();
+  CHECK(rel_diff(seq->forward(x), want) <= 1e-5);
+}
+
 TEST_CASE("QAT ResNet-20 with fake quantization off follows the float model") {
   auto a = model("resnet20", 2), b = model("resnet20", 2);
   b->load_state_dict(a->state_dict());
