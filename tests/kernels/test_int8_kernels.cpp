@@ -101,16 +101,27 @@ Epi make_epilogue(int v, int64_t n, int64_t k, uint32_t seed) {
   return e;
 }
 
-// Output buffer of m rows × ldc elements of the epilogue's type, prefilled
-// with a sentinel so writes outside the n columns are caught.
+// Bytes after the last output row that no kernel may write.
+constexpr size_t kGuardBytes = 64;
+constexpr uint8_t kSentinel = 0xA5;
+
+// Output buffer of m rows × ldc elements of the epilogue's type plus guard
+// bytes, prefilled with a sentinel so writes outside the n columns or past
+// the last row are caught.
 std::vector<uint8_t> out_buffer(const QuantEpilogue& ep, int64_t rows, int64_t ldc) {
-  return std::vector<uint8_t>(static_cast<size_t>(rows * ldc * (ep.out == QOut::f32 ? 4 : 1)), 0xA5);
+  return std::vector<uint8_t>(static_cast<size_t>(rows * ldc * (ep.out == QOut::f32 ? 4 : 1)) + kGuardBytes, kSentinel);
 }
 
 // Equal bytes, or INFO with the first differing element.
 void check_same(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want, const QuantEpilogue& ep,
                 const std::string& what) {
   REQUIRE(got.size() == want.size());
+  INFO(what);
+  for (size_t i = got.size() - kGuardBytes; i < got.size(); ++i)
+    if (got[i] != kSentinel || want[i] != kSentinel) {
+      FAIL_CHECK("a kernel wrote guard byte " << i - (got.size() - kGuardBytes) << " after the last row");
+      return;
+    }
   const size_t es = ep.out == QOut::f32 ? 4 : 1;
   size_t bad = got.size();
   for (size_t i = 0; i < got.size(); ++i)
@@ -118,7 +129,6 @@ void check_same(const std::vector<uint8_t>& got, const std::vector<uint8_t>& wan
       bad = i / es;
       break;
     }
-  INFO(what);
   if (bad < got.size() / es) {
     if (ep.out == QOut::f32) {
       float g, w;
@@ -215,21 +225,24 @@ TEST_CASE("int8 gemm: large and benchmark-like shapes, multithreaded") {
 TEST_CASE("int8 gemm: saturation probe and extreme zero points") {
   // all-255 activations × all-(−128) weights: every 16-bit pair product sum
   // (2·255·128 = 65280) overflows int16, so a vpmaddubsw-style shortcut fails here.
+  // The bytes 0x80 and 0x7F are the signed extremes −128 and 127 when the
+  // same buffer is read as s8 activations (compare_gemm runs both).
   const KernelTable r = make_table(Isa::ref);
   for (Isa isa : fast_isas()) {
     const KernelTable t = make_table(isa);
     for (int64_t k : {int64_t{4}, int64_t{63}, int64_t{1024}, int64_t{4099}})
       for (int32_t zp : {0, 255, 128})
-        for (int fill : {0, 1}) {
-          const int64_t m = 9, n = 35;
-          std::vector<uint8_t> a(static_cast<size_t>(m * k), fill ? 255 : 0);
-          std::vector<int8_t> w(static_cast<size_t>(n * k), fill ? -128 : 127);
-          if (fill == 0) std::fill(w.begin(), w.begin() + k, int8_t{-128});
-          for (int ev : {2, 5, 20}) {
-            Epi e = make_epilogue(ev, n, k, 5);
-            compare_gemm(t, r, {m, n, k, k, n, zp}, a, w, e);
+        for (uint8_t a_byte : {uint8_t{0x00}, uint8_t{0xFF}, uint8_t{0x80}, uint8_t{0x7F}})
+          for (int8_t w_value : {int8_t{-128}, int8_t{127}}) {
+            const int64_t m = 9, n = 35;
+            std::vector<uint8_t> a(static_cast<size_t>(m * k), a_byte);
+            std::vector<int8_t> w(static_cast<size_t>(n * k), w_value);
+            std::fill(w.begin(), w.begin() + k, static_cast<int8_t>(w_value == 127 ? -128 : 127));  // one row of the other sign
+            for (int ev : {2, 5, 20}) {
+              Epi e = make_epilogue(ev, n, k, 5);
+              compare_gemm(t, r, {m, n, k, k, n, zp}, a, w, e);
+            }
           }
-        }
   }
 }
 
