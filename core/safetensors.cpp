@@ -604,6 +604,12 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   unsigned char len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = (unsigned char)((uint64_t)header.size() >> (8 * i));
 
+  // rename() replaces whatever the path names; only a regular file may be
+  // replaced (as root, "--out /dev/full" would otherwise swap a device node
+  // for a regular file).
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    fail(prefix, S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file", "; only regular files are replaced");
   const std::string tmp = path + ".tmp." + std::to_string((long)::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(prefix, "cannot create '", tmp, "': ", std::strerror(errno));

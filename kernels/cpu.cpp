@@ -131,9 +131,9 @@ bool isa_built(Isa isa) {
       return false;
 #endif
     case Isa::neondot:
-      // No float kernels of its own: its table takes the neon float entries
-      // (int8 dot-product kernels come later), so it exists wherever neon does.
-#if defined(LOWBIT_BUILT_NEON) || defined(LOWBIT_BUILT_NEONDOT)
+      // Its float kernels are neon's; it is built only where its own int8
+      // dot-product library is (else "neondot" would silently run neon's).
+#if defined(LOWBIT_BUILT_NEON) && defined(LOWBIT_BUILT_NEONDOT)
       return true;
 #else
       return false;

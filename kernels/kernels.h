@@ -136,7 +136,10 @@ Isa best_isa();
 Isa isa_from_name(const char* name);
 
 // ---- threads ---------------------------------------------------------------
-// Number of OpenMP threads used by kernels. Default: LOWBIT_THREADS, else all cores.
+// Number of OpenMP threads used by kernels. Default: LOWBIT_THREADS, else
+// OMP_NUM_THREADS (its first level), else all cores. num_threads() throws
+// std::runtime_error naming the variable when the value is not a whole number
+// from 1 to 4096 (as table() does for a bad LOWBIT_ISA).
 void set_num_threads(int n);
 int num_threads();
 

@@ -72,7 +72,8 @@ inline int32_t wrap_mul(int32_t a, int32_t b) {
 }
 // The per-column constant of the fast paths: bias − a_zp · Σ_k w (mod 2^32).
 inline int32_t column_offset(int32_t bias, int32_t a_zp, int32_t row_sum) {
-  return wrap_add(bias, -static_cast<int32_t>(static_cast<uint32_t>(a_zp) * static_cast<uint32_t>(row_sum)));
+  // All in uint32: negating the product as int32 is UB when it is INT32_MIN (UBSan found it).
+  return static_cast<int32_t>(static_cast<uint32_t>(bias) - static_cast<uint32_t>(a_zp) * static_cast<uint32_t>(row_sum));
 }
 
 // Residual add: y = quantize(dequantize(a) + dequantize(b)), the same fp32

@@ -5,19 +5,29 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <stdexcept>
+#include <string>
 
 #include "kernels/kernels.h"
 
 namespace lowbit::kernels {
 namespace {
 
+// A thread count from the environment: a whole number in [1, 4096]. A bad
+// value is an error (as a bad LOWBIT_ISA is), not a silent fallback.
+int env_threads(const char* name, std::string value) {
+  if (std::string(name) == "OMP_NUM_THREADS") value = value.substr(0, value.find(','));  // "4,2": nested levels
+  char* end = nullptr;
+  const long v = std::strtol(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || v < 1 || v > 4096)
+    throw std::runtime_error(std::string(name) + "='" + value + "' is not a thread count (a whole number from 1 to 4096)");
+  return static_cast<int>(v);
+}
+
+// LOWBIT_THREADS, else OMP_NUM_THREADS (what OpenMP programs read), else all cores.
 int default_threads() {
-  if (const char* env = std::getenv("LOWBIT_THREADS")) {
-    char* end = nullptr;
-    long v = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && v > 0 && v <= 4096) return static_cast<int>(v);
-    // A malformed value falls back to the default rather than failing every kernel call.
-  }
+  for (const char* name : {"LOWBIT_THREADS", "OMP_NUM_THREADS"})
+    if (const char* env = std::getenv(name)) return env_threads(name, env);
   int p = omp_get_num_procs();
   return p > 0 ? p : 1;
 }

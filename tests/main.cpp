@@ -1,15 +1,19 @@
 // doctest main for every lowbit test executable. Besides doctest's own
 // summary it prints one machine-readable line that tools/run sums:
-//   lowbit-tests: <name> N passed, M failed
-// (N and M count test cases; a case fails if any of its checks fails).
+//   lowbit-tests: <name> N passed, M failed, K skipped
+// N and M count test cases (a case fails if any of its checks fails); K
+// counts the checks reported with testing::skip() plus the cases that made
+// no assertion at all, which therefore never count as passed.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cstdio>
 #include <string>
 
+#include "tests/skip.h"
+
 namespace {
-int g_passed = 0, g_failed = 0;
+int g_passed = 0, g_failed = 0, g_skipped = 0, g_empty = 0;
 
 struct CountingListener : doctest::IReporter {
   explicit CountingListener(const doctest::ContextOptions&) {}
@@ -17,11 +21,13 @@ struct CountingListener : doctest::IReporter {
   void test_run_start() override {}
   void test_run_end(const doctest::TestRunStats& st) override {
     g_failed = (int)st.numTestCasesFailed;
-    g_passed = (int)st.numTestCasesPassingFilters - g_failed;
+    g_passed = (int)st.numTestCasesPassingFilters - g_failed - g_empty;
   }
   void test_case_start(const doctest::TestCaseData&) override {}
   void test_case_reenter(const doctest::TestCaseData&) override {}
-  void test_case_end(const doctest::CurrentTestCaseStats&) override {}
+  void test_case_end(const doctest::CurrentTestCaseStats& st) override {
+    if (st.numAssertsCurrentTest == 0 && st.testCaseSuccess) ++g_empty;
+  }
   void test_case_exception(const doctest::TestCaseException&) override {}
   void subcase_start(const doctest::SubcaseSignature&) override {}
   void subcase_end() override {}
@@ -33,6 +39,11 @@ struct CountingListener : doctest::IReporter {
 
 REGISTER_LISTENER("lowbit_counter", 1, CountingListener);
 
+void lowbit::testing::skip(const std::string& what) {
+  ++g_skipped;
+  MESSAGE("SKIPPED: " << what);
+}
+
 int main(int argc, char** argv) {
   doctest::Context ctx;
   ctx.applyCommandLine(argc, argv);
@@ -41,6 +52,7 @@ int main(int argc, char** argv) {
   std::string name = argc > 0 ? argv[0] : "tests";
   auto slash = name.find_last_of('/');
   if (slash != std::string::npos) name = name.substr(slash + 1);
-  std::printf("lowbit-tests: %s %d passed, %d failed\n", name.c_str(), g_passed, g_failed);
+  std::printf("lowbit-tests: %s %d passed, %d failed, %d skipped\n", name.c_str(), g_passed, g_failed,
+              g_skipped + g_empty);
   return rc;
 }

@@ -25,12 +25,12 @@ int cmd_bench(const Args& a) {
   const std::string what = a.positional.empty() ? "" : a.positional[0];
   if (a.positional.size() > 1) throw UsageError("one benchmark at a time (peak or conv)");
   if (what == "peak") {
-    a.reject_unknown({});
+    a.reject_unknown({}, 1);
     bench::print_peak(stdout, kernels::num_threads(), a.has("--json"));
     return 0;
   }
   if (what == "conv") {
-    a.reject_unknown({"--batch", "--reps", "--warmup", "--path", "--case"});
+    a.reject_unknown({"--batch", "--reps", "--warmup", "--path", "--case"}, 1);
     bench::ConvBenchOptions o;
     o.batch = a.get_int("--batch", o.batch);
     o.reps = static_cast<int>(a.get_int("--reps", o.reps));
@@ -47,7 +47,7 @@ int cmd_bench(const Args& a) {
   }
   if (what == "train") {
     a.reject_unknown({"--model", "--width", "--small-input", "--batch", "--size", "--channels", "--classes", "--steps",
-                      "--warmup", "--qconfig", "--quantizer"});
+                      "--warmup", "--qconfig", "--quantizer"}, 1);
     bench::TrainBenchOptions o;
     o.model = a.get("--model", o.model);
     o.width = (float)a.get_double("--width", o.width);
@@ -66,7 +66,7 @@ int cmd_bench(const Args& a) {
     return 0;
   }
   if (what == "kernels") {
-    a.reject_unknown({"--reps", "--seconds", "--case"});
+    a.reject_unknown({"--reps", "--seconds", "--case"}, 1);
     bench::Int8BenchOptions o;
     o.max_threads = kernels::num_threads();
     o.min_reps = static_cast<int>(a.get_int("--reps", o.min_reps));

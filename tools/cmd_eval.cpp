@@ -31,11 +31,16 @@ int cmd_eval(const Args& a_in) {
   if (!a.has("--model")) throw UsageError(weights + " does not say which model it holds; pass --model");
   const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
 
+  const int64_t batch = a.get_int("--batch", 256);
+  if (batch < 1) throw UsageError("--batch must be at least 1");
+  const int workers = (int)a.get_int("--workers", 2);
+  if (workers < 0) throw UsageError("--workers must be 0 or more");
   DataFlags df = data_flags(a);
   data::DatasetPtr ds = open_split(df, false, (uint64_t)a.get_int("--seed", 0));
-  data::DataLoader loader(ds, {.batch_size = a.get_int("--batch", 256), .num_workers = (int)a.get_int("--workers", 2)},
-                          eval_transform(df));
+  data::DataLoader loader(ds, {.batch_size = batch, .num_workers = workers}, eval_transform(df));
   nn::ModelConfig cfg = model_config(a, *ds);
+  nn::check_model_name(a.get("--model", ""));
+  check_checkpoint_model(weights, a.get("--model", ""), cfg);  // "F holds a resnet20 (…), not a resnet32 (…)"
   nn::ModulePtr model = nn::create_model(a.get("--model", ""), cfg);
   // A quantized checkpoint (lowbit quantize / qat) evaluates in simulation.
   const auto qinfo = quant::quant_info(file.metadata, weights);

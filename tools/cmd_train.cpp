@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <tuple>
 
 #include "core/autograd.h"
@@ -48,7 +49,8 @@ int cmd_train(const Args& a) { return run_training(a, nullptr); }
 int run_training(const Args& a, TrainVariant* variant) {
   std::vector<std::string> known{"--epochs", "--out", "--batch", "--lr", "--momentum", "--wd", "--nesterov",
                                  "--optimizer", "--schedule", "--warmup-epochs", "--label-smoothing", "--no-augment",
-                                 "--resume", "--clip-grad", "--val-limit", "--val-split", "--quiet", "--stop-after"};
+                                 "--resume", "--init", "--clip-grad", "--val-limit", "--val-split", "--quiet",
+                                 "--stop-after", "--lr-step", "--lr-gamma", "--lr-milestones"};
   if (variant)
     for (auto& n : variant->flags) known.push_back(n);
   for (auto& n : data_flag_names()) known.push_back(n);
@@ -79,6 +81,11 @@ int run_training(const Args& a, TrainVariant* variant) {
   if (workers < 0) throw UsageError("--workers must be 0 or more");
   if (!(lr > 0)) throw UsageError("--lr must be positive");
   if (ls < 0 || ls >= 1) throw UsageError("--label-smoothing must be in [0, 1)");
+  if (a.has("--resume") && a.has("--init"))
+    throw UsageError("--resume continues a run, --init starts one from weights: give one of them");
+  // Fail now, not after the first epoch has trained.
+  check_output_path("--out", out);
+  check_output_path("--out", best_path(out));
 
   // ---- data
   DataFlags df = data_flags(a);
@@ -88,14 +95,15 @@ int run_training(const Args& a, TrainVariant* variant) {
   // untouched (evaluate it once at the end with lowbit eval).
   const double val_split = a.get_double("--val-split", 0.0);
   if (val_split < 0 || val_split >= 1) throw UsageError("--val-split must be in [0, 1)");
+  const int64_t val_limit = a.get_int("--val-limit", 0);
+  if (a.has("--val-limit") && val_limit < 1) throw UsageError("--val-limit must be at least 1 (leave it out for all images)");
   data::DatasetPtr train_ds = open_split(df, true, seed), val_ds;
   if (val_split > 0) {
     std::tie(train_ds, val_ds) = data::split_train_val(train_ds, val_split, seed);
-    const int64_t vl = a.get_int("--val-limit", 0);
-    if (vl > 0 && vl < val_ds->size()) val_ds = data::limit(val_ds, vl, seed);
+    if (a.has("--val-limit") && val_limit < val_ds->size()) val_ds = data::limit(val_ds, val_limit, seed);
   } else {
     DataFlags vf = df;
-    vf.limit = a.get_int("--val-limit", df.limit);
+    if (a.has("--val-limit")) vf.limit = val_limit;
     val_ds = open_split(vf, false, seed);
   }
   data::DataLoader train_loader(train_ds, {.batch_size = batch, .shuffle = true, .drop_last = true,
@@ -120,32 +128,83 @@ int run_training(const Args& a, TrainVariant* variant) {
   else throw UsageError("--optimizer must be sgd, adam or adamw, got '" + opt_name + "'");
   const int64_t steps_per_epoch = train_loader.num_batches(), total = epochs * steps_per_epoch;
   const int64_t warmup = warmup_epochs * steps_per_epoch;
+  // --lr-step E and --lr-milestones a,b count epochs after the warm-up, as in
+  // torchvision's reference scripts; without them: a third of the run, and
+  // its half and three quarters.
+  const int64_t lr_step = a.get_int("--lr-step", 1);
+  const double lr_gamma = a.get_double("--lr-gamma", 0.1);
+  int64_t step_size = std::max<int64_t>((total - warmup) / 3, 1);
+  if (a.has("--lr-step")) step_size = lr_step * steps_per_epoch;
+  std::vector<int64_t> milestones{(total - warmup) / 2, (total - warmup) * 3 / 4};
+  if (a.has("--lr-milestones")) {
+    milestones.clear();
+    for (float m : parse_floats("--lr-milestones", a.get("--lr-milestones", ""))) {
+      const int64_t it = (int64_t)m * steps_per_epoch;
+      if (m != std::floor(m) || m < 1 || (!milestones.empty() && it <= milestones.back()))
+        throw UsageError("--lr-milestones expects increasing whole epochs, got '" + a.get("--lr-milestones", "") + "'");
+      milestones.push_back(it);
+    }
+  }
+  if (lr_step < 1) throw UsageError("--lr-step must be at least 1 epoch");
+  if (!(lr_gamma > 0)) throw UsageError("--lr-gamma must be positive");
+  for (const auto& [flag, sched] : {std::pair{"--lr-step", "step"}, std::pair{"--lr-milestones", "multistep"}})
+    if (a.has(flag) && sched_name != sched)
+      throw UsageError(std::string(flag) + " needs --schedule " + sched + " (the schedule is " + sched_name + ")");
+  if (a.has("--lr-gamma") && sched_name != "step" && sched_name != "multistep")
+    throw UsageError("--lr-gamma needs --schedule step or multistep (the schedule is " + sched_name + ")");
   nn::LrSchedulePtr sched;
   if (sched_name == "cosine") sched = std::make_shared<nn::CosineAnnealingLR>(std::max<int64_t>(total - warmup, 1));
-  else if (sched_name == "step") sched = std::make_shared<nn::StepLR>(std::max<int64_t>((total - warmup) / 3, 1), 0.1);
-  else if (sched_name == "multistep")
-    sched = std::make_shared<nn::MultiStepLR>(std::vector<int64_t>{(total - warmup) / 2, (total - warmup) * 3 / 4}, 0.1);
+  else if (sched_name == "step") sched = std::make_shared<nn::StepLR>(step_size, lr_gamma);
+  else if (sched_name == "multistep") sched = std::make_shared<nn::MultiStepLR>(milestones, lr_gamma);
   else if (sched_name == "constant") sched = std::make_shared<nn::ConstantLR>();
   else throw UsageError("--schedule must be cosine, step, multistep or constant, got '" + sched_name + "'");
   if (warmup > 0) sched = nn::warmup_then(warmup, 0.1, sched);
 
-  // ---- resume
+  // The settings a resumed run must repeat to continue bit for bit; saved in
+  // every checkpoint (metadata key = the flag without "--").
+  auto num = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.9g", v);
+    return std::string(b);
+  };
+  const std::map<std::string, std::string> settings{
+      {"dataset", df.dataset}, {"limit", std::to_string(df.limit)}, {"val-split", num(val_split)},
+      {"val-limit", std::to_string(val_limit)}, {"seed", std::to_string(seed)}, {"epochs", std::to_string(epochs)},
+      {"batch", std::to_string(batch)}, {"lr", num(lr)}, {"momentum", num(momentum)}, {"wd", num(wd)},
+      {"optimizer", opt_name}, {"nesterov", a.has("--nesterov") ? "1" : "0"}, {"schedule", sched_name},
+      {"warmup-epochs", std::to_string(warmup_epochs)}, {"lr-step", a.get("--lr-step", "default")},
+      {"lr-gamma", num(lr_gamma)}, {"lr-milestones", a.get("--lr-milestones", "default")},
+      {"label-smoothing", num(ls)}, {"clip-grad", num(clip)}, {"no-augment", a.has("--no-augment") ? "1" : "0"}};
+
+  // ---- resume, or start from weights
   int64_t start_epoch = 0;
   double best = -1;
+  if (a.has("--init")) {
+    check_checkpoint_model(a.get("--init", ""), model_name, cfg);
+    nn::load_checkpoint(a.get("--init", ""), *model, nullptr);
+  }
   if (a.has("--resume")) {
-    nn::Metadata md = nn::load_checkpoint(a.get("--resume", ""), *model, opt.get());
+    const std::string from = a.get("--resume", "");
+    check_checkpoint_model(from, model_name, cfg);
+    nn::Metadata md = nn::load_checkpoint(from, *model, opt.get());
     auto need = [&](const char* k) {
-      LOWBIT_CHECK(md.count(k), "", a.get("--resume", ""), " has no '", k, "' entry; not a lowbit train checkpoint");
+      LOWBIT_CHECK(md.count(k), "", from, " has no '", k, "' entry; not a lowbit train checkpoint");
       return md.at(k);
     };
-    LOWBIT_CHECK(need("model") == model_name, "", a.get("--resume", ""), " holds a ", need("model"),
-                 ", not a ", model_name);
+    std::string was, now;
+    for (const auto& [k, v] : settings)
+      if (md.count(k) && md.at(k) != v) {
+        was += " --" + k + " " + md.at(k);
+        now += " --" + k + " " + v;
+      }
+    if (!was.empty())
+      throw UsageError("--resume " + from + " was trained with" + was + "; this run has" + now +
+                       " (a resumed run repeats its settings; --init F starts a new run from F's weights)");
     start_epoch = std::stoll(need("epoch"));
     best = std::stod(need("best_accuracy"));
     default_generator().set_counter(std::stoull(need("rng_counter")));
-    LOWBIT_CHECK(start_epoch < epochs, "", a.get("--resume", ""), " already finished ", start_epoch,
-                 " of ", epochs, " epochs");
-    if (variant) variant->check_resume(md, a.get("--resume", ""));
+    LOWBIT_CHECK(start_epoch < epochs, "", from, " already finished ", start_epoch, " of ", epochs, " epochs");
+    if (variant) variant->check_resume(md, from);
   }
 
   if (!json)
@@ -185,17 +244,16 @@ int run_training(const Args& a, TrainVariant* variant) {
     if (variant) variant->before_eval(*model);
     last = evaluate(*model, val_loader, !quiet && !json, "  val");
     if (variant) variant->after_eval(*model);
-    nn::Metadata md{{"model", model_name},
-                    {"dataset", df.dataset},
-                    {"epoch", std::to_string(e + 1)},
-                    {"epochs", std::to_string(epochs)},
-                    {"val_accuracy", fmt(last.top1, 6)},
-                    {"in_channels", std::to_string(cfg.in_channels)},
-                    {"num_classes", std::to_string(cfg.num_classes)},
-                    {"width", fmt(cfg.width_mult, 6)},
-                    {"small_input", cfg.small_input ? "1" : "0"},
-                    {"act", cfg.relu6 ? "relu6" : "relu"},
-                    {"rng_counter", std::to_string(default_generator().counter())}};
+    nn::Metadata md = settings;
+    md.insert({{"model", model_name},
+               {"epoch", std::to_string(e + 1)},
+               {"val_accuracy", fmt(last.top1, 6)},
+               {"in_channels", std::to_string(cfg.in_channels)},
+               {"num_classes", std::to_string(cfg.num_classes)},
+               {"width", fmt(cfg.width_mult, 6)},
+               {"small_input", cfg.small_input ? "1" : "0"},
+               {"act", cfg.relu6 ? "relu6" : "relu"},
+               {"rng_counter", std::to_string(default_generator().counter())}});
     const bool improved = last.top1 > best;
     if (improved) best = last.top1;
     md["best_accuracy"] = fmt(best, 6);

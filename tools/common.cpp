@@ -1,10 +1,19 @@
 #include "tools/common.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "core/safetensors.h"
 #include "nn/metrics.h"
 #include "quant/quantize.h"
 #include "tools/progress.h"
@@ -36,7 +45,7 @@ DataFlags data_flags(const Args& a) {
   f.dataset = a.get("--dataset", "fashion-mnist");
   f.dir = a.get("--data", "");
   f.limit = a.get_int("--limit", 0);
-  if (f.limit < 0) throw UsageError("--limit must be positive");
+  if (a.has("--limit") && f.limit < 1) throw UsageError("--limit must be at least 1 (leave it out for all images)");
   f.norm = data::default_normalization(f.dataset);
   if (a.has("--mean")) f.norm.mean = parse_floats("--mean", a.get("--mean", ""));
   if (a.has("--std")) f.norm.std = parse_floats("--std", a.get("--std", ""));
@@ -46,12 +55,37 @@ DataFlags data_flags(const Args& a) {
   return f;
 }
 
+namespace {
+
+std::string data_name(const DataFlags& f) { return f.dir.empty() ? f.dataset : f.dir; }
+
+// "mobilenet_v2 (1 channel, 10 classes, width 0.5, relu6)": what the model checks compare.
+std::string describe(const std::string& model, const std::string& in_channels, const std::string& num_classes,
+                     double width, const std::string& small_input, const std::string& act) {
+  std::string s = model + " (" + in_channels + (in_channels == "1" ? " channel, " : " channels, ") + num_classes +
+                  " classes";
+  if (model == "mobilenet_v2") {
+    char w[32];
+    std::snprintf(w, sizeof w, "%g", width);
+    s += std::string(", width ") + w + ", " + act;
+  }
+  if (small_input == "1") s += ", small input";
+  return s + ")";
+}
+
+}  // namespace
+
 data::DatasetPtr open_split(const DataFlags& f, bool train, uint64_t seed) {
   data::DatasetSpec spec;
   spec.name = f.dataset;
   spec.dir = f.dir;
   spec.train = train;
   data::DatasetPtr ds = data::open_dataset(spec);
+  const int64_t channels = ds->get(0).image.shape()[0];
+  for (const auto& [flag, v] : {std::pair{"--mean", f.norm.mean}, std::pair{"--std", f.norm.std}})
+    if (v.size() != 1 && (int64_t)v.size() != channels)
+      throw UsageError(std::string(flag) + " has " + std::to_string(v.size()) + " values but the " + data_name(f) +
+                       " images have " + std::to_string(channels) + " channel" + (channels == 1 ? "" : "s"));
   if (f.limit > 0 && f.limit < ds->size()) ds = data::limit(ds, f.limit, seed);
   return ds;
 }
@@ -82,8 +116,15 @@ const std::vector<std::string>& model_flag_names() {
 
 nn::ModelConfig model_config(const Args& a, const data::Dataset& ds) {
   nn::ModelConfig c;
-  c.in_channels = a.get_int("--in-channels", ds.get(0).image.shape()[0]);
+  const int64_t data_channels = ds.get(0).image.shape()[0];
+  c.in_channels = a.get_int("--in-channels", data_channels);
   c.num_classes = a.get_int("--num-classes", ds.num_classes());
+  if (!a.has("--num-classes") && c.num_classes < 2)
+    throw UsageError("the data set has " + std::to_string(c.num_classes) +
+                     " class; a classifier needs at least 2 (an image folder holds one folder per class: DIR/CLASS/IMAGE)");
+  if (c.in_channels != data_channels)
+    throw UsageError("--in-channels " + std::to_string(c.in_channels) + " but the images have " +
+                     std::to_string(data_channels) + " channel" + (data_channels == 1 ? "" : "s"));
   c.width_mult = (float)a.get_double("--width", 1.0);
   c.small_input = a.has("--small-input");
   const std::string act = a.get("--act", "relu6");
@@ -136,6 +177,37 @@ quant::QConfig qconfig_from_flags(const Args& a, nn::Module* model, bool qat) {
   if (a.has("--per-tensor")) quant::set_weight_per_channel(qc, false);
   qc.validate();
   return qc;
+}
+
+void check_output_path(const std::string& flag, const std::string& path) {
+  const std::string what = flag + " " + path + ": ";
+  if (path.empty() || path.back() == '/') throw UsageError(what + "needs a file name");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw UsageError(what + (S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file") +
+                     "; only regular files are replaced");
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw UsageError(what + "directory " + dir + " does not exist");
+  // Permission bits do not tell (root, read-only mounts): create and remove a probe file.
+  const std::string probe = dir + "/.lowbit-probe-" + std::to_string((long)::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw UsageError(what + "cannot create files in " + dir + ": " + std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+void check_checkpoint_model(const std::string& path, const std::string& model, const nn::ModelConfig& cfg) {
+  const auto md = load_safetensors(path).metadata;
+  auto meta = [&](const char* k, const std::string& def) { return md.count(k) ? md.at(k) : def; };
+  if (!md.count("model")) return;
+  const std::string want = describe(model, std::to_string(cfg.in_channels), std::to_string(cfg.num_classes),
+                                    cfg.width_mult, cfg.small_input ? "1" : "0", cfg.relu6 ? "relu6" : "relu");
+  const std::string have =
+      describe(meta("model", ""), meta("in_channels", "?"), meta("num_classes", "?"),
+               std::strtod(meta("width", "1").c_str(), nullptr), meta("small_input", "0"), meta("act", "relu6"));
+  if (have != want) throw UsageError(path + " holds a " + have + ", not a " + want);
 }
 
 EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, bool progress, const std::string& label) {

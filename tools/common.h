@@ -22,7 +22,8 @@ struct DataFlags {
 DataFlags data_flags(const Args& a);
 const std::vector<std::string>& data_flag_names();
 
-// The split as a Dataset (after --limit, seeded).
+// The split as a Dataset (after --limit, seeded). Refuses a --mean/--std
+// whose length is neither 1 nor the images' channel count.
 data::DatasetPtr open_split(const DataFlags& f, bool train, uint64_t seed);
 
 // Training transforms: RandomCrop(size, padding = size/14 rounded, i.e. 2 for
@@ -71,6 +72,16 @@ Args with_checkpoint_defaults(const Args& a, const std::map<std::string, std::st
 // conv and last linear at 8 bits. model null: only check the flags.
 quant::QConfig qconfig_from_flags(const Args& a, nn::Module* model, bool qat);
 const std::vector<std::string>& qconfig_flag_names();
+
+// Refuses, before any work, an output path that cannot be written: a
+// directory or device (only regular files are replaced), a missing parent
+// directory, or one this process cannot create files in.
+void check_output_path(const std::string& flag, const std::string& path);
+
+// Refuses a checkpoint whose metadata (written by lowbit train) describes
+// another model than `cfg`: "F holds a resnet32 (1 channel, 10 classes), not a
+// resnet20 (…)". Files without that metadata pass (the load then checks keys).
+void check_checkpoint_model(const std::string& path, const std::string& model, const nn::ModelConfig& cfg);
 
 // "a,b,c" → floats (usage error naming the flag otherwise).
 std::vector<float> parse_floats(const std::string& flag, const std::string& s);

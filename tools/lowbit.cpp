@@ -1,10 +1,14 @@
 // The `lowbit` command line tool. Exit codes: 0 success, 2 bad usage or bad
 // input (one-line reason on stderr), 1 internal failure.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <map>
+#include <set>
 #include <stdexcept>
+#include <vector>
 
 #include <unistd.h>
 
@@ -14,14 +18,90 @@
 
 namespace lowbit::cli {
 
+// ---- parser ------------------------------------------------------------------
+// Every command's options go through here. A command declares what it knows
+// by calling reject_unknown(known, max_positional) first; switches (options
+// that never take a value) and aliases are listed once below.
+
+namespace {
+
+// Options that never take a value. Every other option takes exactly one.
+const std::set<std::string> kSwitches{"--json", "--help", "--full", "--nesterov", "--no-augment", "--small-input",
+                                      "--quiet", "--per-channel", "--per-tensor"};
+
+// Spellings users type, mapped to lowbit's name (torchvision's reference scripts use the long ones).
+const std::map<std::string, std::string> kAliases{
+    {"--batch-size", "--batch"}, {"--weight-decay", "--wd"}, {"--lr-step-size", "--lr-step"}};
+
+// Options every command accepts.
+const char* const kCommon[] = {"--threads", "--seed", "--json", "--help"};
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+bool is_number(const std::string& s) {
+  char* end = nullptr;
+  std::strtod(s.c_str(), &end);
+  return !s.empty() && *end == '\0';
+}
+
+}  // namespace
+
+Args parse_args(const std::string& command, const std::vector<std::string>& words) {
+  Args a;
+  a.command = command;
+  for (size_t i = 0; i < words.size(); ++i) {
+    const std::string& s = words[i];
+    if (s.rfind("--", 0) != 0) {
+      // "-5" is a (bad) value for the command to refuse; "-b" is a flag lowbit does not have.
+      if (s.size() > 1 && s[0] == '-' && !is_number(s))
+        throw UsageError("unknown option " + s + " (options are spelled --name; see lowbit " + command + " --help)");
+      a.positional.push_back(s);
+      continue;
+    }
+    std::string key = s, val;
+    const auto eq = s.find('=');
+    if (eq != std::string::npos) key = s.substr(0, eq);
+    if (auto al = kAliases.find(key); al != kAliases.end()) key = al->second;
+    if (kSwitches.count(key)) {
+      if (eq != std::string::npos) throw UsageError(key + " takes no value");
+    } else if (eq != std::string::npos) {
+      val = s.substr(eq + 1);
+    } else if (i + 1 < words.size() && words[i + 1].rfind("--", 0) != 0) {
+      val = words[++i];
+    } else {
+      // Refused later (reject_unknown), after an unknown-option check with a better message.
+      a.missing_value.push_back(key);
+    }
+    if (a.has(key)) throw UsageError(key + " is given twice");
+    a.flags[key] = val;
+  }
+  return a;
+}
+
 std::string Args::get(const std::string& k, const std::string& def) const {
   auto it = flags.find(k);
-  return it == flags.end() ? def : it->second;
+  if (it == flags.end()) return def;
+  if (std::find(missing_value.begin(), missing_value.end(), k) != missing_value.end())
+    throw UsageError(k + " needs a value");
+  return it->second;
 }
 
 int64_t Args::get_int(const std::string& k, int64_t def) const {
   if (!has(k)) return def;
-  const std::string& v = flags.at(k);
+  const std::string v = get(k, "");
   char* end = nullptr;
   long long x = std::strtoll(v.c_str(), &end, 10);
   if (v.empty() || *end) throw UsageError(k + " expects an integer, got '" + v + "'");
@@ -30,19 +110,29 @@ int64_t Args::get_int(const std::string& k, int64_t def) const {
 
 double Args::get_double(const std::string& k, double def) const {
   if (!has(k)) return def;
-  const std::string& v = flags.at(k);
+  const std::string v = get(k, "");
   char* end = nullptr;
   double x = std::strtod(v.c_str(), &end);
   if (v.empty() || *end || !std::isfinite(x)) throw UsageError(k + " expects a finite number, got '" + v + "'");
   return x;
 }
 
-void Args::reject_unknown(const std::vector<std::string>& known) const {
+void Args::reject_unknown(const std::vector<std::string>& known, size_t max_positional) const {
+  std::vector<std::string> all(known);
+  all.insert(all.end(), std::begin(kCommon), std::end(kCommon));
+  const std::string help = "see lowbit " + command + " --help";
   for (const auto& [k, v] : flags) {
-    bool ok = k == "--threads" || k == "--seed" || k == "--json";
-    for (const auto& n : known) ok = ok || k == n;
-    if (!ok) throw UsageError("unknown option " + k + " (see lowbit --help)");
+    if (std::find(all.begin(), all.end(), k) != all.end()) continue;
+    std::string best;
+    size_t best_d = 3;  // suggest only near misses
+    for (const auto& n : all)
+      if (size_t d = edit_distance(k, n); d < best_d) best = n, best_d = d;
+    throw UsageError("unknown option " + k + (best.empty() ? "" : " (did you mean " + best + "?)") + "; " + help);
   }
+  for (const auto& k : missing_value)
+    throw UsageError(k + " needs a value; " + help);
+  if (positional.size() > max_positional)
+    throw UsageError("unexpected argument '" + positional[max_positional] + "'; " + help);
 }
 
 }  // namespace lowbit::cli
@@ -62,7 +152,8 @@ const char* kUsage =
     "  demo [--full]                  train a small model end to end\n"
     "\n"
     "common options: --threads N  --seed S  --json   (lowbit COMMAND --help lists a command's options)\n"
-    "environment: LOWBIT_ISA=ref|avx2|avxvnni|avx512vnni|neon|neondot  LOWBIT_THREADS=N\n";
+    "environment: LOWBIT_ISA=ref|avx2|avxvnni|avx512vnni|neon|neondot  LOWBIT_THREADS=N (else OMP_NUM_THREADS)\n"
+    "lowbit --version; lowbit help COMMAND\n";
 
 // `lowbit COMMAND --help`.
 const char* command_usage(const std::string& cmd) {
@@ -74,9 +165,11 @@ const char* command_usage(const std::string& cmd) {
            "             --val-split F (validate on a held-out fraction of train; default: the test split)\n"
            "             --val-limit N --mean a,b,c --std a,b,c --workers N --no-augment\n"
            "  schedule:  --epochs N (1) --batch N (128) --lr X (0.1) --schedule cosine|step|multistep|constant\n"
+           "             --lr-step E --lr-milestones E1,E2 --lr-gamma G (0.1)   (step/multistep, in epochs)\n"
            "             --warmup-epochs N --optimizer sgd|adam|adamw --momentum X (0.9) --nesterov --wd X (5e-4)\n"
-           "             --label-smoothing X --clip-grad X\n"
-           "  run:       --resume F --stop-after N --quiet (no progress bar) --json --threads N --seed S\n"
+           "             --label-smoothing X --clip-grad X   (--batch-size, --weight-decay: aliases)\n"
+           "  run:       --resume F (continue F's run with its settings) --init F (start from F's weights)\n"
+           "             --stop-after N --quiet (no progress bar) --json --threads N --seed S\n"
            "  writes F (last epoch, with optimizer state) and F's .best twin (best validation accuracy)\n";
   if (cmd == "eval")
     return "usage: lowbit eval --weights F.safetensors [--batch N] [--dataset D --data DIR --limit N] [--quiet] [--json]\n"
@@ -111,11 +204,6 @@ const char* command_usage(const std::string& cmd) {
   return nullptr;
 }
 
-// Options that never take a value.
-bool is_switch(const std::string& k) {
-  return k == "--json" || k == "--help" || k == "--full" || k == "--nesterov" || k == "--no-augment" ||
-         k == "--small-input" || k == "--quiet" || k == "--per-channel" || k == "--per-tensor";
-}
 
 }  // namespace
 
@@ -143,42 +231,36 @@ int main(int argc, char** argv) {
   prefer_short_spin_openmp(argv);
   Args a;
   try {
-    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
-        std::string(argv[1]) == "help") {
-      if (argc < 2) {
-        std::fputs("usage: lowbit <command> [options] (commands: info, train, eval, quantize, qat, bench, demo; see lowbit --help)\n", stderr);
-        return 2;
-      }
-      std::fputs(kUsage, stdout);
+    const std::vector<std::string> words(argv + std::min(argc, 2), argv + argc);
+    const std::string first = argc > 1 ? argv[1] : "";
+    if (first.empty()) {
+      std::fputs("usage: lowbit <command> [options] (commands: info, train, eval, quantize, qat, bench, demo; see lowbit --help)\n", stderr);
+      return 2;
+    }
+    if (first == "--version") {
+      std::printf("lowbit %s\n", LOWBIT_VERSION);
       return 0;
     }
-    a.command = argv[1];
-    for (int i = 2; i < argc; ++i)
-      if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+    // lowbit --help | lowbit help [COMMAND] | lowbit COMMAND --help
+    if (first == "--help" || first == "-h" || first == "help") {
+      const char* u = words.empty() ? kUsage : command_usage(words[0]);
+      if (!u) throw UsageError("no help for '" + words[0] + "' (commands: info, train, eval, quantize, qat, bench, demo)");
+      std::fputs(u, stdout);
+      return 0;
+    }
+    a.command = first;
+    for (const std::string& w : words)
+      if (w == "--help" || w == "-h")
         if (const char* u = command_usage(a.command)) {
           std::fputs(u, stdout);
           return 0;
         }
-      }
-    for (int i = 2; i < argc; ++i) {
-      std::string s = argv[i];
-      if (s.rfind("--", 0) == 0) {
-        std::string key = s, val;
-        if (auto eq = s.find('='); eq != std::string::npos) {
-          key = s.substr(0, eq);
-          val = s.substr(eq + 1);
-        } else if (!is_switch(s)) {
-          if (i + 1 >= argc) throw UsageError(s + " needs a value");
-          val = argv[++i];
-        }
-        a.flags[key] = val;
-      } else {
-        a.positional.push_back(s);
-      }
-    }
-    // The kernel table is chosen once; a bad LOWBIT_ISA is a usage error.
+    a = parse_args(first, words);
+    // The kernel table and the thread count are chosen once; a bad
+    // LOWBIT_ISA, LOWBIT_THREADS or OMP_NUM_THREADS is a usage error.
     try {
       lowbit::kernels::table();
+      lowbit::kernels::num_threads();
     } catch (const std::runtime_error& e) {
       throw UsageError(e.what());
     }

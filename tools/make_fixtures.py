@@ -698,6 +698,7 @@ def resnet18_fixture(path):
 # "<case>.x" (input) and "<case>.y" (expected output).
 
 def transforms_fixture(path):
+    import torchvision.transforms.functional as TF  # python3-torchvision: the transforms themselves, not a re-implementation
     gen = torch.Generator().manual_seed(0)
     tensors, meta, cases = [], {}, []
 
@@ -715,34 +716,6 @@ def transforms_fixture(path):
         tensors.append((name + ".x", x))
         tensors.append((name + ".y", y.contiguous()))
 
-    def tv_resize(x, size):  # torchvision F_t.resize(x, size, "bilinear", antialias=False)
-        if x.dtype == torch.uint8:
-            y = F.interpolate(x[None].float(), size=size, mode="bilinear", align_corners=False)[0]
-            return torch.round(y).to(torch.uint8)
-        return F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0]
-
-    def tv_shorter_side(h, w, size):  # torchvision _compute_resized_output_size, max_size None
-        short, long = (w, h) if w <= h else (h, w)
-        new_short, new_long = size, int(size * long / short)
-        return [new_long, new_short] if w <= h else [new_short, new_long]
-
-    def tv_center_crop(x, ch, cw):
-        h, w = x.shape[-2:]
-        if cw > w or ch > h:
-            ltrb = [(cw - w) // 2 if cw > w else 0, (ch - h) // 2 if ch > h else 0,
-                    (cw - w + 1) // 2 if cw > w else 0, (ch - h + 1) // 2 if ch > h else 0]
-            x = F.pad(x, [ltrb[0], ltrb[2], ltrb[1], ltrb[3]], value=0)  # torch order: left, right, top, bottom
-            h, w = x.shape[-2:]
-            if cw == w and ch == h:
-                return x
-        top, left = int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
-        return x[..., top:top + ch, left:left + cw]
-
-    def tv_grayscale(x, out):
-        r, g, b = x.unbind(dim=-3)
-        l = (0.2989 * r + 0.587 * g + 0.114 * b).to(x.dtype).unsqueeze(dim=-3)
-        return l.expand(x.shape) if out == 3 else l
-
     x = rand_u8(3, 5, 7)
     add("to_tensor", "to_tensor", x, x.float().div(255))
     for name, shape, mean, std in (("normalize_rgb", (3, 6, 5), [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]),
@@ -755,25 +728,24 @@ def transforms_fixture(path):
     for name, shape, size in (("resize_down", (3, 32, 32), [24, 20]), ("resize_up", (1, 5, 7), [13, 11]),
                               ("resize_odd", (2, 17, 9), [7, 16]), ("resize_width_only", (1, 8, 12), [8, 5])):
         x = rand_f32(*shape)
-        add(name, "resize", x, tv_resize(x, size), height=size[0], width=size[1])
+        add(name, "resize", x, TF.resize(x, size, antialias=False), height=size[0], width=size[1])
     for name, shape, size in (("resize_shorter_wide", (3, 20, 30), 16), ("resize_shorter_tall", (1, 33, 14), 10),
                               ("resize_shorter_up", (1, 9, 7), 28)):
         x = rand_f32(*shape)
-        out = tv_shorter_side(shape[1], shape[2], size)
-        add(name, "resize_shorter", x, tv_resize(x, out), size=size)
+        add(name, "resize_shorter", x, TF.resize(x, size, antialias=False), size=size)
     x = rand_u8(3, 19, 23)
-    add("resize_u8", "resize", x, tv_resize(x, [11, 30]), height=11, width=30)
+    add("resize_u8", "resize", x, TF.resize(x, [11, 30], antialias=False), height=11, width=30)
     for name, shape, crop in (("center_crop_even", (3, 10, 12), (6, 8)), ("center_crop_odd", (1, 9, 11), (4, 6)),
                               ("center_crop_half", (2, 29, 31), (28, 28)), ("center_crop_pad", (1, 5, 6), (8, 9)),
                               ("center_crop_pad_one_dim", (3, 7, 10), (9, 4))):
         x = rand_f32(*shape)
-        add(name, "center_crop", x, tv_center_crop(x, *crop), height=crop[0], width=crop[1])
+        add(name, "center_crop", x, TF.center_crop(x, list(crop)), height=crop[0], width=crop[1])
     x = rand_f32(3, 6, 7)
-    add("grayscale_f32", "grayscale", x, tv_grayscale(x, 1), channels=1)
+    add("grayscale_f32", "grayscale", x, TF.rgb_to_grayscale(x, 1), channels=1)
     x = rand_u8(3, 9, 8)
-    add("grayscale_u8", "grayscale", x, tv_grayscale(x, 1), channels=1)
+    add("grayscale_u8", "grayscale", x, TF.rgb_to_grayscale(x, 1), channels=1)
     x = rand_u8(3, 4, 5)
-    add("grayscale_u8_3", "grayscale", x, tv_grayscale(x, 3), channels=3)
+    add("grayscale_u8_3", "grayscale", x, TF.rgb_to_grayscale(x, 3), channels=3)
 
     meta["cases"] = ",".join(cases)
     meta["generator"] = "tools/make_fixtures.py --transforms"

@@ -28,7 +28,27 @@ expect() {
   passed=$((passed + 1))
 }
 
-expect "info"              0 ""                                  -- "$LOWBIT" info
+# expect_out NAME PATTERN -- CMD...: exit code 0 and stdout matching PATTERN
+# (an extended regex, matched against the whole output joined into one line).
+expect_out() {
+  local name="$1" pattern="$2"; shift 3
+  local out rc
+  out="$("$@" 2>"$tmp/stderr")"; rc=$?
+  if [ "$rc" != 0 ]; then
+    echo "FAIL $name: exit $rc; stderr: $(cat "$tmp/stderr")" >&2; failed=$((failed + 1)); return
+  fi
+  if ! tr '\n' ' ' <<<"$out" | grep -qE -- "$pattern"; then
+    echo "FAIL $name: stdout does not match /$pattern/: $out" >&2; failed=$((failed + 1)); return
+  fi
+  passed=$((passed + 1))
+}
+
+expect_out "info"          "^lowbit [0-9.]+ cpu features:.* chosen: [a-z0-9]+ .*threads: [0-9]+ *$" -- "$LOWBIT" info
+expect_out "info --json"   '^\{"version": "[0-9.]+", "features": \{.*\}, "isa": "[a-z0-9]+", "threads": [0-9]+, "paths": \{.*\}\} *$' -- "$LOWBIT" info --json
+expect_out "--version"     "^lowbit [0-9.]+ *$"                   -- "$LOWBIT" --version
+expect_out "help train"    "^usage: lowbit train .*--lr-step"    -- "$LOWBIT" help train
+expect_out "OMP_NUM_THREADS" "threads: 1 *$"                     -- env OMP_NUM_THREADS=1 "$LOWBIT" info
+expect_out "LOWBIT_THREADS wins" "threads: 3 *$"                 -- env OMP_NUM_THREADS=1 LOWBIT_THREADS=3 "$LOWBIT" info
 for c in train eval bench demo info; do
   if "$LOWBIT" "$c" --help | grep -q "^usage: lowbit $c"; then passed=$((passed + 1)); else
     echo "FAIL $c --help: no usage on stdout with exit 0" >&2; failed=$((failed + 1)); fi
@@ -47,6 +67,52 @@ expect "NaN weight decay"  2 "--wd expects a finite number"      -- "$LOWBIT" tr
 expect "NaN mean"          2 "--mean expects comma-separated finite" -- "$LOWBIT" train --model resnet20 --mean nan --out "$tmp/x.safetensors"
 expect "missing weights"   2 "$tmp/none.safetensors"             -- "$LOWBIT" eval --model resnet20 --weights "$tmp/none.safetensors"
 
+# Words the parser must refuse rather than ignore or misread.
+x=(--model resnet20 --out "$tmp/x.safetensors")
+expect "short option"      2 "unknown option -b .*--help"        -- "$LOWBIT" train "${x[@]}" -b 64
+expect "short option -e"   2 "unknown option -e "                -- "$LOWBIT" train "${x[@]}" -e 3
+expect "stray word"        2 "unexpected argument 'extra'"       -- "$LOWBIT" train "${x[@]}" extra
+expect "stray word info"   2 "unexpected argument 'now'"         -- "$LOWBIT" info now
+expect "did you mean"      2 "unknown option --epoch \(did you mean --epochs\?\); see lowbit train --help" -- "$LOWBIT" train "${x[@]}" --epoch 3
+expect "value swallows flag" 2 "^lowbit train: --out needs a value" -- "$LOWBIT" train --model resnet20 --limit 64 --out --quiet
+expect "value swallows flag 2" 2 "^lowbit train: --out needs a value" -- "$LOWBIT" train --model resnet20 --out --limit 200
+expect "value at the end"  2 "--epochs needs a value"            -- "$LOWBIT" train "${x[@]}" --epochs
+expect "switch with value" 2 "--quiet takes no value"            -- "$LOWBIT" train "${x[@]}" --quiet=1
+expect "given twice"       2 "--batch is given twice"            -- "$LOWBIT" train "${x[@]}" --batch-size 64 --batch 32
+expect "limit 0"           2 "--limit must be at least 1"        -- "$LOWBIT" train "${x[@]}" --limit 0
+expect "val-limit 0"       2 "--val-limit must be at least 1"    -- "$LOWBIT" train "${x[@]}" --val-limit 0
+expect "limit -5"          2 "--limit must be at least 1"        -- "$LOWBIT" train "${x[@]}" --limit -5
+expect "LOWBIT_THREADS=0"  2 "LOWBIT_THREADS='0'"                -- env LOWBIT_THREADS=0 "$LOWBIT" info
+expect "LOWBIT_THREADS=abc" 2 "LOWBIT_THREADS='abc'"             -- env LOWBIT_THREADS=abc "$LOWBIT" info
+expect "LOWBIT_THREADS=-3" 2 "LOWBIT_THREADS='-3'"               -- env LOWBIT_THREADS=-3 "$LOWBIT" info
+# libgomp warns about the bad value itself (before main); lowbit's own line comes last.
+err="$(env -u LOWBIT_THREADS OMP_NUM_THREADS=x "$LOWBIT" info 2>&1 >/dev/null)"; rc=$?
+if [ "$rc" = 2 ] && [ "$(grep -v -e '^libgomp:' -e '^$' <<<"$err")" = "lowbit info: OMP_NUM_THREADS='x' is not a thread count (a whole number from 1 to 4096)" ]; then
+  passed=$((passed + 1)); else echo "FAIL OMP_NUM_THREADS=x: exit $rc: $err" >&2; failed=$((failed + 1)); fi
+expect "lr-step schedule"  2 "--lr-step needs --schedule step"   -- "$LOWBIT" train "${x[@]}" --lr-step 2
+expect "lr-milestones"     2 "--lr-milestones expects increasing" -- "$LOWBIT" train "${x[@]}" --schedule multistep --lr-milestones 3,2
+expect "help unknown"      2 "no help for 'frob'"                -- "$LOWBIT" help frob
+
+# --out is checked before any training: missing directory, a directory, a
+# non-regular file, a directory nobody can create files in (a "directory" that is a file).
+touch "$tmp/afile"
+expect "out: no directory" 2 "--out $tmp/nodir/x.safetensors: directory $tmp/nodir does not exist" -- "$LOWBIT" train --model resnet20 --out "$tmp/nodir/x.safetensors"
+expect "out: a directory"  2 "--out $tmp: is a directory"        -- "$LOWBIT" train --model resnet20 --out "$tmp"
+# A FIFO stands in for a device such as /dev/full (which an old build, run as
+# root, would replace with a regular file).
+mkfifo "$tmp/fifo"
+expect "out: not a regular file" 2 "--out $tmp/fifo: is not a regular file" -- "$LOWBIT" train --model resnet20 --out "$tmp/fifo"
+expect "out: under a file" 2 "--out $tmp/afile/x.safetensors: directory $tmp/afile does not exist" -- "$LOWBIT" train --model resnet20 --out "$tmp/afile/x.safetensors"
+if [ -p "$tmp/fifo" ]; then passed=$((passed + 1)); else echo "FAIL $tmp/fifo is no longer a FIFO" >&2; failed=$((failed + 1)); fi
+
+# Flags and data that do not fit: the message names the flag to fix.
+expect "in-channels vs data" 2 "--in-channels 3 but the images have 1 channel" -- "$LOWBIT" train "${x[@]}" --in-channels 3 --limit 64 --batch 8
+expect "mean vs channels"  2 "--mean has 3 values but the fashion-mnist images have 1 channel" -- "$LOWBIT" train "${x[@]}" --mean 0.5,0.5,0.5 --std 0.2,0.2,0.2 --limit 64
+mkdir -p "$tmp/onecls/train/only" "$tmp/onecls/test/only"
+printf 'P5\n4 4\n255\n0123456789abcdef' > "$tmp/onecls/train/only/a.pgm"
+cp "$tmp/onecls/train/only/a.pgm" "$tmp/onecls/test/only/a.pgm"
+expect "one class"         2 "has 1 class; a classifier needs at least 2.*DIR/CLASS/IMAGE" -- "$LOWBIT" train "${x[@]}" --dataset imagefolder --data "$tmp/onecls" --batch 1
+
 # Train a tiny run, then damage the checkpoint in the ways users do.
 small=(--model resnet20 --limit 256 --val-limit 128 --batch 64 --quiet)
 expect "train 2 epochs"    0 "^epoch 2/2 .*val loss" -- "$LOWBIT" train "${small[@]}" --epochs 2 --out "$tmp/a.safetensors"
@@ -56,11 +122,27 @@ if cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors"; then passed=$((passed + 1))
   echo "FAIL resume: 1 epoch + resume 1 epoch differs from 2 epochs" >&2; failed=$((failed + 1)); fi
 expect "val split"         0 "461 train / 51 val images" -- "$LOWBIT" train --model resnet20 --limit 512 --val-split 0.1 --batch 64 --quiet --out "$tmp/v.safetensors"
 expect "bad val split"     2 "--val-split must be in" -- "$LOWBIT" train --model resnet20 --val-split 1 --out "$tmp/v.safetensors"
-expect "eval"              0 "" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --limit 128 --quiet
+expect_out "eval"          "^resnet20 on fashion-mnist test \(128 images\) +accuracy +0\.[0-9]{4} \(top-5 [01]\.[0-9]{4}\) +loss +[0-9.]+ +size" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --limit 128 --quiet
+# train --json and eval --json agree on the same 128 validation images, and print every key.
+keys='"accuracy": (0\.[0-9]{6}|1\.000000), "top5": [01]\.[0-9]{6}, "loss": [0-9]+\.[0-9]{6}'
+expect_out "train --json"  '^\{"model": "resnet20", "epochs": 1, '"$keys"', "best_accuracy": [01]\.[0-9]{6}, "train_loss": [0-9.]+, "train_seconds": [0-9.]+, "out": "[^"]*/j\.safetensors"\} *$' -- "$LOWBIT" train "${small[@]}" --json --out "$tmp/j.safetensors"
+expect_out "eval --json"   '^\{"model": "resnet20", '"$keys"', "images": 128, "file_mb": [0-9.]+, "parameters": 272186, "latency_ms": [0-9.]+, "throughput": [0-9.]+, "threads": [0-9]+\} *$' -- "$LOWBIT" eval --weights "$tmp/j.safetensors" --limit 128 --json
+acc_train="$("$LOWBIT" train "${small[@]}" --json --out "$tmp/k.safetensors" | grep -oE '"accuracy": [0-9.]+')"
+acc_eval="$("$LOWBIT" eval --weights "$tmp/k.safetensors" --limit 128 --json | grep -oE '"accuracy": [0-9.]+')"
+if [ -n "$acc_train" ] && [ "$acc_train" = "$acc_eval" ]; then passed=$((passed + 1)); else
+  echo "FAIL train and eval accuracy differ on the same images: train $acc_train, eval $acc_eval" >&2; failed=$((failed + 1)); fi
+expect "eval batch 0"      2 "--batch must be at least 1"        -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --batch 0 --limit 128
+expect "resume other batch" 2 "--resume $tmp/b.safetensors was trained with --batch 64 --limit 256 --lr 0.1; this run has --batch 32 --limit 200 --lr 0.05 \(a resumed run repeats" -- "$LOWBIT" train --model resnet20 --val-limit 128 --quiet --epochs 2 --resume "$tmp/b.safetensors" --out "$tmp/c.safetensors" --batch 32 --limit 200 --lr 0.05
+expect "resume other model" 2 "$tmp/b.safetensors holds a resnet20 \(1 channel, 10 classes\), not a resnet32 \(1 channel, 10 classes\)$" -- "$LOWBIT" train --model resnet32 --limit 256 --val-limit 128 --batch 64 --epochs 3 --resume "$tmp/b.safetensors" --out "$tmp/c.safetensors"
+expect "resume and init"   2 "give one of them"                  -- "$LOWBIT" train "${small[@]}" --resume "$tmp/b.safetensors" --init "$tmp/b.safetensors" --out "$tmp/c.safetensors"
+expect "init other model"  2 "holds a resnet20 .*, not a resnet32" -- "$LOWBIT" train --model resnet32 --limit 256 --batch 64 --init "$tmp/a.safetensors" --out "$tmp/c.safetensors"
+expect "init from best"    0 "^epoch 1/1 "                        -- "$LOWBIT" train "${small[@]}" --init "$tmp/a.best.safetensors" --lr 0.01 --out "$tmp/i.safetensors"
+expect "step schedule"     0 "^epoch 2/2 "                        -- "$LOWBIT" train "${small[@]}" --epochs 2 --schedule step --lr-step 1 --lr-gamma 0.5 --weight-decay 1e-4 --out "$tmp/s.safetensors"
 head -c 1000 "$tmp/a.safetensors" > "$tmp/trunc.safetensors"
 expect "truncated"         2 "trunc.safetensors" -- "$LOWBIT" eval --weights "$tmp/trunc.safetensors" --limit 128
-expect "wrong shape"       2 "shape mismatch: conv1.weight" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --model resnet20 --in-channels 3 --limit 128
-expect "wrong model"       2 "missing keys|unexpected keys|shape mismatch" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --model resnet32 --limit 128
+expect "wrong channels"    2 "--in-channels 3 but the images have 1 channel" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --model resnet20 --in-channels 3 --limit 128
+expect "wrong classes"     2 "a.safetensors holds a resnet20 \(1 channel, 10 classes\), not a resnet20 \(1 channel, 12 classes\)" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --num-classes 12 --limit 128
+expect "wrong model"       2 "a.safetensors holds a resnet20 \(1 channel, 10 classes\), not a resnet32 \(1 channel, 10 classes\)$" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --model resnet32 --limit 128
 printf 'not a checkpoint' > "$tmp/garbage.safetensors"
 expect "garbage file"      2 "garbage.safetensors" -- "$LOWBIT" eval --weights "$tmp/garbage.safetensors" --model resnet20
 
@@ -98,7 +180,7 @@ expect "unknown quantizer" 2 "unknown quantizer 'pact'" -- "$LOWBIT" qat --weigh
 expect "quantize twice"    2 "q.safetensors is already quantized" -- "$LOWBIT" quantize --weights "$tmp/q.safetensors" --out "$tmp/x.safetensors"
 expect "qat from quantized" 2 "q.safetensors is already quantized" -- "$LOWBIT" qat --weights "$tmp/q.safetensors" --out "$tmp/x.safetensors" --limit 64
 expect "resume float as qat" 2 "a.safetensors is not a lowbit qat checkpoint" -- "$LOWBIT" qat --resume "$tmp/a.safetensors" --out "$tmp/x.safetensors" --limit 64
-expect "quantized, other model" 2 "q.safetensors.*layer1.3.conv1" -- "$LOWBIT" eval --weights "$tmp/q.safetensors" --model resnet32 --limit 64
+expect "quantized, other model" 2 "q.safetensors holds a resnet20 .*, not a resnet32" -- "$LOWBIT" eval --weights "$tmp/q.safetensors" --model resnet32 --limit 64
 
 echo "lowbit-tests: test_cli $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,11 +1,13 @@
 // The autograd engine: accumulation, retain_graph, NoGradGuard, version
-// checks, freed graphs, diamond graphs, leaf rules.
+// checks, freed graphs, diamond graphs, leaf rules; the gradient checker
+// itself (it must fail on wrong and non-finite gradients).
 #include <doctest/doctest.h>
 
 #include <cmath>
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "tests/gradcheck.h"
 #include "tests/test_util.h"
 
 using namespace lowbit;
@@ -88,4 +90,56 @@ TEST_CASE("gradients skip inputs that do not need them") {
   CHECK_FALSE(c.grad().defined());
   Tensor d = mul(x, 2.0f).detach();
   CHECK_FALSE(d.requires_grad());
+}
+
+namespace {
+
+// y = x, with a backward that multiplies the gradient by `factor`: a
+// deliberately wrong gradient for checking the gradient checker itself.
+struct ScaledIdentityNode final : Node {
+  explicit ScaledIdentityNode(float f) : factor(f) {}
+  float factor;
+  const char* name() const override { return "ScaledIdentity"; }
+  std::vector<Tensor> backward(const Tensor& grad) override { return {grad * factor}; }
+};
+
+Tensor scaled_identity(const Tensor& x, float factor) {
+  Tensor y;
+  {
+    NoGradGuard ng;
+    y = x.clone();
+  }
+  if (x.requires_grad() && grad_enabled()) record(y, std::make_shared<ScaledIdentityNode>(factor), {&x});
+  return y;
+}
+
+using V = std::vector<Tensor>;
+
+}  // namespace
+
+TEST_CASE("gradcheck fails on a wrong, NaN or infinite gradient and on a non-finite output") {
+  Generator g(3);
+  const Tensor x = randn({13, 3}, &g);
+  auto mean_of = [](float factor) { return [factor](const V& i) { return mean(scaled_identity(i[0], factor)); }; };
+  CHECK(lowbit::testing::gradcheck(mean_of(1.0f), {x}).empty());
+  // 5% off on gradients of size 1/39: inside the old fixed atol of 2e-3.
+  CHECK_FALSE(lowbit::testing::gradcheck(mean_of(1.05f), {x}).empty());
+  CHECK_FALSE(lowbit::testing::gradcheck(mean_of(NAN), {x}).empty());
+  CHECK_FALSE(lowbit::testing::gradcheck(mean_of(INFINITY), {x}).empty());
+  CHECK_FALSE(lowbit::testing::gradcheck([](const V& i) { return i[0] * NAN; }, {x}).empty());
+}
+
+TEST_CASE("gradients of the view and copy ops: clone, transpose, view, squeeze, sum_to") {
+  using lowbit::testing::gradcheck;
+  using lowbit::testing::noncontig;
+  Generator g(5);
+  const Tensor x = randn({3, 1, 5}, &g);
+  CHECK(gradcheck([](const V& i) { return i[0].clone(); }, {noncontig(x)}).empty());
+  CHECK(gradcheck([](const V& i) { return i[0].transpose(0, 2); }, {x}).empty());
+  CHECK(gradcheck([](const V& i) { return i[0].view({5, 3}); }, {x}).empty());
+  CHECK(gradcheck([](const V& i) { return i[0].squeeze(1); }, {x}).empty());
+  CHECK(gradcheck([](const V& i) { return i[0].squeeze(1).unsqueeze(0); }, {noncontig(x)}).empty());
+  CHECK(gradcheck([](const V& i) { return sum_to(i[0], {1, 1, 5}); }, {x}).empty());
+  CHECK(gradcheck([](const V& i) { return sum_to(i[0], {3, 1, 1}); }, {noncontig(x)}).empty());
+  CHECK(gradcheck([](const V& i) { return sum_to(i[0], {5}); }, {x}).empty());
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "tests/skip.h"
 
 namespace lowbit::kernels::testing {
 
@@ -18,6 +19,21 @@ inline std::vector<Isa> available_isas() {
   std::vector<Isa> out;
   for (Isa i : {Isa::ref, Isa::avx2, Isa::avxvnni, Isa::avx512vnni, Isa::neon, Isa::neondot})
     if (isa_available(i)) out.push_back(i);
+  return out;
+}
+
+// The paths compared with ref: every available one but ref itself (ref
+// against ref tests nothing). Built paths this CPU lacks are reported as
+// skipped; no fast path at all fails the test case.
+inline std::vector<Isa> fast_isas() {
+  std::vector<Isa> out;
+  for (Isa i : {Isa::avx2, Isa::avxvnni, Isa::avx512vnni, Isa::neon, Isa::neondot}) {
+    if (isa_available(i))
+      out.push_back(i);
+    else if (isa_built(i))
+      lowbit::testing::skip(std::string("path '") + isa_name(i) + "' is built but this CPU lacks it");
+  }
+  REQUIRE_MESSAGE(!out.empty(), "no fast kernel path is available here: nothing to compare with ref");
   return out;
 }
 

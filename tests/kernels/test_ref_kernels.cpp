@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -40,6 +41,21 @@ TEST_CASE("cpu_features is consistent with the ISA paths") {
   CHECK(isa_available(Isa::ref));
   for (Isa i : {Isa::ref, Isa::avx2, Isa::avxvnni, Isa::avx512vnni, Isa::neon, Isa::neondot})
     if (isa_available(i)) CHECK(isa_built(i));
+}
+
+TEST_CASE("neondot runs its own dot-product kernels, and the CI's CPU has them") {
+  // A "neondot" table that silently ran neon's int8 GEMM would pass every
+  // bit-exact test while testing nothing new.
+  if (isa_built(Isa::neondot)) {
+    const std::string gemm = make_table(Isa::neondot).q8.gemm_path;
+    CHECK_MESSAGE(gemm.rfind("neondot", 0) == 0, "neondot table's int8 gemm is '", gemm, "'");
+  }
+  // tools/run sets this under qemu-aarch64 -cpu max, which has dotprod: the
+  // neondot kernels must really run there, not be skipped.
+  if (std::getenv("LOWBIT_EXPECT_DOTPROD")) {
+    CHECK(cpu_features().dotprod);
+    CHECK(isa_available(Isa::neondot));
+  }
 }
 
 TEST_CASE("isa_from_name: valid names parse, unknown and unavailable names throw a clear error") {
