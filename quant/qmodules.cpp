@@ -143,8 +143,9 @@ Quantizer* FusedConv2d::output_quantizer() const { return quantizer_child(*this,
 
 void FusedConv2d::attach(const LayerQConfig& qc, const std::string& path) {
   register_module("weight_fake_quant", make_quantizer(qc.weight, path + ".weight_fake_quant", out_channels));
-  register_module("activation_post_process",
-                  make_quantizer(qc.activation, path + ".activation_post_process", out_channels));
+  QSpec a = qc.activation;
+  a.axis = 1;  // a per-channel output quantizer works on NCHW's channels
+  register_module("activation_post_process", make_quantizer(a, path + ".activation_post_process", out_channels));
 }
 
 std::pair<Tensor, Tensor> FusedConv2d::folded_weight_bias() const {
@@ -220,20 +221,29 @@ Tensor FusedLinear::forward(const Tensor& x) {
 
 // ---- QuantAdd, QuantPool, QuantStub, QuantModel -----------------------------------------------
 
+namespace {
+// Residual adds, pools and the input quantize per tensor (the integer engine's
+// elementwise kernels take one scale), whatever the layer config says.
+QSpec per_tensor(QSpec s) {
+  s.per_channel = false;
+  return s;
+}
+}  // namespace
+
 QuantAdd::QuantAdd(Activation act, const QSpec& spec, const std::string& path) : nn::Add(act) {
-  register_module("activation_post_process", make_quantizer(spec, path + ".activation_post_process", 1));
+  register_module("activation_post_process", make_quantizer(per_tensor(spec), path + ".activation_post_process", 1));
 }
 
 Tensor QuantAdd::forward(const Tensor& a, const Tensor& b) { return quantize_output(*this, nn::Add::forward(a, b)); }
 
 QuantPool::QuantPool(nn::ModulePtr pool, const QSpec& spec, const std::string& path) : pool_(std::move(pool)) {
-  register_module("activation_post_process", make_quantizer(spec, path + ".activation_post_process", 1));
+  register_module("activation_post_process", make_quantizer(per_tensor(spec), path + ".activation_post_process", 1));
 }
 
 Tensor QuantPool::forward(const Tensor& x) { return quantize_output(*this, pool_->forward(x)); }
 
 QuantStub::QuantStub(const QSpec& spec, const std::string& path) {
-  register_module("activation_post_process", make_quantizer(spec, path + ".activation_post_process", 1));
+  register_module("activation_post_process", make_quantizer(per_tensor(spec), path + ".activation_post_process", 1));
 }
 
 QuantModel::QuantModel(nn::ModulePtr model, const QSpec& input_spec) : model_(std::move(model)) {
@@ -244,9 +254,7 @@ QuantModel::QuantModel(nn::ModulePtr model, const QSpec& input_spec) : model_(st
   for (auto& [n, c] : model_->named_children()) child_tensors += c->state_dict().size();
   LOWBIT_CHECK(child_tensors == model_->state_dict().size(), "quantize: ", model_->type_name(),
                " holds parameters of its own outside child modules; wrap them in a module");
-  QSpec s = input_spec;
-  s.per_channel = false;
-  register_module("quant", std::make_shared<QuantStub>(s, "quant"));
+  register_module("quant", std::make_shared<QuantStub>(input_spec, "quant"));
   for (auto& [n, c] : model_->named_children()) register_module(n, c);
   training_ = model_->is_training();
 }

@@ -335,6 +335,30 @@ TEST_CASE("QAT with LSQ (w4a4) trains, freezes, and round-trips through a checkp
   std::remove(tmp_path("qat").c_str());
 }
 
+TEST_CASE("per-channel activations: conv and linear outputs per channel, adds and pools per tensor") {
+  QConfig qc = preset("w8a8");
+  qc.layer.activation.per_channel = true;
+  qc.layer.activation.observer = ObserverKind::minmax;
+  auto q = prepare(model("resnet20"), qc);
+  {
+    NoGradGuard ng;
+    q->forward(images(3, 12, 1));
+  }
+  freeze(*q);
+  for (auto& [p, qz] : quantizers(*q)) {
+    CAPTURE(p);
+    const bool layer_output = p.find("activation_post_process") != std::string::npos &&
+                              (p.find("conv") != std::string::npos || p.find("downsample") != std::string::npos ||
+                               p.rfind("fc.", 0) == 0);
+    const QuantParams qp = qz->qparams();
+    if (p.find("weight_fake_quant") != std::string::npos) continue;
+    if (layer_output) CHECK(qp.scale.size() > 1);
+    else CHECK(qp.scale.size() == 1);
+  }
+  NoGradGuard ng;
+  CHECK(q->forward(images(2, 12, 2)).shape() == Shape{2, 10});
+}
+
 TEST_CASE("LSQ+ freeze folds the offset into an integer zero point") {
   QSpec s;
   s.bits = 4;
