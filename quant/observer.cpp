@@ -166,6 +166,15 @@ void MinMaxObserver::observe(const Tensor& x_in) {
   }
 }
 
+bool MinMaxObserver::restore(const std::vector<float>& lo, const std::vector<float>& hi) {
+  for (size_t c = 0; c < lo.size(); ++c)
+    if (!(lo[c] <= hi[c]) || !std::isfinite(lo[c]) || !std::isfinite(hi[c])) return false;
+  min_ = lo;
+  max_ = hi;
+  has_data_ = !lo.empty();
+  return has_data_;
+}
+
 QuantParams MinMaxObserver::calculate_qparams() const {
   LOWBIT_CHECK(has_data_, name, ": no data observed (run calibration batches first)");
   return qparams_from_range(min_, max_, spec_);

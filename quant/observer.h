@@ -39,12 +39,17 @@ class Observer {
  public:
   explicit Observer(const QSpec& spec) : spec_(spec) {}
   virtual ~Observer() = default;
+  Observer(const Observer&) = delete;
+  Observer& operator=(const Observer&) = delete;
   // x: any f32 tensor (per-channel: channel dimension spec.axis). Throws
   // naming `name` if x holds NaN or Inf.
   virtual void observe(const Tensor& x) = 0;
   virtual QuantParams calculate_qparams() const = 0;
   // The observed (clipped, for the searching observers) range per channel.
   virtual std::pair<std::vector<float>, std::vector<float>> range() const = 0;
+  // Continue from a saved range (a resumed QAT run). Only the running
+  // min/max observers can: a histogram is not in the checkpoint.
+  virtual bool restore(const std::vector<float>&, const std::vector<float>&) { return false; }
   bool has_data() const { return has_data_; }
   const QSpec& spec() const { return spec_; }
   std::string name = "observer";  // the module path, for error messages
@@ -65,6 +70,7 @@ class MinMaxObserver : public Observer {
   void observe(const Tensor& x) override;
   QuantParams calculate_qparams() const override;
   std::pair<std::vector<float>, std::vector<float>> range() const override { return {min_, max_}; }
+  bool restore(const std::vector<float>& lo, const std::vector<float>& hi) override;
 
  private:
   bool ema_;

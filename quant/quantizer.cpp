@@ -46,6 +46,10 @@ FakeQuantize::FakeQuantize(const QSpec& spec, std::string path, int64_t channels
   const int64_t c = spec.per_channel ? channels : 1;
   register_buffer("scale", Tensor::ones({c}));
   register_buffer("zero_point", Tensor::zeros({c}, DType::s32));
+  // A running min/max observer's range, so a resumed QAT run continues
+  // exactly (+inf/−inf: nothing observed, or an observer that cannot resume).
+  register_buffer("min_val", Tensor::full({c}, INFINITY));
+  register_buffer("max_val", Tensor::full({c}, -INFINITY));
 }
 
 QuantParams FakeQuantize::qparams() const { return read_qparams(buffer("scale"), buffer("zero_point"), spec_); }
@@ -61,7 +65,19 @@ void FakeQuantize::compute_qparams() {
 
 Tensor FakeQuantize::forward(const Tensor& x) {
   if (observer_enabled_) {
+    Tensor lo = buffer("min_val"), hi = buffer("max_val");
+    if (!observer_->has_data()) observer_->restore(lo.to_vector(), hi.to_vector());  // a loaded state
     observer_->observe(x.detach());
+    // Running min/max observers only: a histogram's range() is a search.
+    const auto* mm = dynamic_cast<const MinMaxObserver*>(observer_.get());
+    const auto [l, h] = mm ? mm->range() : std::pair<std::vector<float>, std::vector<float>>{};
+    if (mm && (int64_t)l.size() == lo.numel()) {
+      NoGradGuard ng;
+      std::copy(l.begin(), l.end(), lo.data<float>());
+      std::copy(h.begin(), h.end(), hi.data<float>());
+      lo.bump_version();
+      hi.bump_version();
+    }
     // QAT: fresh qparams every step. PTQ calibration (fake-quant off) asks
     // once, at freeze: a histogram search per batch would be wasted.
     if (fake_quant_enabled_) compute_qparams();
