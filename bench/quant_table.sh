@@ -4,7 +4,7 @@
 # w4a4 LSQ, w2a2 LSQ. Every accuracy is `lowbit eval --json` of the written
 # file on the full test split; one JSON line per row goes to OUT.
 #
-# usage: bench/quant_table.sh FLOAT.safetensors OUT.jsonl [QAT_EPOCHS (2)] [W2A2_EPOCHS (QAT_EPOCHS)]
+# usage: bench/quant_table.sh FLOAT.safetensors OUT.jsonl [W8A8_QAT_EPOCHS (2)] [LOW_BIT_QAT_EPOCHS (same)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 weights="$1"; out="$2"; epochs="${3:-2}"; epochs2="${4:-$epochs}"
@@ -32,7 +32,7 @@ for obs in minmax ema histogram entropy percentile mse; do
   row "PTQ per-channel $obs" 0 "$dir/pc_$obs.safetensors" \
     $L quantize --weights "$weights" --qconfig w8a8 --observer "$obs" --out "$dir/pc_$obs.safetensors"
 done
-for q in "w8a8 ste $epochs" "w8a8 lsq $epochs" "w4a4 lsq $epochs" "w2a2 lsq $epochs2"; do
+for q in "w8a8 ste $epochs" "w8a8 lsq $epochs" "w4a4 lsq $epochs2" "w2a2 lsq $epochs2"; do
   set -- $q
   row "QAT $1 ${2^^}" "$3" "$dir/qat_$1_$2.safetensors" \
     $L qat --weights "$weights" --qconfig "$1" --quantizer "$2" --epochs "$3" --out "$dir/qat_$1_$2.safetensors"
