@@ -374,7 +374,13 @@ std::pair<float, float> HistogramObserver::entropy_range() const {
     const int b1 = std::min(kBins, (int)std::ceil((std::min(max_, t) - min_) / bw));
     const int n = b1 - b0;
     if (n < 2) continue;
-    std::vector<double> p(hist_.begin() + b0, hist_.begin() + b1), q(n, 0.0);
+    std::vector<double> h(hist_.begin() + b0, hist_.begin() + b1), q(n, 0.0);
+    // A one-sided tensor (a ReLU output) has its zeros in bin 0: they are
+    // exact on any grid with zero point 0, and their spike, spread over a
+    // merged level, would make every wide range look bad (pytorch-quantization's
+    // skip_zeros). Leave bin 0 out of both distributions.
+    if (min_ >= 0.0f && b0 == 0) h[0] = 0.0;
+    std::vector<double> p = h;
     for (int i = 0; i < b0; ++i) p[0] += hist_[i];
     for (int i = b1; i < kBins; ++i) p[n - 1] += hist_[i];
     const int groups = std::min(levels, n);
@@ -382,8 +388,8 @@ std::pair<float, float> HistogramObserver::entropy_range() const {
       const int gb = (int)((int64_t)g * n / groups), ge = (int)((int64_t)(g + 1) * n / groups);
       double mass = 0;
       int nonzero = 0;
-      for (int i = gb; i < ge; ++i) mass += hist_[b0 + i], nonzero += hist_[b0 + i] > 0;
-      for (int i = gb; i < ge; ++i) q[i] = hist_[b0 + i] > 0 ? mass / nonzero : 0.0;
+      for (int i = gb; i < ge; ++i) mass += h[i], nonzero += h[i] > 0;
+      for (int i = gb; i < ge; ++i) q[i] = h[i] > 0 ? mass / nonzero : 0.0;
     }
     double ps = 0, qs = 0;
     for (int i = 0; i < n; ++i) ps += p[i], qs += q[i];

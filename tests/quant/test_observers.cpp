@@ -140,6 +140,19 @@ TEST_CASE("4-bit ranges of a Gaussian: the searches clip near the known optimum,
   CHECK(pct->range().first[0] == doctest::Approx(-3.09).epsilon(0.05));
 }
 
+TEST_CASE("entropy on a ReLU output: the spike of zeros does not shrink the range") {
+  // max(0, N(0, 1)): half the values are exactly 0 (bin 0). They are exact on
+  // the grid, so the 8-bit range should keep the tail to a few sigma; counted
+  // in the KL they pulled it to about max/4 (1.1 here).
+  Generator gen(4);
+  Tensor x = relu(randn({200000}, &gen));
+  auto obs = make_observer(u8(ObserverKind::entropy));
+  obs->observe(x);
+  const float hi = obs->range().second[0];
+  CHECK(hi > 2.5f);
+  CHECK(hi <= 4.8f);
+}
+
 TEST_CASE("histogram: observing in two batches gives about the range of one") {
   Generator gen(5);
   Tensor a = randn({50000}, &gen), b = mul(randn({50000}, &gen), 2.0f);
