@@ -5,9 +5,12 @@
 # file on the full test split; one JSON line per row goes to OUT.
 #
 # usage: bench/quant_table.sh FLOAT.safetensors OUT.jsonl [W8A8_QAT_EPOCHS (2)] [LOW_BIT_QAT_EPOCHS (same)]
+#                             [W8A8_LR (0.001)] [LOW_BIT_LR (0.01)]
+# 8-bit QAT fine-tunes a converged model (a small lr); 4 and 2 bits must move
+# the weights much further (the LSQ paper fine-tunes at 0.01).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-weights="$1"; out="$2"; epochs="${3:-2}"; epochs2="${4:-$epochs}"
+weights="$1"; out="$2"; epochs="${3:-2}"; epochs2="${4:-$epochs}"; lr8="${5:-0.001}"; lr_low="${6:-0.01}"
 L=build/tools/lowbit
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
@@ -32,8 +35,8 @@ for obs in minmax ema histogram entropy percentile mse; do
   row "PTQ per-channel $obs" 0 "$dir/pc_$obs.safetensors" \
     $L quantize --weights "$weights" --qconfig w8a8 --observer "$obs" --out "$dir/pc_$obs.safetensors"
 done
-for q in "w8a8 ste $epochs" "w8a8 lsq $epochs" "w4a4 lsq $epochs2" "w2a2 lsq $epochs2"; do
+for q in "w8a8 ste $epochs $lr8" "w8a8 lsq $epochs $lr8" "w4a4 lsq $epochs2 $lr_low" "w2a2 lsq $epochs2 $lr_low"; do
   set -- $q
   row "QAT $1 ${2^^}" "$3" "$dir/qat_$1_$2.safetensors" \
-    $L qat --weights "$weights" --qconfig "$1" --quantizer "$2" --epochs "$3" --out "$dir/qat_$1_$2.safetensors"
+    $L qat --weights "$weights" --qconfig "$1" --quantizer "$2" --epochs "$3" --lr "$4" --out "$dir/qat_$1_$2.safetensors"
 done
