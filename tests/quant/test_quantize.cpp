@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <typeinfo>
@@ -76,7 +77,9 @@ double max_abs(const Tensor& a) {
   return d;
 }
 
-std::string tmp_path(const std::string& name) { return "/tmp/lowbit_test_quant_" + name + ".safetensors"; }
+std::string tmp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("lowbit_test_quant_" + name + ".safetensors")).string();
+}
 
 Tensor images(int64_t n, int64_t size, uint64_t seed) {
   Generator gen(seed);
