@@ -94,10 +94,11 @@ QuantParams qparams_from_range(const std::vector<float>& min_val, const std::vec
   return qp;
 }
 
-void Observer::check_finite(const Tensor& x) const {
-  for (float f : x.to_vector())
-    LOWBIT_CHECK(std::isfinite(f), name, ": observed a non-finite value (", f, ") in a tensor of shape ",
-                 shape_str(x.shape()));
+void Observer::check_finite(const Tensor& x_in) const {
+  const Tensor x = x_in.contiguous();
+  float lo, hi;
+  LOWBIT_CHECK(kernels::table().q8.f32_minmax(&lo, &hi, x.data<float>(), x.numel()), name,
+               ": observed a non-finite value (NaN or Inf) in a tensor of shape ", shape_str(x.shape()));
 }
 
 ObserverPtr make_observer(const QSpec& spec) {
@@ -147,7 +148,7 @@ void MinMaxObserver::observe(const Tensor& x_in) {
       lo[c] = std::min(lo[c], l);
       hi[c] = std::max(hi[c], h);
     }
-  LOWBIT_CHECK(finite, name, ": observed a non-finite value (NaN or Inf) in a tensor of shape ", shape_str(x.shape()));
+  if (!finite) check_finite(x);  // throws, with the one message
   if (!has_data_) {
     min_ = lo;
     max_ = hi;
@@ -198,14 +199,10 @@ void histc(const std::vector<float>& x, float lo, float hi, std::vector<float>& 
 
 void HistogramObserver::observe(const Tensor& x_in) {
   if (x_in.numel() == 0) return;
+  check_finite(x_in);
   const std::vector<float> x = x_in.to_vector();
   float lo = x[0], hi = x[0];
-  for (float f : x) {
-    LOWBIT_CHECK(std::isfinite(f), name, ": observed a non-finite value (", f, ") in a tensor of shape ",
-                 shape_str(x_in.shape()));
-    lo = std::min(lo, f);
-    hi = std::max(hi, f);
-  }
+  for (float f : x) lo = std::min(lo, f), hi = std::max(hi, f);
   if (!has_data_ || min_ == max_) {
     min_ = lo;
     max_ = hi;
@@ -421,13 +418,11 @@ std::pair<std::vector<float>, std::vector<float>> HistogramObserver::range() con
 
 void PerChannelSearchObserver::observe(const Tensor& x) {
   if (x.numel() == 0) return;
+  check_finite(x);
   const ChannelView v = channel_view(x, spec_, name);
   std::vector<float> lo(v.channels), hi(v.channels);
   for (int64_t c = 0; c < v.channels; ++c) {
     std::vector<float> vals = channel_values(v, c);
-    for (float f : vals)
-      LOWBIT_CHECK(std::isfinite(f), name, ": observed a non-finite value (", f, ") in a tensor of shape ",
-                   shape_str(x.shape()));
     std::sort(vals.begin(), vals.end());
     const float vmin = vals.front(), vmax = vals.back();
     if (spec_.observer == ObserverKind::percentile) {
