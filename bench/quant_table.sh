@@ -8,6 +8,7 @@
 #                             [W8A8_LR (0.001)] [LOW_BIT_LR (0.01)]
 # 8-bit QAT fine-tunes a converged model (a small lr); 4 and 2 bits must move
 # the weights much further (the LSQ paper fine-tunes at 0.01).
+# ROWS=REGEX (environment) keeps only the rows whose label matches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 weights="$1"; out="$2"; epochs="${3:-2}"; epochs2="${4:-$epochs}"; lr8="${5:-0.001}"; lr_low="${6:-0.01}"
@@ -19,6 +20,7 @@ trap 'rm -rf "$dir"' EXIT
 # then record lowbit eval --json of FILE with the label, epochs and CMD.
 row() {
   local label="$1" ep="$2" file="$3"; shift 3
+  [[ "$label" =~ ${ROWS:-.} ]] || return 0
   local t0=$SECONDS
   [ $# -gt 0 ] && "$@" --quiet >/dev/null 2>"$dir/log"
   local secs=$((SECONDS - t0))
