@@ -44,6 +44,7 @@ int cmd_quantize(const Args& a_in) {
   if (batch < 1) throw UsageError("--batch must be at least 1");
   const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
   qconfig_from_flags(a, nullptr, false);  // refuse bad flags before reading any data
+  check_output_path("--out", out);
   const uint64_t seed = (uint64_t)a.get_int("--seed", 0);
   const int workers = (int)a.get_int("--workers", 2);
 

@@ -179,6 +179,7 @@ expect "qat 1 of 2"        0 "" -- "$LOWBIT" qat "${qsmall[@]}" --stop-after 1 -
 expect "qat resume"        0 "" -- "$LOWBIT" qat --resume "$tmp/qb.safetensors" --limit 256 --val-limit 64 --batch 64 --epochs 2 --quiet --out "$tmp/qb.safetensors"
 if cmp -s "$tmp/qa.safetensors" "$tmp/qb.safetensors"; then passed=$((passed + 1)); else
   echo "FAIL qat resume: 1 epoch + resume 1 epoch differs from 2 epochs" >&2; failed=$((failed + 1)); fi
+expect "quantize out is a dir" 2 "--out $tmp: is a directory" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --out "$tmp"
 expect "calib 0"           2 "--calib must be at least 1" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --calib 0 --out "$tmp/x.safetensors"
 expect "unknown qconfig"   2 "unknown qconfig 'w3a3'" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --qconfig w3a3 --out "$tmp/x.safetensors" --limit 64
 expect "unknown observer"  2 "unknown observer 'kl'" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --observer kl --out "$tmp/x.safetensors" --limit 64
