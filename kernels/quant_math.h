@@ -63,6 +63,20 @@ inline int32_t requantize(int32_t acc, float multiplier, int32_t zp, int32_t qmi
 
 inline float dequantize_acc(int32_t acc, float multiplier) { return static_cast<float>(acc) * multiplier; }
 
+// A conv/linear bias in accumulator units (scale s_in · s_w, zero point 0):
+//   round_half_even(b / (s_in · s_w)), the fp32 quotient clamped to ±2^30 (a
+//   bias that large is a broken model, but stays defined). PyTorch quantizes the
+//   bias the same way (quantize_per_channel(b, s_in·s_w, 0, qint32)).
+inline int32_t quantize_bias(float b, float in_scale, float weight_scale) {
+  float f = b / (in_scale * weight_scale);
+  f = f > -1073741824.0f ? f : -1073741824.0f;  // NaN → lower limit, as clamp_for_rounding
+  f = f < 1073741824.0f ? f : 1073741824.0f;
+  return static_cast<int32_t>(std::nearbyint(f));
+}
+
+// ReLU6 folded into an output clamp: the quantized 6 is zp + round_half_even(6 / s_out).
+inline int32_t relu6_qmax(float out_scale, int32_t zp) { return zp + round_half_even(6.0f / out_scale); }
+
 // Wrapping int32 arithmetic (what SIMD adds and multiplies do), without UB.
 inline int32_t wrap_add(int32_t a, int32_t b) {
   return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));

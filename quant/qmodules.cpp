@@ -1,8 +1,11 @@
 #include "quant/qmodules.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "core/autograd.h"
+#include "quant/fake_quant_ops.h"
+#include "quant/integer.h"
 
 namespace lowbit::quant {
 
@@ -108,6 +111,65 @@ Tensor quantize_output(const nn::Module& m, const Tensor& y) {
   auto q = m.child("activation_post_process");
   return q ? q->forward(y) : y;
 }
+
+// "layer1.0.conv1" from "layer1.0.conv1.activation_post_process".
+std::string layer_path(const Quantizer* q) {
+  const std::string& p = q->path();
+  const auto dot = p.rfind('.');
+  return dot == std::string::npos ? p : p.substr(0, dot);
+}
+
+// A frozen conv/linear in integers (quant/integer.h): an undefined tensor
+// when it cannot run so (noted in the trace; the float path runs instead).
+template <class Compute>
+Tensor integer_forward(Trace& t, nn::Module& m, OpKind kind, const Tensor& x, Quantizer* wq, Quantizer* oq,
+                       const std::pair<Tensor, Tensor>& wb, Activation act, Compute&& compute) {
+  if (!wq || !oq) return Tensor();
+  const std::string path = layer_path(wq);
+  if (!wq->frozen() || !oq->frozen()) return Tensor();
+  const int in = t.find(x);
+  if (in < 0) {
+    t.fallback(path, "its input is not the output of a quantized layer");
+    return Tensor();
+  }
+  TraceOp op{kind, path, &m, {in}, -1, {}, {}};
+  try {
+    op.layer = integer_layer(path, wb.first, wb.second, *wq, t.value(in).grid, *oq, act);
+  } catch (const Error& e) {
+    t.fallback(path, e.what());
+    return Tensor();
+  }
+  const IntegerLayer& L = op.layer;
+  Tensor wf = Tensor::uninitialized(L.weight_shape);
+  float* pw = wf.data<float>();
+  for (size_t i = 0; i < L.weight.size(); ++i) pw[i] = (float)L.weight[i];
+  std::vector<float> bias(L.bias.begin(), L.bias.end());
+  Tensor acc = compute(centered_integers(x, L.in), wf, Tensor::from_vector(bias, {(int64_t)bias.size()}));
+  Tensor y = requantize_accumulators(acc, L.multipliers(), L.out);
+  op.output = t.add(y, L.out);
+  t.record(std::move(op));
+  return y;
+}
+
+// A per-tensor output quantizer's forward on a trace: fake quantization with
+// its frozen grid, the value registered. Undefined when not applicable.
+Tensor traced_output(Trace& t, const nn::Module& m, OpKind kind, const std::string& path, std::vector<int> inputs,
+                     const Tensor& y) {
+  auto* q = static_cast<Quantizer*>(m.child("activation_post_process").get());
+  if (!q || !q->frozen()) return Tensor();
+  Grid g;
+  try {
+    g = grid_of(*q);
+  } catch (const Error& e) {
+    t.fallback(path, e.what());
+    return Tensor();
+  }
+  Tensor out = fake_quantize(y.detach(), q->qparams(), q->qmin(), q->qmax());
+  TraceOp op{kind, path, const_cast<nn::Module*>(&m), std::move(inputs), -1, {}, {}};
+  op.output = t.add(out, g);
+  t.record(std::move(op));
+  return out;
+}
 }  // namespace
 
 // ---- FusedConv2d ---------------------------------------------------------------------
@@ -159,6 +221,14 @@ Tensor FusedConv2d::forward(const Tensor& x) {
   LOWBIT_CHECK(x.dim() == 4 && x.shape()[1] == in_channels, type_name(), "(", in_channels, ", ", out_channels,
                "): input ", shape_str(x.shape()), " does not have ", in_channels, " channels");
   Quantizer* wq = weight_quantizer();
+  if (Trace* t = Trace::current(); t && !training_) {
+    Tensor y = integer_forward(*t, *this, OpKind::conv, x, wq, output_quantizer(), folded_weight_bias(), act,
+                               [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
+                                 NoGradGuard ng;
+                                 return conv2d(xi, wi, bi, options);
+                               });
+    if (y.defined()) return y;
+  }
   const Tensor& w = param("weight");
   const Tensor bias = optional_param(*this, "bias");
   Tensor y;
@@ -215,6 +285,16 @@ void FusedLinear::attach(const LayerQConfig& qc, const std::string& path) {
 Tensor FusedLinear::forward(const Tensor& x) {
   Quantizer* wq = weight_quantizer();
   const Tensor& w = param("weight");
+  if (Trace* t = Trace::current(); t && !training_) {
+    const Tensor b = optional_param(*this, "bias");
+    Tensor y = integer_forward(*t, *this, OpKind::linear, x, wq, output_quantizer(),
+                               {w.detach(), b.defined() ? b.detach() : Tensor()}, act,
+                               [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
+                                 NoGradGuard ng;
+                                 return linear(xi.dim() == 2 ? xi : flatten(xi, 1), wi, bi);
+                               });
+    if (y.defined()) return y;
+  }
   Tensor y = linear(x, wq ? wq->forward(w) : w, optional_param(*this, "bias"));
   return quantize_output(*this, nn::apply_activation(y, act));
 }
@@ -230,20 +310,74 @@ QSpec per_tensor(QSpec s) {
 }
 }  // namespace
 
-QuantAdd::QuantAdd(Activation act, const QSpec& spec, const std::string& path) : nn::Add(act) {
+QuantAdd::QuantAdd(Activation act, const QSpec& spec, const std::string& path) : nn::Add(act), path_(path) {
   register_module("activation_post_process", make_quantizer(per_tensor(spec), path + ".activation_post_process", 1));
 }
 
-Tensor QuantAdd::forward(const Tensor& a, const Tensor& b) { return quantize_output(*this, nn::Add::forward(a, b)); }
+Tensor QuantAdd::forward(const Tensor& a, const Tensor& b) {
+  const Tensor y = nn::Add::forward(a, b);
+  if (Trace* t = Trace::current(); t && !training_) {
+    const int ia = t->find(a), ib = t->find(b);
+    if (ia >= 0 && ib >= 0) {
+      // dequantize(a) + dequantize(b) in fp32, then quantize: qmath::add's steps.
+      Tensor out = traced_output(*t, *this, OpKind::add, path_, {ia, ib}, y);
+      if (out.defined()) return out;
+    } else {
+      t->fallback(path_, "an input is not the output of a quantized layer");
+    }
+  }
+  return quantize_output(*this, y);
+}
 
-QuantPool::QuantPool(nn::ModulePtr pool, const QSpec& spec, const std::string& path) : pool_(std::move(pool)) {
+QuantPool::QuantPool(nn::ModulePtr pool, const QSpec* spec, const std::string& path)
+    : pool_(std::move(pool)), path_(path) {
+  if (spec)
+    register_module("activation_post_process", make_quantizer(per_tensor(*spec), path + ".activation_post_process", 1));
+}
+
+Tensor QuantPool::forward(const Tensor& x) {
+  Trace* t = training_ ? nullptr : Trace::current();
+  const int in = t ? t->find(x) : -1;
+  if (t && in < 0) t->fallback(path_, "its input is not the output of a quantized layer");
+  if (in >= 0) {
+    if (auto* mp = dynamic_cast<const nn::MaxPool2d*>(pool_.get()); mp && !child("activation_post_process")) {
+      // The max of values on one grid is on that grid.
+      Tensor y = pool_->forward(x.detach());
+      TraceOp op{OpKind::max_pool, path_, this, {in}, -1, {}, mp->options};
+      op.output = t->add(y, t->value(in).grid);
+      t->record(std::move(op));
+      return y;
+    }
+    auto* q = static_cast<Quantizer*>(child("activation_post_process").get());
+    auto* ap = dynamic_cast<const nn::AdaptiveAvgPool2d*>(pool_.get());
+    if (ap && ap->out_h == 1 && ap->out_w == 1 && q && q->frozen()) {
+      try {
+        const Grid g = grid_of(*q);
+        Tensor y = global_average_integer(x, t->value(in).grid, g);
+        TraceOp op{OpKind::global_avg_pool, path_, this, {in}, -1, {}, {}};
+        op.output = t->add(y, g);
+        t->record(std::move(op));
+        return y;
+      } catch (const Error& e) {
+        t->fallback(path_, e.what());
+      }
+    } else {
+      t->fallback(path_, pool_->type_name() + " has no integer form (max pooling and global average pooling have)");
+    }
+  }
+  return quantize_output(*this, pool_->forward(x));
+}
+
+QuantStub::QuantStub(const QSpec& spec, const std::string& path) : path_(path) {
   register_module("activation_post_process", make_quantizer(per_tensor(spec), path + ".activation_post_process", 1));
 }
 
-Tensor QuantPool::forward(const Tensor& x) { return quantize_output(*this, pool_->forward(x)); }
-
-QuantStub::QuantStub(const QSpec& spec, const std::string& path) {
-  register_module("activation_post_process", make_quantizer(per_tensor(spec), path + ".activation_post_process", 1));
+Tensor QuantStub::forward(const Tensor& x) {
+  if (Trace* t = Trace::current(); t && !training_) {
+    Tensor y = traced_output(*t, *this, OpKind::quantize, path_, {}, x);
+    if (y.defined()) return y;
+  }
+  return child("activation_post_process")->forward(x);
 }
 
 QuantModel::QuantModel(nn::ModulePtr model, const QSpec& input_spec) : model_(std::move(model)) {
@@ -257,6 +391,17 @@ QuantModel::QuantModel(nn::ModulePtr model, const QSpec& input_spec) : model_(st
   register_module("quant", std::make_shared<QuantStub>(input_spec, "quant"));
   for (auto& [n, c] : model_->named_children()) register_module(n, c);
   training_ = model_->is_training();
+}
+
+Tensor QuantModel::forward(const Tensor& x) {
+  if (!frozen_ || training_) return model_->forward(child("quant")->forward(x));
+  Trace own;
+  Trace* t = Trace::current();
+  std::optional<TraceScope> scope;
+  if (!t) scope.emplace(own), t = &own;
+  Tensor y = model_->forward(child("quant")->forward(x));
+  t->output = t->find(y);
+  return y;
 }
 
 void QuantModel::train(bool on) {

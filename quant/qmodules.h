@@ -12,8 +12,8 @@
 //                 "activation_post_process" (the output, after the activation).
 //   FusedLinear   linear [+ ReLU/ReLU6], the same quantizers.
 //   QuantAdd      nn::Add (residual sum [+ ReLU]) with an output quantizer.
-//   QuantPool     an average pool with an output quantizer (its result
-//                 leaves the input grid). Max pooling keeps the grid: no quantizer.
+//   QuantPool     a pool: average pooling with an output quantizer (its result
+//                 leaves the input grid), max pooling without (it keeps the grid).
 //   QuantStub     the network input's quantizer ("quant.activation_post_process").
 //   QuantModel    wraps a prepared model: quant stub, then the model; the
 //                 state dict is the model's plus "quant.*".
@@ -65,11 +65,15 @@ class QuantAdd : public nn::Add {
   Tensor forward(const Tensor& a, const Tensor& b) override;
   using nn::Add::forward;
   std::string type_name() const override { return act == Activation::none ? "QuantAdd" : "QuantAddReLU"; }
+
+ private:
+  std::string path_;
 };
 
 class QuantPool : public nn::Module {
  public:
-  QuantPool(nn::ModulePtr pool, const QSpec& spec, const std::string& path);
+  // spec null: no output quantizer (max pooling keeps its input's grid).
+  QuantPool(nn::ModulePtr pool, const QSpec* spec, const std::string& path);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Quant" + pool_->type_name(); }
   std::string extra_repr() const override { return pool_->extra_repr(); }
@@ -77,25 +81,35 @@ class QuantPool : public nn::Module {
 
  private:
   nn::ModulePtr pool_;  // parameterless; not a child, so names stay put
+  std::string path_;
 };
 
 class QuantStub : public nn::Module {
  public:
   QuantStub(const QSpec& spec, const std::string& path);
-  Tensor forward(const Tensor& x) override { return child("activation_post_process")->forward(x); }
+  Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "QuantStub"; }
+
+ private:
+  std::string path_;
 };
 
 class QuantModel : public nn::Module {
  public:
   QuantModel(nn::ModulePtr model, const QSpec& input_spec);
-  Tensor forward(const Tensor& x) override { return model_->forward(child("quant")->forward(x)); }
+  // Frozen and in eval mode, runs in integers (quant/integer.h) on the
+  // current trace, or on a trace of its own.
+  Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Quantized" + model_->type_name(); }
   void train(bool on = true) override;
   const nn::ModulePtr& model() const { return model_; }
+  // Set by quant::freeze: every quantizer's parameters are final.
+  void set_frozen(bool on) { frozen_ = on; }
+  bool frozen() const { return frozen_; }
 
  private:
   nn::ModulePtr model_;
+  bool frozen_ = false;
 };
 
 }  // namespace lowbit::quant

@@ -51,7 +51,9 @@ void attach(nn::Module& model, const QConfig& qc) {
     } else if (is_exactly<nn::Add>(m)) {
       s.parent->replace_child(s.name, std::make_shared<QuantAdd>(static_cast<nn::Add&>(m).act, lc->activation, s.path));
     } else if (is_exactly<nn::AdaptiveAvgPool2d>(m) || is_exactly<nn::AvgPool2d>(m)) {
-      s.parent->replace_child(s.name, std::make_shared<QuantPool>(s.module, lc->activation, s.path));
+      s.parent->replace_child(s.name, std::make_shared<QuantPool>(s.module, &lc->activation, s.path));
+    } else if (is_exactly<nn::MaxPool2d>(m)) {
+      s.parent->replace_child(s.name, std::make_shared<QuantPool>(s.module, nullptr, s.path));
     }
   }
 }
@@ -169,6 +171,7 @@ void freeze(nn::Module& prepared) {
   for (auto& [p, q] : quantizers(prepared)) q->freeze();
   freeze_bn_stats(prepared);
   prepared.eval();
+  if (auto* qm = dynamic_cast<QuantModel*>(&prepared)) qm->set_frozen(true);
 }
 
 ModelSize model_size(nn::Module& prepared) {

@@ -1,0 +1,167 @@
+#include "quant/integer.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/quant_math.h"
+#include "quant/quantizer.h"
+
+namespace lowbit::quant {
+
+namespace qm = kernels::qmath;
+
+// ---- integer layers --------------------------------------------------------------------
+
+std::vector<float> IntegerLayer::multipliers() const {
+  std::vector<float> m;
+  for (float ws : weight_scale) m.push_back(qm::requant_multiplier(in.scale, ws, out.scale));
+  return m;
+}
+
+double IntegerLayer::accumulator_bound() const {
+  const int64_t k = out_channels(), per = k ? (int64_t)weight.size() / k : 0;
+  const double xmax = std::max(in.qmax - in.zp, in.zp - in.qmin);
+  double worst = 0;
+  for (int64_t o = 0; o < k; ++o) {
+    double s = 0;
+    for (int64_t i = 0; i < per; ++i) s += std::abs((int)weight[(size_t)(o * per + i)]);
+    worst = std::max(worst, s * xmax + std::abs((double)bias[(size_t)o]));
+  }
+  return worst;
+}
+
+Grid grid_of(const Quantizer& q) {
+  const QuantParams qp = q.qparams();
+  LOWBIT_CHECK(qp.scale.size() == 1 && qp.zero_point.size() == 1, q.path(),
+               ": a per-channel activation quantizer has no integer form (the engine's activations are per tensor)");
+  return {qp.scale[0], qp.zero_point[0], q.qmin(), q.qmax()};
+}
+
+IntegerLayer integer_layer(const std::string& path, const Tensor& w_in, const Tensor& b_in, const Quantizer& wq,
+                           const Grid& in, const Quantizer& oq, Activation act) {
+  const QSpec& ws = wq.spec();
+  LOWBIT_CHECK(ws.is_signed && ws.bits <= 8, path, ": weights must be signed 8-bit or narrower for the int8 engine (",
+               ws.str(), ")");
+  LOWBIT_CHECK(!oq.spec().is_signed, path, ": outputs must be unsigned (u8 activations) for the int8 engine (",
+               oq.spec().str(), ")");
+  const QuantParams wp = wq.qparams();
+  for (int32_t z : wp.zero_point)
+    LOWBIT_CHECK(z == 0, path, ": weights must be symmetric (zero point 0) for the int8 engine, found ", z);
+  const Tensor w = w_in.contiguous();
+  const int64_t k = w.shape()[0], per = w.numel() / k;
+  LOWBIT_CHECK(wp.scale.size() == 1 || (int64_t)wp.scale.size() == k, path, ": ", wp.scale.size(),
+               " weight scales for ", k, " output channels");
+  IntegerLayer L;
+  L.weight_shape = w.shape();
+  L.weight_scale = wp.scale;
+  L.in = in;
+  L.out = grid_of(oq);
+  if (act != Activation::none) L.out.qmin = std::max(L.out.qmin, L.out.zp);
+  if (act == Activation::relu6) L.out.qmax = std::min(L.out.qmax, qm::relu6_qmax(L.out.scale, L.out.zp));
+  LOWBIT_CHECK(L.out.qmin <= L.out.qmax, path, ": empty output range after folding the activation");
+  L.weight.resize((size_t)w.numel());
+  const float* pw = w.data<float>();
+  for (int64_t o = 0; o < k; ++o) {
+    const float inv = qm::inverse_scale(wp.scale[wp.scale.size() == 1 ? 0 : (size_t)o]);
+    for (int64_t i = 0; i < per; ++i)
+      L.weight[(size_t)(o * per + i)] = (int8_t)qm::quantize(pw[o * per + i], inv, 0, wq.qmin(), wq.qmax());
+  }
+  L.bias.assign((size_t)k, 0);
+  if (b_in.defined()) {
+    const std::vector<float> b = b_in.to_vector();
+    LOWBIT_CHECK((int64_t)b.size() == k, path, ": bias has ", b.size(), " values for ", k, " output channels");
+    for (int64_t o = 0; o < k; ++o)
+      L.bias[(size_t)o] = qm::quantize_bias(b[(size_t)o], in.scale, wp.scale[wp.scale.size() == 1 ? 0 : (size_t)o]);
+  }
+  return L;
+}
+
+// ---- integer computation on floats ---------------------------------------------------------
+
+Tensor centered_integers(const Tensor& x_in, const Grid& g) {
+  const Tensor x = x_in.detach().contiguous();
+  Tensor y = Tensor::uninitialized(x.shape());
+  const float inv = qm::inverse_scale(g.scale);
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  const int64_t n = x.numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) py[i] = (float)qm::round_half_even(px[i] * inv);
+  return y;
+}
+
+Tensor requantize_accumulators(const Tensor& acc_in, const std::vector<float>& mult, const Grid& out) {
+  const Tensor acc = acc_in.detach().contiguous();
+  const int64_t n = acc.shape()[0], k = acc.shape()[1], inner = acc.numel() / std::max<int64_t>(1, n * k);
+  Tensor y = Tensor::uninitialized(acc.shape());
+  const float* pa = acc.data<float>();
+  float* py = y.data<float>();
+#pragma omp parallel for schedule(static) if (acc.numel() > 65536)
+  for (int64_t p = 0; p < n * k; ++p) {
+    const float m = mult[mult.size() == 1 ? 0 : (size_t)(p % k)];
+    for (int64_t i = 0; i < inner; ++i) {
+      // acc holds an integer (exact float sums); the engine converts its int32 the same way.
+      // The clamp keeps the cast defined (|acc| ≥ 2^31 is a broken layer anyway).
+      const float a = std::fmin(std::fmax(pa[p * inner + i], -2147483648.0f), 2147483520.0f);
+      const int32_t q = qm::requantize((int32_t)a, m, out.zp, out.qmin, out.qmax);
+      py[p * inner + i] = qm::dequantize(q, out.zp, out.scale);
+    }
+  }
+  return y;
+}
+
+Tensor global_average_integer(const Tensor& x_in, const Grid& in, const Grid& out) {
+  const Tensor x = centered_integers(x_in, in);
+  const int64_t n = x.shape()[0], c = x.shape()[1], hw = x.numel() / std::max<int64_t>(1, n * c);
+  Tensor y = Tensor::uninitialized({n, c, 1, 1});
+  const float m = qm::avg_multiplier(qm::scale_ratio(in.scale, out.scale), hw);
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  for (int64_t p = 0; p < n * c; ++p) {
+    int32_t s = 0;
+    for (int64_t i = 0; i < hw; ++i) s += (int32_t)px[p * hw + i];
+    py[p] = qm::dequantize(qm::average(s, m, out.zp, out.qmin, out.qmax), out.zp, out.scale);
+  }
+  return y;
+}
+
+// ---- trace ------------------------------------------------------------------------------
+
+const char* op_kind_name(OpKind k) {
+  switch (k) {
+    case OpKind::quantize: return "quantize";
+    case OpKind::conv: return "conv";
+    case OpKind::linear: return "linear";
+    case OpKind::add: return "add";
+    case OpKind::max_pool: return "max_pool";
+    case OpKind::global_avg_pool: return "global_avg_pool";
+  }
+  return "?";
+}
+
+namespace {
+thread_local Trace* g_trace = nullptr;
+}
+
+Trace* Trace::current() { return g_trace; }
+
+int Trace::find(const Tensor& t) const {
+  if (!t.defined() || t.dtype() != DType::f32) return -1;
+  auto it = by_storage_.find({t.impl()->storage.get(), t.offset()});
+  if (it == by_storage_.end()) return -1;
+  const TraceValue& v = values_[(size_t)it->second];
+  return shape_numel(v.shape) == t.numel() && t.is_contiguous() ? it->second : -1;
+}
+
+int Trace::add(const Tensor& t, const Grid& g) {
+  const int id = (int)values_.size();
+  values_.push_back({g, t.shape()});
+  keep_.push_back(t);
+  by_storage_[{t.impl()->storage.get(), t.offset()}] = id;
+  return id;
+}
+
+TraceScope::TraceScope(Trace& t) : prev_(g_trace) { g_trace = &t; }
+TraceScope::~TraceScope() { g_trace = prev_; }
+
+}  // namespace lowbit::quant

@@ -1,0 +1,153 @@
+// The integer form of a frozen quantized model: what the int8 engine computes,
+// and what the simulation computes once the model is frozen.
+//
+// A frozen model (quant::freeze) simulates integer arithmetic exactly rather
+// than approximately. Its tensors still hold floats, but every one of them is
+// a dequantized integer, (q − zp)·s, and each layer computes what the engine
+// computes, with float ops on integer values:
+//
+//   conv / linear   acc = Σ (q_x − zp_x)·q_w + bias_q          (conv2d/linear on integer-valued floats,
+//                                                                exact while |partial sums| < 2^24)
+//                   q_y = clamp(round_half_even(acc · M[k]) + zp_y, qmin, qmax)
+//                   with M[k] = s_x·s_w[k]/s_y, bias_q = round(b / (s_x·s_w[k])),
+//                   the activation folded into [qmin, qmax]
+//   add             q_y = quantize(dequantize(a) + dequantize(b))   (fp32, as qu8_add)
+//   average pool    q_y = clamp(round_half_even(Σ(q_x − zp_x) · (s_x/s_y / count)) + zp_y, qmin, qmax)
+//   max pool        the input grid
+//
+// all through kernels/quant_math.h, so the engine, which runs the same
+// numbers through the int8 kernels, agrees bit for bit. (Unfrozen models —
+// QAT training, calibration — run the usual float fake-quant path.)
+//
+// The layer that connects each tensor to its quantization parameters is the
+// Trace: while a frozen QuantModel runs forward, every quantized module looks
+// up the grid of its input (by storage), computes in integers and registers
+// its output. A module whose input is not on a known grid (a layer kept in
+// float feeds it) falls back to the float path and says why; the converter
+// (quant/engine/convert) reads the same trace to build the integer graph.
+#pragma once
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/tensor.h"
+
+namespace lowbit::nn {
+class Module;
+}
+
+namespace lowbit::quant {
+
+class Quantizer;
+
+// A tensor's grid: per-tensor scale and zero point, and the clamp range.
+struct Grid {
+  float scale = 1.0f;
+  int32_t zp = 0, qmin = 0, qmax = 255;
+};
+
+// A conv or linear layer in integers (conv weights OIHW, PyTorch's layout;
+// linear weights out×in).
+struct IntegerLayer {
+  std::vector<int8_t> weight;
+  Shape weight_shape;
+  std::vector<float> weight_scale;  // one per output channel, or one
+  std::vector<int32_t> bias;        // one per output channel (0 without bias)
+  Grid in, out;                     // out.qmin/qmax include the folded activation
+  int64_t out_channels() const { return weight_shape.empty() ? 0 : weight_shape[0]; }
+  // M[k] = s_in·s_w[k]/s_out (qmath::requant_multiplier), one per weight scale.
+  std::vector<float> multipliers() const;
+  // The largest |acc| a u8 input on `in`'s grid can produce (Σ|q_w|·max|q_x − zp| + |bias|):
+  // below 2^24 the simulation's float sums are exact.
+  double accumulator_bound() const;
+};
+
+// Builds the integer layer from float weight w (OIHW or out×in) and bias b
+// (may be undefined), the weight quantizer (symmetric: zero points 0), the
+// input grid and the output quantizer (per tensor), with `act` folded into
+// the output clamp. Throws Error naming `path` when the engine cannot
+// represent the layer (asymmetric weights, per-channel or signed outputs).
+IntegerLayer integer_layer(const std::string& path, const Tensor& w, const Tensor& b, const Quantizer& wq, const Grid& in,
+                           const Quantizer& oq, Activation act);
+
+// A quantizer's grid (per tensor; Error naming the quantizer otherwise).
+Grid grid_of(const Quantizer& q);
+
+// ---- integer computation on float tensors (the frozen simulation) ----------------
+// q − zp of a dequantized tensor on grid g: round_half_even(x · (1/s)) as floats.
+Tensor centered_integers(const Tensor& x, const Grid& g);
+// From accumulators acc (N×K×… or N×K, channel axis 1) to the dequantized
+// output: (clamp(round_half_even(acc · M[k]) + zp) − zp) · s.
+Tensor requantize_accumulators(const Tensor& acc, const std::vector<float>& multipliers, const Grid& out);
+// Global average pool N×C×H×W → N×C×1×1 in integers (qu8_global_avg_pool).
+Tensor global_average_integer(const Tensor& x, const Grid& in, const Grid& out);
+
+// ---- the trace ----------------------------------------------------------------------
+enum class OpKind { quantize, conv, linear, add, max_pool, global_avg_pool };
+const char* op_kind_name(OpKind k);
+
+struct TraceValue {
+  Grid grid;
+  Shape shape;  // as the simulation saw it (NCHW, or N×F)
+};
+
+struct TraceOp {
+  OpKind kind;
+  std::string path;          // module path ("layer1.0.conv1"; "quant" for the input)
+  nn::Module* module;        // the module that ran it
+  std::vector<int> inputs;   // value ids (none for quantize: the float input)
+  int output = -1;
+  IntegerLayer layer;        // conv / linear
+  Pool2dOptions pool{};      // max_pool
+};
+
+class Trace {
+ public:
+  // The trace of the running forward pass on this thread, or null.
+  static Trace* current();
+
+  // The value a tensor holds (looked up by storage and element offset; a view
+  // of the whole storage, such as a flatten, finds it), or -1.
+  int find(const Tensor& t) const;
+  const TraceValue& value(int id) const { return values_[(size_t)id]; }
+  // Registers t as a new value (kept alive for the trace's lifetime).
+  int add(const Tensor& t, const Grid& g);
+  void record(TraceOp op) { ops_.push_back(std::move(op)); }
+  // A module that could not run in integers (it ran in float): path and why.
+  void fallback(const std::string& path, const std::string& why) { fallbacks_.push_back(path + ": " + why); }
+
+  const std::vector<TraceValue>& values() const { return values_; }
+  const std::vector<TraceOp>& ops() const { return ops_; }
+  const std::vector<std::string>& fallbacks() const { return fallbacks_; }
+  int output = -1;  // the model output's value (set by QuantModel)
+
+ private:
+  struct Key {
+    const void* storage;
+    int64_t offset;
+    bool operator==(const Key& o) const { return storage == o.storage && offset == o.offset; }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return std::hash<const void*>()(k.storage) ^ (size_t)k.offset * 0x9e3779b9u; }
+  };
+  std::unordered_map<Key, int, KeyHash> by_storage_;
+  std::vector<TraceValue> values_;
+  std::vector<Tensor> keep_;
+  std::vector<TraceOp> ops_;
+  std::vector<std::string> fallbacks_;
+};
+
+// Makes `t` the current trace for its scope (nesting restores the previous one).
+class TraceScope {
+ public:
+  explicit TraceScope(Trace& t);
+  ~TraceScope();
+  TraceScope(const TraceScope&) = delete;
+  TraceScope& operator=(const TraceScope&) = delete;
+
+ private:
+  Trace* prev_;
+};
+
+}  // namespace lowbit::quant
