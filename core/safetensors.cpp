@@ -354,8 +354,21 @@ std::string offsets_str(uint64_t b, uint64_t e) {
   return s;
 }
 
-void read_exact(std::FILE* f, void* dst, uint64_t offset, uint64_t n, const std::string& prefix) {
+// Where the bytes come from: an open file, or a string in memory.
+struct Source {
+  std::FILE* file = nullptr;
+  const std::string* bytes = nullptr;
+};
+
+void read_exact(const Source& src, void* dst, uint64_t offset, uint64_t n, const std::string& prefix) {
   if (n == 0) return;
+  if (src.bytes) {
+    if (offset > src.bytes->size() || n > src.bytes->size() - offset)
+      fail(prefix, "short read at byte ", offset, " (", n, " bytes wanted)");
+    std::memcpy(dst, src.bytes->data() + offset, n);
+    return;
+  }
+  std::FILE* f = src.file;
   if (fseeko(f, (off_t)offset, SEEK_SET) != 0) fail(prefix, "cannot seek to byte ", offset, ": ", std::strerror(errno));
   if (std::fread(dst, 1, n, f) != n)
     fail(prefix, "short read at byte ", offset, " (", n, " bytes wanted; file truncated while reading?)");
@@ -386,11 +399,12 @@ bool SafetensorsFile::has(const std::string& name) const {
 
 // ---- load ---------------------------------------------------------------------------------
 
+namespace {
+SafetensorsFile parse_safetensors(const Source& f, uint64_t file_size, const std::string& prefix, const std::string& path);
+}
+
 SafetensorsFile load_safetensors(const std::string& path) {
   const std::string prefix = "safetensors file '" + path + "': ";
-  SafetensorsFile out;
-  out.path = path;
-
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) fail(prefix, "no such file");
@@ -400,11 +414,21 @@ SafetensorsFile load_safetensors(const std::string& path) {
   if (!S_ISREG(st.st_mode)) fail(prefix, "not a regular file");
   FilePtr f(std::fopen(path.c_str(), "rb"));
   if (!f) fail(prefix, "cannot open: ", std::strerror(errno));
-  const uint64_t file_size = (uint64_t)st.st_size;
+  return parse_safetensors(Source{f.get(), nullptr}, (uint64_t)st.st_size, prefix, path);
+}
+
+SafetensorsFile load_safetensors_bytes(const std::string& bytes, const std::string& name) {
+  return parse_safetensors(Source{nullptr, &bytes}, bytes.size(), "safetensors file '" + name + "': ", name);
+}
+
+namespace {
+SafetensorsFile parse_safetensors(const Source& f, uint64_t file_size, const std::string& prefix, const std::string& path) {
+  SafetensorsFile out;
+  out.path = path;
 
   if (file_size < 8) fail(prefix, "file is ", file_size, " bytes, shorter than the 8-byte header length");
   unsigned char len_bytes[8];
-  read_exact(f.get(), len_bytes, 0, 8, prefix);
+  read_exact(f, len_bytes, 0, 8, prefix);
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
   if (header_len > file_size - 8)
@@ -414,7 +438,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
   if (header_len == 0) fail(prefix, "header length is 0 (no JSON header)");
 
   std::string header(header_len, '\0');
-  read_exact(f.get(), header.data(), 8, header_len, prefix);
+  read_exact(f, header.data(), 8, header_len, prefix);
   Json root = JsonParser(header, prefix).parse_document();
   if (root.kind != Json::Kind::object) fail(prefix, "header is ", kind_name(root.kind), ", not a JSON object");
 
@@ -504,18 +528,18 @@ SafetensorsFile load_safetensors(const std::string& path) {
       case FileDType::I32:
       case FileDType::I8:
       case FileDType::U8:
-        read_exact(f.get(), raw_bytes_mut(t), at, nbytes, prefix);
+        read_exact(f, raw_bytes_mut(t), at, nbytes, prefix);
         break;
       case FileDType::F64: {
         std::vector<double> buf((size_t)n);
-        read_exact(f.get(), buf.data(), at, nbytes, prefix);
+        read_exact(f, buf.data(), at, nbytes, prefix);
         float* dst = t.data<float>();
         for (int64_t i = 0; i < n; ++i) dst[i] = (float)buf[(size_t)i];
         break;
       }
       case FileDType::I64: {
         std::vector<int64_t> buf((size_t)n);
-        read_exact(f.get(), buf.data(), at, nbytes, prefix);
+        read_exact(f, buf.data(), at, nbytes, prefix);
         int32_t* dst = t.data<int32_t>();
         for (int64_t i = 0; i < n; ++i) {
           int64_t v = buf[(size_t)i];
@@ -530,6 +554,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
   }
   return out;
 }
+}  // namespace
 
 // ---- save -----------------------------------------------------------------------------------
 

@@ -36,6 +36,9 @@ struct SafetensorsFile {
 };
 
 SafetensorsFile load_safetensors(const std::string& path);
+// The same from a file's bytes held in memory (`name` stands for the path in
+// errors): what the fuzz targets call.
+SafetensorsFile load_safetensors_bytes(const std::string& bytes, const std::string& name);
 
 // Writes the tensors in the given order (each made contiguous), the header
 // padded with spaces to a multiple of 8 bytes as the reference implementation

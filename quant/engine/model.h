@@ -1,0 +1,97 @@
+// The integer model: what `convert` makes of a frozen quantized model, what a
+// `.int8.safetensors` file holds, and what the Runner (engine/runner.h) runs.
+//
+// It is a plain list of integer ops over numbered values — no Module, no
+// autograd — so a model a user defined in their own C++ converts, saves and
+// runs without its class: the file alone describes it.
+//
+//   quantize         the float input (N×C×H×W) onto the input grid
+//   conv             u8 → u8, any stride/padding/dilation/groups (depthwise too),
+//                    bias, per-channel or per-tensor weight scales, the activation
+//                    folded into the output clamp
+//   linear           u8 → u8; a 3-D input is flattened in C·H·W order (PyTorch's)
+//   add              u8 + u8 → u8 (the residual sum, ReLU folded into the clamp)
+//   max_pool         keeps the grid
+//   global_avg_pool  requantizes onto the output grid
+// The output value is dequantized to float. Values are per image: {C, H, W}
+// (held NHWC by the runner) or {F}.
+//
+// File (`*.int8.safetensors`, a safetensors file):
+//   tensors    <op>.weight        I8   conv O×I/G×R×S (PyTorch's OIHW), linear out×in
+//              <op>.bias          I32  out (in accumulator units s_in·s_w)
+//              <op>.weight_scale  F32  out, or 1 (per tensor)
+//   metadata   "format"  "lowbit.int8"; "format_version" "1"
+//              "graph"   the values and ops, one per line:
+//                input C,H,W
+//                value ID shape=C,H,W scale=S zp=Z qmin=A qmax=B
+//                op KIND NAME in=ID[,ID] out=ID [stride=… pad=… dil=… groups=G | kernel=… stride=… pad=… ceil=0|1]
+//                output ID
+//              (scales printed with 9 significant digits: they read back bit for bit)
+//              plus what the model came from: "model", "qconfig", "quantization",
+//              "dataset", "mean", "std", "classes", … (free-form strings)
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/ops.h"
+#include "quant/integer.h"
+
+namespace lowbit::quant {
+class QuantModel;
+}
+
+namespace lowbit::quant::engine {
+
+inline constexpr const char* kFormat = "lowbit.int8";
+inline constexpr int kFormatVersion = 1;
+
+struct Value {
+  Shape shape;  // per image
+  Grid grid;
+};
+
+struct Op {
+  OpKind kind = OpKind::quantize;
+  std::string name;
+  std::vector<int> inputs;
+  int output = -1;
+  IntegerLayer layer;    // conv, linear (layer.in/out repeat the values' grids)
+  Conv2dOptions conv{};  // conv
+  Pool2dOptions pool{};  // max_pool
+};
+
+struct Model {
+  Shape input_shape;  // per image, as the float input: {C, H, W}
+  std::vector<Value> values;
+  std::vector<Op> ops;  // in execution order
+  int output = -1;
+  std::map<std::string, std::string> info;  // where it came from (file metadata)
+  int64_t num_classes() const { return shape_numel(values.at((size_t)output).shape); }
+};
+
+// The integer graph of a frozen quantized model (quant::freeze), traced on
+// `sample` (N×C×H×W, any values). Error listing every layer that cannot run
+// in integers (kept in float, per-channel activations, …).
+Model convert(QuantModel& q, const Tensor& sample);
+
+// Checks the graph: ids in range and defined before use, shapes consistent
+// with each op, grids valid, weights of the right size. Error naming `what`
+// (the file) and the op.
+void validate(const Model& m, const std::string& what);
+
+// Atomic write (core/safetensors.h). Error naming the file.
+void save(const std::string& path, const Model& m);
+// Reads and validates; Error naming the file (a float checkpoint, a newer
+// format version, a truncated file, a size that disagrees with the graph, a
+// missing tensor, …).
+Model load(const std::string& path);
+// The same from the file's bytes (`name` in errors): the fuzz target's entry.
+Model load_bytes(const std::string& bytes, const std::string& name);
+// True if the metadata says this is an int8 model file.
+bool is_int8_file(const std::map<std::string, std::string>& metadata);
+
+// Bytes of the integer model as stored (weights, biases, scales).
+int64_t model_bytes(const Model& m);
+
+}  // namespace lowbit::quant::engine

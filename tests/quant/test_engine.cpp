@@ -1,0 +1,275 @@
+// The int8 engine against the frozen simulation: every model in nn/ and a
+// user-defined one convert; the integer model's output equals the
+// simulation's bit for bit on every kernel path this machine has; the file
+// round-trips and refuses damaged input with one clear line.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/autograd.h"
+#include "core/generator.h"
+#include "core/ops.h"
+#include "core/safetensors.h"
+#include "kernels/kernels.h"
+#include "nn/checkpoint.h"
+#include "nn/layers.h"
+#include "nn/models.h"
+#include "quant/checkpoint.h"
+#include "quant/engine/model.h"
+#include "quant/engine/runner.h"
+#include "quant/integer.h"
+#include "quant/quantize.h"
+#include "tests/skip.h"
+#include "tests/test_util.h"
+
+using namespace lowbit;
+using namespace lowbit::quant;
+using lowbit::testing::error_of;
+
+namespace {
+
+Tensor images(int64_t n, int64_t c, int64_t size, uint64_t seed) {
+  Generator gen(seed);
+  return randn({n, c, size, size}, &gen);
+}
+
+// Random BN statistics and affine parameters (folding then does something).
+void randomize_bn(nn::Module& m, uint64_t seed) {
+  Generator gen(seed);
+  NoGradGuard ng;
+  m.for_each_module([&](const std::string&, nn::Module& x) {
+    if (!dynamic_cast<nn::BatchNorm2d*>(&x)) return;
+    for (auto& [n, t] : x.state_dict()) {
+      if (t.dtype() != DType::f32) continue;
+      Tensor r = rand({t.numel()}, &gen);
+      Tensor(t).copy_(n == "running_var" || n == "weight" ? add(r, 0.5f) : sub(r, Tensor::scalar(0.5f)));
+    }
+  });
+}
+
+// A model a user wrote: grouped and dilated conv + BN + ReLU6, a depthwise
+// conv, max pooling with ceil_mode, a residual add with ReLU, then a flatten
+// of a spatial map into two linear layers (the first with ReLU).
+class UserNet : public nn::Module {
+ public:
+  UserNet() {
+    register_module("stem", std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+                                std::make_shared<nn::Conv2d>(2, 8, 3, 1, 2, 2, 2, false),
+                                std::make_shared<nn::BatchNorm2d>(8), std::make_shared<nn::ReLU6>()}));
+    register_module("pool", std::make_shared<nn::MaxPool2d>(3, 2, 1, true));
+    register_module("dw", std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+                              std::make_shared<nn::Conv2d>(8, 8, 3, 1, 1, 1, 8, false),
+                              std::make_shared<nn::BatchNorm2d>(8), std::make_shared<nn::ReLU>()}));
+    register_module("add", std::make_shared<nn::Add>(Activation::relu));
+    register_module("fc1", std::make_shared<nn::Sequential>(std::initializer_list<nn::ModulePtr>{
+                               std::make_shared<nn::Linear>(8 * 5 * 5, 16), std::make_shared<nn::ReLU>()}));
+    register_module("fc2", std::make_shared<nn::Linear>(16, 5));
+  }
+  Tensor forward(const Tensor& x) override {
+    Tensor h = child("pool")->forward(child("stem")->forward(x));
+    auto* add = static_cast<nn::Add*>(child("add").get());
+    h = add->forward(child("dw")->forward(h), h);
+    return child("fc2")->forward(child("fc1")->forward(flatten(h, 1)));
+  }
+  std::string type_name() const override { return "UserNet"; }
+};
+
+struct Case {
+  std::string name;
+  nn::ModulePtr model;
+  int64_t channels, size;
+};
+
+Case make_case(const std::string& name, uint64_t seed) {
+  manual_seed(seed);
+  if (name == "usernet") return {name, std::make_shared<UserNet>(), 2, 9};
+  nn::ModelConfig c;
+  c.in_channels = 1;
+  c.num_classes = 10;
+  if (name == "mobilenet_v2") c.width_mult = 0.25f, c.small_input = true;
+  const bool imagenet = name == "resnet18" || name == "resnet34" || name == "resnet50";
+  return {name, nn::create_model(name, c), 1, imagenet ? 32 : 16};
+}
+
+// PTQ (calibrated on random images) and frozen.
+std::shared_ptr<QuantModel> quantized(Case& k, const std::string& preset_name) {
+  randomize_bn(*k.model, 7);
+  const auto [first, last] = first_and_last_layer(*k.model);
+  auto q = prepare(k.model, preset(preset_name, first, last));
+  {
+    NoGradGuard ng;
+    for (int i = 0; i < 2; ++i) q->forward(images(4, k.channels, k.size, 100 + i));
+  }
+  freeze(*q);
+  return q;
+}
+
+// The engine on one path against the simulation: logits bit-identical.
+void check_paths(QuantModel& q, const engine::Model& m, const Tensor& x, const std::string& what) {
+  NoGradGuard ng;
+  const std::vector<float> sim = q.forward(x).to_vector();
+  for (kernels::Isa isa : {kernels::Isa::ref, kernels::Isa::avx2, kernels::Isa::avxvnni, kernels::Isa::avx512vnni,
+                           kernels::Isa::neon, kernels::Isa::neondot}) {
+    if (!kernels::isa_available(isa)) {
+      if (kernels::isa_built(isa))
+        lowbit::testing::skip(std::string("engine on '") + kernels::isa_name(isa) + "': this CPU lacks it");
+      continue;
+    }
+    const kernels::KernelTable table = kernels::make_table(isa);
+    engine::Runner r(m, &table);
+    const std::vector<float> got = r.run(x).to_vector();
+    REQUIRE(got.size() == sim.size());
+    size_t diff = 0;
+    for (size_t i = 0; i < got.size(); ++i) diff += got[i] != sim[i];
+    INFO(what, " on ", kernels::isa_name(isa), ": first logits engine ", got[0], " sim ", sim[0]);
+    CHECK(diff == 0);
+  }
+}
+
+std::string tmp(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("lowbit_test_engine_" + name)).string();
+}
+
+}  // namespace
+
+TEST_CASE("every model converts, and the engine equals the frozen simulation bit for bit on every path") {
+  for (const std::string name : {"usernet", "resnet20", "resnet18", "mobilenet_v2", "resnet50", "resnet32"}) {
+    Case k = make_case(name, 3);
+    auto q = quantized(k, "w8a8");
+    const engine::Model m = engine::convert(*q, images(1, k.channels, k.size, 1));
+    CHECK(m.num_classes() == (name == "usernet" ? 5 : 10));
+    check_paths(*q, m, images(3, k.channels, k.size, 55), name);
+  }
+}
+
+TEST_CASE("sub-8-bit grids, per-tensor weights and QAT conv+BN convert exactly too") {
+  {
+    Case k = make_case("resnet20", 5);
+    auto q = quantized(k, "w4a4");
+    check_paths(*q, engine::convert(*q, images(1, 1, 16, 1)), images(3, 1, 16, 56), "resnet20 w4a4");
+  }
+  {
+    Case k = make_case("usernet", 6);
+    auto q = quantized(k, "w8a8-per-tensor");
+    check_paths(*q, engine::convert(*q, images(1, 2, 9, 1)), images(3, 2, 9, 57), "usernet per-tensor");
+  }
+  {
+    // QAT: BN kept in the fused conv, a few training steps, then frozen.
+    Case k = make_case("mobilenet_v2", 8);
+    randomize_bn(*k.model, 9);
+    auto q = prepare_qat(k.model, preset("w8a8"));
+    for (int i = 0; i < 2; ++i) q->forward(images(4, 1, 16, 200 + i));
+    freeze(*q);
+    check_paths(*q, engine::convert(*q, images(1, 1, 16, 1)), images(3, 1, 16, 58), "mobilenet_v2 qat");
+  }
+}
+
+TEST_CASE("the frozen simulation stays within a few output steps of the float fake-quant path") {
+  Case k = make_case("resnet20", 10);
+  auto q = quantized(k, "w8a8");
+  NoGradGuard ng;
+  const Tensor x = images(4, 1, 16, 77);
+  const std::vector<float> exact = q->forward(x).to_vector();
+  q->set_frozen(false);  // the fake-quant float path with the same qparams
+  const std::vector<float> approx = q->forward(x).to_vector();
+  q->set_frozen(true);
+  const float step = grid_of(*static_cast<Quantizer*>(q->child("fc")->child("activation_post_process").get())).scale;
+  double worst = 0;
+  for (size_t i = 0; i < exact.size(); ++i) worst = std::max(worst, (double)std::fabs(exact[i] - approx[i]) / step);
+  CHECK(worst <= 4.0);
+}
+
+TEST_CASE("int8 file: round trip is exact; damaged files are refused with one line naming the file") {
+  Case k = make_case("resnet20", 11);
+  auto q = quantized(k, "w8a8");
+  engine::Model m = engine::convert(*q, images(1, 1, 16, 1));
+  m.info["model"] = "resnet20";
+  const std::string path = tmp("r20.int8.safetensors");
+  engine::save(path, m);
+  engine::Model back = engine::load(path);
+  CHECK(back.info.at("model") == "resnet20");
+  const Tensor x = images(2, 1, 16, 12);
+  CHECK(engine::Runner(m).run(x).to_vector() == engine::Runner(back).run(x).to_vector());
+
+  // The int8 file is about a quarter of the float parameters.
+  CHECK((double)engine::model_bytes(m) < 0.3 * 4.0 * (double)k.model->num_parameters());
+
+  const SafetensorsFile f = load_safetensors(path);
+  auto rewrite = [&](const std::string& name, std::vector<std::pair<std::string, Tensor>> tensors,
+                     std::map<std::string, std::string> md) {
+    const std::string p = tmp(name);
+    save_safetensors(p, tensors, md);
+    return p;
+  };
+  // A float checkpoint given as int8.
+  const std::string fl = tmp("float.safetensors");
+  nn::save_checkpoint(fl, *make_case("resnet20", 1).model, nullptr, {{"model", "resnet20"}});
+  CHECK(error_of([&] { engine::load(fl); }).find("not an int8 model file") != std::string::npos);
+  // A newer format version.
+  auto md = f.metadata;
+  md["format_version"] = "2";
+  CHECK(error_of([&] { engine::load(rewrite("v2", f.tensors, md)); }).find("newer") != std::string::npos);
+  // A truncated file.
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    const std::string p = tmp("trunc");
+    std::ofstream(p, std::ios::binary).write(bytes.data(), (std::streamsize)(bytes.size() - 100));
+    CHECK(error_of([&] { engine::load(p); }).find(p) != std::string::npos);
+    CHECK(error_of([&] { engine::load_bytes(bytes.substr(0, bytes.size() / 2), "half"); }).find("half") !=
+          std::string::npos);
+  }
+  // A tensor whose size disagrees with the graph.
+  {
+    auto t = f.tensors;
+    for (auto& [n, v] : t)
+      if (n == "conv1.weight") v = Tensor::empty({16, 1, 3, 2}, DType::s8);
+    const std::string e = error_of([&] { engine::load(rewrite("size", t, f.metadata)); });
+    CHECK(e.find("conv1") != std::string::npos);
+  }
+  // A graph that references a missing tensor.
+  {
+    auto t = f.tensors;
+    std::erase_if(t, [](const auto& kv) { return kv.first == "fc.bias"; });
+    CHECK(error_of([&] { engine::load(rewrite("missing", t, f.metadata)); }).find("fc.bias") != std::string::npos);
+  }
+  // A graph that references a value no op produced, and garbage in the graph.
+  {
+    auto md2 = f.metadata;
+    std::string& g = md2["graph"];
+    const auto pos = g.find("output ");
+    g = g.substr(0, pos) + "op add bogus in=0,9999 out=1\n" + g.substr(pos);
+    CHECK(error_of([&] { engine::load(rewrite("graph", f.tensors, md2)); }).find("9999") != std::string::npos);
+    md2["graph"] = "input 1,16,16\nvalue 0 shape=1,16,16 scale=nan zp=0 qmin=0 qmax=255\n";
+    CHECK(error_of([&] { engine::load(rewrite("graph2", f.tensors, md2)); }).find("graph line 2") != std::string::npos);
+  }
+  // The runner refuses an input of the wrong shape.
+  CHECK(error_of([&] { engine::Runner(m).run(images(1, 3, 16, 1)); }).find("does not match") != std::string::npos);
+  for (const char* n : {"r20.int8.safetensors", "float.safetensors", "v2", "trunc", "size", "missing", "graph", "graph2"})
+    std::remove(tmp(n).c_str());
+}
+
+TEST_CASE("convert refuses what the integer engine cannot run, naming the layer") {
+  Case k = make_case("resnet20", 12);
+  const auto [first, last] = first_and_last_layer(*k.model);
+  QConfig qc = preset("w8a8");
+  qc.overrides["layer2.0.conv1"] = std::nullopt;  // kept in float
+  auto q = prepare(k.model, qc);
+  {
+    NoGradGuard ng;
+    q->forward(images(2, 1, 16, 3));
+  }
+  freeze(*q);
+  const std::string e = error_of([&] { engine::convert(*q, images(1, 1, 16, 1)); });
+  CHECK(e.find("layer2.0") != std::string::npos);
+  // The simulation still runs (that layer and what follows it in float).
+  NoGradGuard ng;
+  CHECK(q->forward(images(1, 1, 16, 2)).shape() == Shape{1, 10});
+  // Not frozen: refused.
+  Case k2 = make_case("resnet20", 13);
+  auto q2 = prepare(k2.model, preset("w8a8"));
+  CHECK(error_of([&] { engine::convert(*q2, images(1, 1, 16, 1)); }).find("not frozen") != std::string::npos);
+}
