@@ -21,7 +21,8 @@
 //   maxps/minps and AArch64 fmaxnm/fminnm semantics: a NaN becomes the lower
 //   limit, so NaN inputs give qmin on every path.
 // - No fused multiply-add: products are rounded to fp32 before any addition
-//   (C++20 ISO mode compiles with -ffp-contract=off; vector code uses
+//   (the build passes -ffp-contract=off: g++ contracts a*b + c into an
+//   FMA by default in C++, even with -std=c++20; vector code uses
 //   separate mul and add).
 #pragma once
 #include <cmath>

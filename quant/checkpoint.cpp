@@ -11,6 +11,9 @@ nn::Metadata quant_metadata(const QuantInfo& info) {
 }
 
 std::optional<QuantInfo> quant_info(const nn::Metadata& md, const std::string& path) {
+  auto fmt = md.find("format");
+  LOWBIT_CHECK(fmt == md.end() || fmt->second != "lowbit.int8", path,
+               ": is an int8 model file (for the int8 engine: lowbit eval / infer), not a quantized checkpoint");
   auto it = md.find("quantization");
   if (it == md.end()) return std::nullopt;
   QuantInfo info;

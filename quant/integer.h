@@ -111,6 +111,8 @@ class Trace {
   // of the whole storage, such as a flatten, finds it), or -1.
   int find(const Tensor& t) const;
   const TraceValue& value(int id) const { return values_[(size_t)id]; }
+  // The simulation's tensor of a value (dequantized floats, as it ran).
+  const Tensor& tensor(int id) const { return keep_[(size_t)id]; }
   // Registers t as a new value (kept alive for the trace's lifetime).
   int add(const Tensor& t, const Grid& g);
   void record(TraceOp op) { ops_.push_back(std::move(op)); }

@@ -1,10 +1,18 @@
-// `lowbit eval`: accuracy, loss, size and latency of a float checkpoint.
+// `lowbit eval`: accuracy, loss, size and latency of a float checkpoint, a
+// quantized one (in simulation) or an int8 model file (on the int8 engine).
 // The model's configuration (width, small-input, activation, channels,
 // classes) is read from the checkpoint's metadata when present; flags
 // override.
+//
+// --compare-sim (quantized checkpoints): converts the model to the int8
+// engine in memory and runs both on every test image, reporting how often
+// they agree — top-1, logits within one output step, bit-identical logits —
+// on the kernel path this process uses (LOWBIT_ISA picks another).
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
 #include <chrono>
 #include <cstdio>
 
@@ -14,12 +22,141 @@
 #include "kernels/kernels.h"
 #include "nn/checkpoint.h"
 #include "quant/checkpoint.h"
+#include "nn/metrics.h"
+#include "quant/engine/runner.h"
+#include "tools/progress.h"
 #include "tools/common.h"
 
 namespace lowbit::cli {
 
+namespace {
+
+double median_ms(const std::function<void()>& f) {
+  std::vector<double> ms;
+  for (int i = 0; i < 35; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    auto t1 = std::chrono::steady_clock::now();
+    if (i >= 5) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+double file_mb(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 ? (double)st.st_size / 1e6 : 0.0;
+}
+
+std::vector<float> parse_list(const std::string& s) {
+  std::vector<float> v;
+  for (size_t i = 0; i < s.size();) {
+    const size_t c = s.find(',', i);
+    v.push_back(std::strtof(s.substr(i, c == std::string::npos ? std::string::npos : c - i).c_str(), nullptr));
+    if (c == std::string::npos) break;
+    i = c + 1;
+  }
+  return v;
+}
+
+// An int8 model file on the engine.
+int eval_int8(const Args& a, const std::string& weights, const SafetensorsFile& file, bool quiet, bool json) {
+  quant::engine::Runner runner(quant::engine::load(weights));
+  const quant::engine::Model& m = runner.model();
+  DataFlags df = data_flags(a);
+  // The normalization the model was quantized with, unless flags say otherwise.
+  if (!a.has("--mean") && m.info.count("mean")) df.norm.mean = parse_list(m.info.at("mean"));
+  if (!a.has("--std") && m.info.count("std")) df.norm.std = parse_list(m.info.at("std"));
+  data::DatasetPtr ds = open_split(df, false, (uint64_t)a.get_int("--seed", 0));
+  const Shape img = ds->get(0).image.shape();
+  if (Shape(img.begin(), img.end()) != m.input_shape)
+    throw UsageError(weights + " takes " + shape_str(m.input_shape) + " images; the " + df.dataset + " images are " +
+                     shape_str(img));
+  const int64_t batch = a.get_int("--batch", 256);
+  if (batch < 1) throw UsageError("--batch must be at least 1");
+  data::DataLoader loader(ds, {.batch_size = batch, .num_workers = (int)a.get_int("--workers", 2)}, eval_transform(df));
+  const EvalResult r = evaluate([&](const Tensor& x) { return runner.run(x); }, loader, !quiet, "int8");
+  const Tensor one = loader.make_batch(0, 0).images.slice(0, 0, 1).contiguous();
+  const double latency = median_ms([&] { runner.run(one); });
+  const double throughput = r.seconds > 0 ? (double)r.count / r.seconds : 0.0;
+  const std::string model = m.info.count("model") ? m.info.at("model") : "model";
+  const char* isa = kernels::table().q8.gemm_path;
+  if (json) {
+    std::printf("{\"model\": \"%s\", \"engine\": \"int8\", \"accuracy\": %.6f, \"top5\": %.6f, \"loss\": %.6f, "
+                "\"images\": %lld, \"file_mb\": %.4f, \"int8_mb\": %.4f, \"latency_ms\": %.4f, \"throughput\": %.1f, "
+                "\"threads\": %d, \"int8_path\": \"%s\"}\n",
+                model.c_str(), r.top1, r.top5, r.loss, (long long)r.count, file_mb(weights),
+                (double)quant::engine::model_bytes(m) / 1e6, latency, throughput, kernels::num_threads(), isa);
+  } else {
+    std::printf("%s (int8 engine, %s) on %s test (%lld images)\n", model.c_str(), isa, df.dataset.c_str(),
+                (long long)r.count);
+    std::printf("  accuracy   %.4f (top-5 %.4f)\n  loss       %.4f\n", r.top1, r.top5, r.loss);
+    std::printf("  size       %.3f MB of integer weights, biases and scales; file %.3f MB\n",
+                (double)quant::engine::model_bytes(m) / 1e6, file_mb(weights));
+    std::printf("  latency    %.3f ms (batch 1, median of 30)\n  throughput %.0f img/s (batch %lld, %d threads)\n",
+                latency, throughput, (long long)batch, kernels::num_threads());
+  }
+  (void)file;
+  return 0;
+}
+
+// The simulation of a quantized checkpoint against its int8 conversion, image by image.
+int compare_sim(quant::QuantModel& q, const data::DataLoader& loader, const std::string& model_name,
+                const std::string& dataset, bool quiet, bool json) {
+  LOWBIT_CHECK(q.frozen(), "--compare-sim: the checkpoint is not a finished (frozen) quantized model");
+  const Shape img = loader.dataset()->get(0).image.shape();
+  quant::engine::Runner runner(quant::engine::convert(q, Tensor::zeros({1, img[0], img[1], img[2]})));
+  const quant::engine::Model& m = runner.model();
+  const float step = m.values[(size_t)m.output].grid.scale;
+  nn::ClassificationMeter sim_meter(loader.dataset()->num_classes()), int_meter(loader.dataset()->num_classes());
+  int64_t n = 0, same_top1 = 0, within = 0, identical = 0;
+  double worst = 0;
+  Progress bar("compare", loader.dataset()->size(), "img", quiet);
+  NoGradGuard ng;
+  for (const data::Batch& b : loader.epoch(0)) {
+    const Tensor ys = q.forward(b.images), yi = runner.run(b.images);
+    sim_meter.update(ys, b.labels, 0.0);
+    int_meter.update(yi, b.labels, 0.0);
+    const int64_t bs = ys.shape()[0], k = ys.shape()[1];
+    const float* ps = ys.data<float>();
+    const float* pi = yi.data<float>();
+    for (int64_t i = 0; i < bs; ++i) {
+      const float* s = ps + i * k;
+      const float* t = pi + i * k;
+      double d = 0;
+      for (int64_t j = 0; j < k; ++j) d = std::max(d, (double)std::fabs(s[j] - t[j]));
+      worst = std::max(worst, d / step);
+      same_top1 += std::max_element(s, s + k) - s == std::max_element(t, t + k) - t;
+      within += d <= step * 1.0001;
+      identical += d == 0;
+    }
+    n += bs;
+    bar.update(n, "");
+  }
+  const double pn = n ? 100.0 / (double)n : 0.0;
+  const char* isa = kernels::table().q8.gemm_path;
+  if (json) {
+    std::printf("{\"model\": \"%s\", \"images\": %lld, \"int8_path\": \"%s\", \"top1_agreement\": %.6f, "
+                "\"within_one_step\": %.6f, \"bit_identical\": %.6f, \"max_diff_steps\": %.3f, "
+                "\"sim_accuracy\": %.6f, \"int8_accuracy\": %.6f}\n",
+                model_name.c_str(), (long long)n, isa, same_top1 * pn / 100, within * pn / 100, identical * pn / 100,
+                worst, sim_meter.top1(), int_meter.top1());
+  } else {
+    std::printf("%s: int8 engine (%s) vs simulation on %s test (%lld images)\n", model_name.c_str(), isa,
+                dataset.c_str(), (long long)n);
+    std::printf("  same top-1            %.2f%% (%lld)\n", same_top1 * pn, (long long)same_top1);
+    std::printf("  logits within 1 step  %.2f%% (%lld; step %.6g)\n", within * pn, (long long)within, (double)step);
+    std::printf("  bit-identical logits  %.2f%% (%lld); largest difference %.3g steps\n", identical * pn,
+                (long long)identical, worst);
+    std::printf("  accuracy              simulation %.4f, int8 %.4f\n", sim_meter.top1(), int_meter.top1());
+  }
+  return 0;
+}
+
+}  // namespace
+
 int cmd_eval(const Args& a_in) {
-  std::vector<std::string> known{"--weights", "--batch", "--quiet"};
+  std::vector<std::string> known{"--weights", "--batch", "--quiet", "--compare-sim"};
   for (auto& n : data_flag_names()) known.push_back(n);
   for (auto& n : model_flag_names()) known.push_back(n);
   a_in.reject_unknown(known);
@@ -28,8 +165,13 @@ int cmd_eval(const Args& a_in) {
   // Defaults from the checkpoint's metadata (what `lowbit train` wrote).
   const SafetensorsFile file = load_safetensors(weights);
   const Args a = with_checkpoint_defaults(a_in, file.metadata);
-  if (!a.has("--model")) throw UsageError(weights + " does not say which model it holds; pass --model");
   const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
+  if (quant::engine::is_int8_file(file.metadata)) {
+    if (a.has("--compare-sim"))
+      throw UsageError("--compare-sim takes the quantized checkpoint (lowbit quantize/qat --out), not the int8 file");
+    return eval_int8(a, weights, file, quiet, json);
+  }
+  if (!a.has("--model")) throw UsageError(weights + " does not say which model it holds; pass --model");
 
   const int64_t batch = a.get_int("--batch", 256);
   if (batch < 1) throw UsageError("--batch must be at least 1");
@@ -49,8 +191,11 @@ int cmd_eval(const Args& a_in) {
     model = quant::load_quantized(weights, model);
     qsize = quant::model_size(*model);
   } else {
+    if (a.has("--compare-sim")) throw UsageError("--compare-sim needs a quantized checkpoint; " + weights + " is float");
     nn::load_checkpoint(weights, *model, nullptr, true);
   }
+  if (a.has("--compare-sim"))
+    return compare_sim(static_cast<quant::QuantModel&>(*model), loader, a.get("--model", ""), df.dataset, quiet, json);
 
   EvalResult r = evaluate(*model, loader, !quiet, "eval");
 

@@ -22,7 +22,9 @@ namespace {
 class QatVariant final : public TrainVariant {
  public:
   explicit QatVariant(const Args& a) : a_(a) {
-    flags = {"--weights", "--quantizer", "--freeze-bn-after", "--freeze-observers-after", "--quantize-activations-after"};
+    flags = {"--weights", "--quantizer", "--freeze-bn-after", "--freeze-observers-after", "--quantize-activations-after",
+             "--int8-out"};
+    if (a.has("--int8-out")) check_output_path("--int8-out", a.get("--int8-out", ""));
     for (auto& n : qconfig_flag_names()) flags.push_back(n);
     const int64_t epochs = a.get_int("--epochs", 1);
     freeze_bn_after_ = a.get_int("--freeze-bn-after", epochs);
@@ -65,7 +67,17 @@ class QatVariant final : public TrainVariant {
   void after_eval(nn::Module& model) override { quant::enable_observers(model, observers_on_); }
 
   nn::Metadata metadata(bool finished) override { return quant::quant_metadata({true, qc_, finished}); }
-  void finish(nn::Module& model) override { quant::freeze(model); }
+  void finish(nn::Module& model, const data::Dataset& train) override {
+    quant::freeze(model);
+    if (!a_.has("--int8-out")) return;
+    nn::Metadata md{{"model", a_.get("--model", "")}, {"width", a_.get("--width", "1")},
+                    {"small_input", a_.has("--small-input") ? "1" : "0"}, {"act", a_.get("--act", "relu6")},
+                    {"quantization", "qat"}, {"qconfig", quant::qconfig_to_string(qc_)}};
+    const int64_t bytes = write_int8(a_.get("--int8-out", ""), static_cast<quant::QuantModel&>(model), train,
+                                     data_flags(a_), md);
+    if (!a_.has("--json"))
+      std::fprintf(stderr, "int8 model: %s (%.3f MB)\n", a_.get("--int8-out", "").c_str(), (double)bytes / 1e6);
+  }
 
   std::string json_fields(nn::Module& model) override {
     const quant::ModelSize s = quant::model_size(model);

@@ -27,7 +27,7 @@ nn::Metadata model_metadata(const std::map<std::string, std::string>& md) {
 }  // namespace
 
 int cmd_quantize(const Args& a_in) {
-  std::vector<std::string> known{"--weights", "--out", "--calib", "--batch", "--quiet"};
+  std::vector<std::string> known{"--weights", "--out", "--int8-out", "--calib", "--batch", "--quiet"};
   for (auto* list : {&data_flag_names(), &model_flag_names(), &qconfig_flag_names()})
     for (auto& n : *list) known.push_back(n);
   a_in.reject_unknown(known);
@@ -45,6 +45,8 @@ int cmd_quantize(const Args& a_in) {
   const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
   qconfig_from_flags(a, nullptr, false);  // refuse bad flags before reading any data
   check_output_path("--out", out);
+  const std::string int8_out = a.get("--int8-out", "");
+  if (a.has("--int8-out")) check_output_path("--int8-out", int8_out);
   const uint64_t seed = (uint64_t)a.get_int("--seed", 0);
   const int workers = (int)a.get_int("--workers", 2);
 
@@ -85,15 +87,23 @@ int cmd_quantize(const Args& a_in) {
   md["accuracy"] = std::to_string(qr.top1);
   md["calib"] = std::to_string(train->size());
   nn::save_checkpoint(out, *q, nullptr, md);
+  int64_t int8_bytes = 0;
+  if (!int8_out.empty()) {
+    nn::Metadata im = model_metadata(file.metadata);
+    im["quantization"] = "ptq";
+    im["qconfig"] = quant::qconfig_to_string(qc);
+    int8_bytes = write_int8(int8_out, *q, *train, df, im);
+  }
 
   const double fmb = (double)size.float_bytes / 1e6, qmb = (double)size.quantized_bytes / 1e6;
   if (json) {
     std::printf("{\"model\": \"%s\", \"qconfig\": \"%s\", \"observer\": \"%s\", \"calib\": %lld, "
                 "\"float_accuracy\": %.6f, \"accuracy\": %.6f, \"float_loss\": %.6f, \"loss\": %.6f, "
-                "\"float_mb\": %.4f, \"quantized_mb\": %.4f, \"images\": %lld, \"out\": \"%s\"}\n",
+                "\"float_mb\": %.4f, \"quantized_mb\": %.4f, \"images\": %lld, \"out\": \"%s\", \"int8_out\": \"%s\", "
+                "\"int8_mb\": %.4f}\n",
                 model_name.c_str(), qc.name.c_str(), quant::observer_name(qc.layer.activation.observer),
                 (long long)train->size(), fr.top1, qr.top1, fr.loss, qr.loss, fmb, qmb, (long long)qr.count,
-                out.c_str());
+                out.c_str(), int8_out.c_str(), (double)int8_bytes / 1e6);
   } else {
     std::printf("%s, %s (weights %s; activations %s), %lld calibration images\n", model_name.c_str(), qc.name.c_str(),
                 qc.layer.weight.str().c_str(), qc.layer.activation.str().c_str(), (long long)train->size());
@@ -101,6 +111,7 @@ int cmd_quantize(const Args& a_in) {
     std::printf("  quantized  accuracy %.4f  loss %.4f  %.3f MB (simulated; %.2fx smaller)\n", qr.top1, qr.loss, qmb,
                 fmb / qmb);
     std::printf("  wrote %s\n", out.c_str());
+    if (!int8_out.empty()) std::printf("  wrote %s (int8 engine, %.3f MB)\n", int8_out.c_str(), (double)int8_bytes / 1e6);
   }
   return 0;
 }

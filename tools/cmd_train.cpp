@@ -266,7 +266,7 @@ int run_training(const Args& a, TrainVariant* variant) {
       return m;
     };
     if (variant && e + 1 == epochs) {
-      variant->finish(*model);
+      variant->finish(*model, *train_ds);
       nn::save_checkpoint(out, *model, nullptr, with(true));
     } else {
       nn::save_checkpoint(out, *model, opt.get(), with(false));

@@ -1,5 +1,7 @@
 #include "tools/common.h"
 
+#include "quant/engine/model.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -198,6 +200,30 @@ void check_output_path(const std::string& flag, const std::string& path) {
   ::unlink(probe.c_str());
 }
 
+int64_t write_int8(const std::string& path, quant::QuantModel& q, const data::Dataset& ds, const DataFlags& df,
+                   const nn::Metadata& model_md) {
+  const Shape img = ds.get(0).image.shape();  // C×H×W
+  quant::engine::Model m = quant::engine::convert(q, Tensor::zeros({1, img[0], img[1], img[2]}));
+  m.info = model_md;
+  auto floats = [](const std::vector<float>& v) {
+    std::string s;
+    char b[32];
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::snprintf(b, sizeof b, "%.9g", (double)v[i]);
+      s += (i ? "," : "") + std::string(b);
+    }
+    return s;
+  };
+  m.info["dataset"] = df.dataset;
+  m.info["mean"] = floats(df.norm.mean);
+  m.info["std"] = floats(df.norm.std);
+  std::string names;
+  for (const auto& n : ds.class_names()) names += n + "\n";
+  m.info["class_names"] = names;
+  quant::engine::save(path, m);
+  return quant::engine::model_bytes(m);
+}
+
 void check_checkpoint_model(const std::string& path, const std::string& model, const nn::ModelConfig& cfg) {
   const auto md = load_safetensors(path).metadata;
   auto meta = [&](const char* k, const std::string& def) { return md.count(k) ? md.at(k) : def; };
@@ -210,16 +236,15 @@ void check_checkpoint_model(const std::string& path, const std::string& model, c
   if (have != want) throw UsageError(path + " holds a " + have + ", not a " + want);
 }
 
-EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, bool progress, const std::string& label) {
-  const bool was_training = model.is_training();
-  model.eval();
+EvalResult evaluate(const std::function<Tensor(const Tensor&)>& forward, const data::DataLoader& loader, bool progress,
+                    const std::string& label) {
   NoGradGuard ng;
   nn::ClassificationMeter meter(loader.dataset()->num_classes());
   Progress bar(label, loader.dataset()->size(), "img", !progress);
   EvalResult r;
   int64_t done = 0;
   for (const data::Batch& b : loader.epoch(0)) {
-    Tensor logits = model.forward(b.images);
+    Tensor logits = forward(b.images);
     LOWBIT_CHECK(logits.dim() == 2 && logits.shape()[1] == meter.num_classes(), "evaluate: model gives logits ",
                  shape_str(logits.shape()), " but the data set has ", meter.num_classes(), " classes");
     const double loss = cross_entropy(logits, b.labels).item();
@@ -232,6 +257,13 @@ EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, bool prog
   r.loss = meter.mean_loss();
   r.count = meter.count();
   r.seconds = bar.elapsed();
+  return r;
+}
+
+EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, bool progress, const std::string& label) {
+  const bool was_training = model.is_training();
+  model.eval();
+  EvalResult r = evaluate([&](const Tensor& x) { return model.forward(x); }, loader, progress, label);
   model.train(was_training);
   return r;
 }

@@ -1,6 +1,7 @@
 // Pieces shared by the lowbit subcommands: data sets and loaders from the
 // common flags, model construction, evaluation.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -8,6 +9,7 @@
 #include "nn/checkpoint.h"
 #include "nn/models.h"
 #include "quant/qconfig.h"
+#include "quant/qmodules.h"
 #include "tools/cli.h"
 
 namespace lowbit::cli {
@@ -44,6 +46,9 @@ struct EvalResult {
 };
 // Eval mode, no grad, mean cross-entropy; restores the module's mode.
 EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, bool progress, const std::string& label);
+// The same for any function from an image batch to logits (the int8 engine).
+EvalResult evaluate(const std::function<Tensor(const Tensor&)>& forward, const data::DataLoader& loader, bool progress,
+                    const std::string& label);
 
 // What `lowbit qat` changes in `lowbit train`'s loop (tools/cmd_qat.cpp).
 struct TrainVariant {
@@ -57,7 +62,7 @@ struct TrainVariant {
   virtual void before_eval(nn::Module& model) = 0;
   virtual void after_eval(nn::Module& model) = 0;
   virtual nn::Metadata metadata(bool finished) = 0;  // added to every checkpoint
-  virtual void finish(nn::Module& model) = 0;          // after the last planned epoch
+  virtual void finish(nn::Module& model, const data::Dataset& train) = 0;  // after the last planned epoch
   virtual std::string json_fields(nn::Module& model) = 0;  // ", \"key\": value, …" for the --json line
 };
 // `lowbit train` (variant null) and its variants.
@@ -82,6 +87,14 @@ void check_output_path(const std::string& flag, const std::string& path);
 // another model than `cfg`: "F holds a resnet32 (1 channel, 10 classes), not a
 // resnet20 (…)". Files without that metadata pass (the load then checks keys).
 void check_checkpoint_model(const std::string& path, const std::string& model, const nn::ModelConfig& cfg);
+
+// Converts a frozen quantized model (quant::freeze) to the int8 engine's file
+// (quant/engine/model.h), traced on one image of `ds`'s shape, with what
+// `lowbit infer` and `eval` need in its metadata: the model's description
+// (`model_md`), the data set, normalization and class names. Returns the
+// integer model's bytes. Error naming the layer if it cannot run in integers.
+int64_t write_int8(const std::string& path, quant::QuantModel& q, const data::Dataset& ds, const DataFlags& df,
+                   const nn::Metadata& model_md);
 
 // "a,b,c" → floats (usage error naming the flag otherwise).
 std::vector<float> parse_floats(const std::string& flag, const std::string& s);
