@@ -41,5 +41,8 @@ void parse_cifar(const std::vector<uint8_t>& bytes, const std::string& name, int
 // data, or an image of more than `max_pixels` pixels is an error.
 Tensor decode_image(const uint8_t* bytes, size_t size, const std::string& name, int channels,
                     int64_t max_pixels = int64_t(1) << 28);
+// The channels an image file stores, as decode_image would give them without
+// conversion: 1 (gray, gray + alpha) or 3 (RGB, RGBA). Error if undecodable.
+int image_channels(const uint8_t* bytes, size_t size, const std::string& name);
 
 }  // namespace lowbit::data

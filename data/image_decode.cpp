@@ -122,4 +122,13 @@ Tensor decode_image(const uint8_t* bytes, size_t size, const std::string& name, 
   return t;
 }
 
+int image_channels(const uint8_t* bytes, size_t size, const std::string& name) {
+  if (size == 0) fail(name, ": empty file (0 bytes), not an image");
+  if (size > (size_t)INT_MAX) fail(name, ": ", size, " bytes is too large for the image decoder");
+  int w = 0, h = 0, comp = 0;
+  if (!stbi_info_from_memory(bytes, (int)size, &w, &h, &comp))
+    fail(name, ": cannot decode image (", stbi_failure_reason(), ")");
+  return comp <= 2 ? 1 : 3;
+}
+
 }  // namespace lowbit::data

@@ -146,9 +146,10 @@ const char* kUsage =
     "  info                           version, CPU features, chosen kernel paths\n"
     "  bench peak|conv|train|kernels  machine peak; float conv, training step, int8 kernels vs references\n"
     "  train --model M --out F        float training (--epochs --lr --batch --dataset --data --resume ...)\n"
-    "  eval --weights F               accuracy, loss, size and latency of a checkpoint (float or quantized)\n"
+    "  eval --weights F               accuracy, loss, size and latency: float, quantized (simulated) or int8 file\n"
     "  quantize --weights F --out Q   post-training static quantization (--qconfig --observer --calib ...)\n"
     "  qat --weights F --out Q        quantization-aware training (--qconfig --quantizer --epochs ...)\n"
+    "  infer --weights F.int8 IMAGE   top-5 classes of images on the int8 engine\n"
     "  demo [--full]                  train a small model end to end\n"
     "\n"
     "common options: --threads N  --seed S  --json   (lowbit COMMAND --help lists a command's options)\n"
@@ -173,7 +174,13 @@ const char* command_usage(const std::string& cmd) {
            "  writes F (last epoch, with optimizer state) and F's .best twin (best validation accuracy)\n";
   if (cmd == "eval")
     return "usage: lowbit eval --weights F.safetensors [--batch N] [--dataset D --data DIR --limit N] [--quiet] [--json]\n"
+           "  F: a float checkpoint (lowbit train), a quantized one (lowbit quantize/qat --out; simulated), or an\n"
+           "     int8 model file (--int8-out; runs on the int8 engine)\n"
+           "  --compare-sim (quantized F): convert to int8 in memory and compare with the simulation image by image\n"
            "  the model is rebuilt from the checkpoint's metadata (written by lowbit train)\n";
+  if (cmd == "infer")
+    return "usage: lowbit infer --weights F.int8.safetensors IMAGE... [--top K (5)] [--json]\n"
+           "  decodes PNG/JPEG/BMP/GIF/TGA/PNM, resizes to the model's input, normalizes as the file says\n";
   if (cmd == "bench")
     return "usage: lowbit bench peak|conv|train|kernels [options] [--threads N] [--json]\n"
            "  peak                       fp32 and int8 multiply-add peak of this machine\n"
@@ -190,6 +197,7 @@ const char* command_usage(const std::string& cmd) {
            "  data:      --calib N (1024 training images) --batch N (256) --dataset D --data DIR --limit N (test images)\n"
            "  model:     read from F's metadata; --model --width --small-input --act --in-channels --num-classes override\n"
            "  run:       --quiet --json --threads N --seed S\n"
+           "  --int8-out F.int8.safetensors   also write the int8 engine's model (lowbit eval / infer run it)\n"
            "  prints float and quantized (simulated) accuracy and size; writes Q (float weights + quantization parameters)\n";
   if (cmd == "qat")
     return "usage: lowbit qat --weights F.safetensors --out Q.safetensors [options]\n"
@@ -198,6 +206,7 @@ const char* command_usage(const std::string& cmd) {
            "             --freeze-bn-after E --freeze-observers-after E (epochs; default: never)\n"
            "             --quantize-activations-after E (weights first; default 0)\n"
            "  training:  as lowbit train (--epochs 1 --lr 0.01 --batch --schedule --optimizer --resume --stop-after ...)\n"
+           "  --int8-out F.int8.safetensors   after the last epoch, also write the int8 engine's model\n"
            "  writes Q (resumable each epoch; frozen after the last) and Q's .best twin (frozen)\n";
   if (cmd == "demo") return "usage: lowbit demo [--full] [--out F] [--data DIR] [--quiet] [--seed S]\n";
   if (cmd == "info") return "usage: lowbit info [--json]\n";
@@ -234,7 +243,7 @@ int main(int argc, char** argv) {
     const std::vector<std::string> words(argv + std::min(argc, 2), argv + argc);
     const std::string first = argc > 1 ? argv[1] : "";
     if (first.empty()) {
-      std::fputs("usage: lowbit <command> [options] (commands: info, train, eval, quantize, qat, bench, demo; see lowbit --help)\n", stderr);
+      std::fputs("usage: lowbit <command> [options] (commands: info, train, eval, quantize, qat, infer, bench, demo; see lowbit --help)\n", stderr);
       return 2;
     }
     if (first == "--version") {
@@ -244,7 +253,7 @@ int main(int argc, char** argv) {
     // lowbit --help | lowbit help [COMMAND] | lowbit COMMAND --help
     if (first == "--help" || first == "-h" || first == "help") {
       const char* u = words.empty() ? kUsage : command_usage(words[0]);
-      if (!u) throw UsageError("no help for '" + words[0] + "' (commands: info, train, eval, quantize, qat, bench, demo)");
+      if (!u) throw UsageError("no help for '" + words[0] + "' (commands: info, train, eval, quantize, qat, infer, bench, demo)");
       std::fputs(u, stdout);
       return 0;
     }
@@ -276,7 +285,8 @@ int main(int argc, char** argv) {
     if (a.command == "eval") return cmd_eval(a);
     if (a.command == "quantize") return cmd_quantize(a);
     if (a.command == "qat") return cmd_qat(a);
-    throw UsageError("unknown command '" + a.command + "' (commands: info, train, eval, quantize, qat, bench, demo; see lowbit --help)");
+    if (a.command == "infer") return cmd_infer(a);
+    throw UsageError("unknown command '" + a.command + "' (commands: info, train, eval, quantize, qat, infer, bench, demo; see lowbit --help)");
   } catch (const UsageError& e) {
     std::cerr << "lowbit " << a.command << ": " << e.what() << "\n";
     return 2;

@@ -190,5 +190,46 @@ expect "qat from quantized" 2 "q.safetensors is already quantized" -- "$LOWBIT" 
 expect "resume float as qat" 2 "a.safetensors is not a lowbit qat checkpoint" -- "$LOWBIT" qat --resume "$tmp/a.safetensors" --out "$tmp/x.safetensors" --limit 64
 expect "quantized, other model" 2 "q.safetensors holds a resnet20 .*, not a resnet32" -- "$LOWBIT" eval --weights "$tmp/q.safetensors" --model resnet32 --limit 64
 
+
+# The int8 engine: --int8-out, eval of the file, the simulation comparison on
+# a sample (bit-identical logits on every kernel path this CPU has), infer on
+# PNGs, and the bad files.
+imgs="$(dirname "$0")/../fixtures/images"
+expect_json "quantize --int8-out" '"int8_mb": 0\.2[0-9]' \
+  -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --limit 128 --calib 64 --json --out "$tmp/q8.safetensors" --int8-out "$tmp/m.int8.safetensors"
+expect_json "eval int8" '"engine": "int8"' "\"accuracy\": $acc" '"images": 128' '"int8_mb": 0\.2[0-9]' \
+  -- "$LOWBIT" eval --weights "$tmp/m.int8.safetensors" --limit 128 --json
+for isa in ref avx2 avxvnni avx512vnni; do
+  LOWBIT_ISA=$isa "$LOWBIT" info >/dev/null 2>&1 || continue
+  expect_json "compare-sim $isa" '"images": 500' '"top1_agreement": 1\.000000' '"within_one_step": 1\.000000' \
+    '"bit_identical": 1\.000000' -- env LOWBIT_ISA=$isa "$LOWBIT" eval --weights "$tmp/q8.safetensors" --limit 500 --compare-sim --json
+done
+# The int8 file and the simulation give the same accuracy on the same images.
+acc_sim="$("$LOWBIT" eval --weights "$tmp/q8.safetensors" --limit 128 --json | grep -oE '"accuracy": [0-9.]+')"
+acc_int="$("$LOWBIT" eval --weights "$tmp/m.int8.safetensors" --limit 128 --json | grep -oE '"accuracy": [0-9.]+')"
+if [ -n "$acc_sim" ] && [ "$acc_sim" = "$acc_int" ]; then passed=$((passed + 1)); else
+  echo "FAIL int8 and simulated accuracy differ: $acc_sim vs $acc_int" >&2; failed=$((failed + 1)); fi
+expect_out "infer png" '^[^ ]*fmnist_test_0_ankle_boot\.png +1\. [A-Za-z/ -]+ +[0-9.]+% +\(class [0-9]\) +2\. ' \
+  -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
+expect_json "infer --json" '^\{"image": "[^"]*trouser\.png", "top": \[\{"class": [0-9], "name": "[^"]+", "probability": [01]\.[0-9]{6}\}, ' \
+  -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors" --json "$imgs/fmnist_test_2_trouser.png"
+expect "infer rgb image"   2 "fmnist_test_0_rgb.png: the image has 3 channels \(RGB\); .* takes 1 \(grayscale\)" \
+  -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors" "$imgs/fmnist_test_0_rgb.png"
+expect "infer no image"    2 "no images given" -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors"
+expect "infer missing image" 2 "nope.png: cannot open" -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors" "$tmp/nope.png"
+expect "infer not an image" 2 "a.safetensors: cannot decode image" -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors" "$tmp/a.safetensors"
+expect "infer float file"  2 "a.safetensors: is not an int8 model file" -- "$LOWBIT" infer --weights "$tmp/a.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
+expect "infer quantized file" 2 "q8.safetensors: is a quantized checkpoint" -- "$LOWBIT" infer --weights "$tmp/q8.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
+head -c 3000 "$tmp/m.int8.safetensors" > "$tmp/t.int8.safetensors"
+expect "infer truncated"   2 "t.int8.safetensors" -- "$LOWBIT" infer --weights "$tmp/t.int8.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
+expect "eval truncated int8" 2 "t.int8.safetensors" -- "$LOWBIT" eval --weights "$tmp/t.int8.safetensors" --limit 64
+expect "compare-sim int8 file" 2 "--compare-sim takes the quantized checkpoint" -- "$LOWBIT" eval --weights "$tmp/m.int8.safetensors" --compare-sim
+expect "compare-sim float" 2 "--compare-sim needs a quantized checkpoint" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --compare-sim --limit 64
+expect "quantize an int8 file" 2 "is an int8 model file" -- "$LOWBIT" quantize --weights "$tmp/m.int8.safetensors" --out "$tmp/x.safetensors"
+expect "int8-out a dir"    2 "--int8-out $tmp: is a directory" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --out "$tmp/x.safetensors" --int8-out "$tmp"
+expect_json "qat --int8-out" '"qconfig": "w8a8"' \
+  -- "$LOWBIT" qat --weights "$tmp/a.safetensors" --limit 128 --val-limit 64 --batch 64 --json --out "$tmp/qat8.safetensors" --int8-out "$tmp/qat.int8.safetensors"
+expect_json "eval qat int8" '"engine": "int8"' -- "$LOWBIT" eval --weights "$tmp/qat.int8.safetensors" --limit 64 --json
+
 echo "lowbit-tests: test_cli $passed passed, $failed failed"
 [ "$failed" = 0 ]

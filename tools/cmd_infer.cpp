@@ -1,0 +1,108 @@
+// `lowbit infer --weights F.int8.safetensors IMAGE...`: the top classes of
+// each image on the int8 engine. Images (PNG, JPEG, BMP, GIF, TGA, PNM) are
+// decoded with the data module's decoder, resized (bilinear) to the model's
+// input size when they differ, scaled to [0, 1] and normalized with the mean
+// and std stored in the model file — what `lowbit eval` does to the test set.
+// An image whose channel count differs from the model's is refused, not
+// converted: a colour photo given to a grayscale model is a mistake worth
+// hearing about.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+#include "core/ops.h"
+#include "data/formats.h"
+#include "data/transforms.h"
+#include "kernels/kernels.h"
+#include "quant/engine/runner.h"
+#include "tools/common.h"
+
+namespace lowbit::cli {
+
+namespace {
+std::vector<float> floats_of(const std::string& s) {
+  std::vector<float> v;
+  for (size_t i = 0; i < s.size();) {
+    const size_t c = s.find(',', i);
+    v.push_back(std::strtof(s.substr(i, c == std::string::npos ? std::string::npos : c - i).c_str(), nullptr));
+    if (c == std::string::npos) break;
+    i = c + 1;
+  }
+  return v;
+}
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if ((unsigned char)c < 0x20) continue;
+    o += c;
+  }
+  return o;
+}
+}  // namespace
+
+int cmd_infer(const Args& a) {
+  a.reject_unknown({"--weights", "--top"}, (size_t)-1);
+  if (!a.has("--weights")) throw UsageError("--weights F.int8.safetensors is required");
+  if (a.positional.empty()) throw UsageError("no images given (lowbit infer --weights F.int8.safetensors IMAGE...)");
+  const int64_t top = a.get_int("--top", 5);
+  if (top < 1) throw UsageError("--top must be at least 1");
+  const std::string weights = a.get("--weights", "");
+  quant::engine::Runner runner(quant::engine::load(weights));
+  const quant::engine::Model& m = runner.model();
+  const int64_t c = m.input_shape[0], h = m.input_shape[1], w = m.input_shape[2];
+  if (c != 1 && c != 3) throw UsageError(weights + " takes " + std::to_string(c) + "-channel input; images have 1 or 3");
+  const std::vector<float> mean = m.info.count("mean") ? floats_of(m.info.at("mean")) : std::vector<float>{0.0f};
+  const std::vector<float> std_ = m.info.count("std") ? floats_of(m.info.at("std")) : std::vector<float>{1.0f};
+  std::vector<std::string> names;
+  if (m.info.count("class_names")) {
+    const std::string& s = m.info.at("class_names");
+    for (size_t i = 0; i < s.size();) {
+      const size_t e = s.find('\n', i);
+      names.push_back(s.substr(i, e == std::string::npos ? std::string::npos : e - i));
+      if (e == std::string::npos) break;
+      i = e + 1;
+    }
+  }
+  // Decode, check and preprocess every image before running any.
+  const data::TransformPtr prep = data::compose({data::to_tensor(), data::normalize(mean, std_)});
+  Generator gen(0);
+  std::vector<Tensor> batch;
+  for (const std::string& path : a.positional) {
+    const std::vector<uint8_t> bytes = data::read_file(path);
+    const int have = data::image_channels(bytes.data(), bytes.size(), path);
+    if (have != c)
+      throw UsageError(path + ": the image has " + std::to_string(have) + (have == 1 ? " channel (grayscale)" : " channels (RGB)") +
+                       "; " + weights + " takes " + std::to_string(c) + (c == 1 ? " (grayscale)" : " (RGB)"));
+    Tensor img = data::decode_image(bytes.data(), bytes.size(), path, (int)c);
+    if (img.shape()[1] != h || img.shape()[2] != w) img = data::resize_bilinear(img, h, w);
+    batch.push_back(prep->apply(img, gen).unsqueeze(0));
+  }
+  const Tensor logits = runner.run(cat(batch, 0));
+  const Tensor probs = softmax(logits, 1);
+  const int64_t k = logits.shape()[1], shown = std::min(top, k);
+  const bool json = a.has("--json");
+  for (size_t i = 0; i < a.positional.size(); ++i) {
+    std::vector<float> p(probs.data<float>() + (int64_t)i * k, probs.data<float>() + (int64_t)(i + 1) * k);
+    std::vector<int64_t> idx((size_t)k);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::stable_sort(idx.begin(), idx.end(), [&](int64_t x, int64_t y) { return p[(size_t)x] > p[(size_t)y]; });
+    auto name = [&](int64_t j) { return j < (int64_t)names.size() ? names[(size_t)j] : std::to_string(j); };
+    if (json) {
+      std::printf("{\"image\": \"%s\", \"top\": [", json_escape(a.positional[i]).c_str());
+      for (int64_t j = 0; j < shown; ++j)
+        std::printf("%s{\"class\": %lld, \"name\": \"%s\", \"probability\": %.6f}", j ? ", " : "",
+                    (long long)idx[(size_t)j], json_escape(name(idx[(size_t)j])).c_str(), (double)p[(size_t)idx[(size_t)j]]);
+      std::printf("]}\n");
+    } else {
+      std::printf("%s\n", a.positional[i].c_str());
+      for (int64_t j = 0; j < shown; ++j)
+        std::printf("  %lld. %-14s %6.2f%%  (class %lld)\n", (long long)j + 1, name(idx[(size_t)j]).c_str(),
+                    100.0 * p[(size_t)idx[(size_t)j]], (long long)idx[(size_t)j]);
+    }
+  }
+  return 0;
+}
+
+}  // namespace lowbit::cli
