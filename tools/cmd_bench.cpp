@@ -7,6 +7,8 @@
 //       lowbit::conv2d forward and forward+backward on the ResNet-18 shapes
 //   lowbit bench train [--model resnet20] [--width W] [--batch 128] [--steps 10] [--json]
 //       training step throughput, GFLOP/s and peak memory (bench/compare_train.py)
+//   lowbit bench models [--model resnet18|mobilenet_v2] [--batch 1] [--reps 10] [--warmup 3] [--json]
+//       whole-model inference, float vs int8 engine (bench/compare_int8.py adds PyTorch)
 //   lowbit bench kernels [--threads N] [--reps 10] [--seconds 0.2] [--case TEXT] [--json]
 //       int8 GEMM/conv kernels vs oneDNN's int8 primitives (ResNet-18, MobileNetV2 layers)
 #include <cstdio>
@@ -14,16 +16,18 @@
 
 #include "bench/conv_bench.h"
 #include "bench/int8_bench.h"
+#include "bench/model_bench.h"
 #include "bench/peak.h"
 #include "bench/train_bench.h"
 #include "kernels/kernels.h"
+#include "nn/models.h"
 #include "tools/cli.h"
 
 namespace lowbit::cli {
 
 int cmd_bench(const Args& a) {
   const std::string what = a.positional.empty() ? "" : a.positional[0];
-  if (a.positional.size() > 1) throw UsageError("one benchmark at a time (peak or conv)");
+  if (a.positional.size() > 1) throw UsageError("one benchmark at a time (peak, conv, train, kernels or models)");
   if (what == "peak") {
     a.reject_unknown({}, 1);
     bench::print_peak(stdout, kernels::num_threads(), a.has("--json"));
@@ -65,6 +69,24 @@ int cmd_bench(const Args& a) {
     bench::run_train_bench(stdout, o);
     return 0;
   }
+  if (what == "models") {
+    a.reject_unknown({"--model", "--batch", "--reps", "--warmup", "--size", "--int8-only", "--float-only"}, 1);
+    bench::ModelBenchOptions o;
+    o.model = a.get("--model", o.model);
+    nn::check_model_name(o.model);
+    o.batch = a.get_int("--batch", o.batch);
+    o.size = a.get_int("--size", o.size);
+    o.reps = (int)a.get_int("--reps", o.reps);
+    o.warmup = (int)a.get_int("--warmup", o.warmup);
+    o.json = a.has("--json");
+    o.int8_only = a.has("--int8-only");
+    o.float_only = a.has("--float-only");
+    if (o.batch < 1 || o.reps < 1 || o.warmup < 0 || o.size < 32)
+      throw UsageError("--batch and --reps must be positive, --warmup not negative, --size at least 32");
+    if (o.int8_only && o.float_only) throw UsageError("--int8-only and --float-only contradict each other");
+    bench::run_model_bench(stdout, o);
+    return 0;
+  }
   if (what == "kernels") {
     a.reject_unknown({"--reps", "--seconds", "--case"}, 1);
     bench::Int8BenchOptions o;
@@ -77,8 +99,8 @@ int cmd_bench(const Args& a) {
     bench::run_int8_bench(stdout, o);
     return 0;
   }
-  throw UsageError(what.empty() ? "which benchmark? (peak or conv)"
-                                : "unknown benchmark '" + what + "' (peak or conv)");
+  throw UsageError(what.empty() ? "which benchmark? (peak, conv, train, kernels or models)"
+                                : "unknown benchmark '" + what + "' (peak, conv, train, kernels or models)");
 }
 
 }  // namespace lowbit::cli

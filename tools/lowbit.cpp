@@ -27,7 +27,8 @@ namespace {
 
 // Options that never take a value. Every other option takes exactly one.
 const std::set<std::string> kSwitches{"--json", "--help", "--full", "--nesterov", "--no-augment", "--small-input",
-                                      "--quiet", "--per-channel", "--per-tensor", "--compare-sim"};
+                                      "--quiet", "--per-channel", "--per-tensor", "--compare-sim", "--int8-only",
+                                      "--float-only"};
 
 // Spellings users type, mapped to lowbit's name (torchvision's reference scripts use the long ones).
 const std::map<std::string, std::string> kAliases{
@@ -182,13 +183,15 @@ const char* command_usage(const std::string& cmd) {
     return "usage: lowbit infer --weights F.int8.safetensors IMAGE... [--top K (5)] [--json]\n"
            "  decodes PNG/JPEG/BMP/GIF/TGA/PNM, resizes to the model's input, normalizes as the file says\n";
   if (cmd == "bench")
-    return "usage: lowbit bench peak|conv|train|kernels [options] [--threads N] [--json]\n"
+    return "usage: lowbit bench peak|conv|train|kernels|models [options] [--threads N] [--json]\n"
            "  peak                       fp32 and int8 multiply-add peak of this machine\n"
            "  conv [--batch N --reps N --warmup N --path P --case NAME]   float conv, ResNet-18 shapes\n"
            "  train [--model M --width W --small-input --batch N --size S --channels C --classes K\n"
            "         --steps N --warmup N --qconfig Q --quantizer ste|lsq|lsq+]   training step (float or QAT) throughput\n"
            "                             and peak memory\n"
-           "  kernels [--reps N --seconds S --case NAME]   int8 GEMM/conv vs oneDNN\n";
+           "  kernels [--reps N --seconds S --case NAME]   int8 GEMM/conv vs oneDNN\n"
+           "  models [--model resnet18|mobilenet_v2 --batch N --reps N --warmup N --size S]   whole-model inference,\n"
+           "                             float vs the int8 engine (bench/compare_int8.py adds PyTorch)\n";
   if (cmd == "quantize")
     return "usage: lowbit quantize --weights F.safetensors --out Q.safetensors [options]\n"
            "  config:    --qconfig w8a8|w8a8-per-tensor|w4a8|w4a4|w2a2 (w8a8)\n"

@@ -1,0 +1,90 @@
+#include "bench/model_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/generator.h"
+#include "core/ops.h"
+#include "kernels/kernels.h"
+#include "nn/models.h"
+#include "quant/engine/runner.h"
+#include "quant/quantize.h"
+
+namespace lowbit::bench {
+
+namespace {
+
+template <class F>
+double median_ms(F&& f, int warmup, int reps) {
+  for (int i = 0; i < warmup; ++i) f();
+  std::vector<double> ms;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// Multiply-adds × 2 of the convs and linear layers for one image.
+double ops_per_image(const quant::engine::Model& m) {
+  double ops = 0;
+  for (const auto& op : m.ops) {
+    if (op.kind != quant::OpKind::conv && op.kind != quant::OpKind::linear) continue;
+    const Shape& out = m.values[(size_t)op.output].shape;
+    const Shape& w = op.layer.weight_shape;
+    ops += 2.0 * (double)shape_numel(out) * (double)(shape_numel(w) / w[0]);
+  }
+  return ops;
+}
+
+}  // namespace
+
+void run_model_bench(std::FILE* out, const ModelBenchOptions& o) {
+  nn::ModelConfig cfg;
+  cfg.in_channels = o.channels;
+  cfg.num_classes = o.classes;
+  manual_seed(0);
+  nn::ModulePtr model = nn::create_model(o.model, cfg);
+  model->eval();
+  Generator gen(1);
+  const Tensor x = randn({o.batch, o.channels, o.size, o.size}, &gen);
+  NoGradGuard ng;
+  const char* isa = kernels::isa_name(kernels::table().isa);
+  const int threads = kernels::num_threads();
+
+  double float_ms = -1;
+  if (!o.int8_only) float_ms = median_ms([&] { model->forward(x); }, o.warmup, o.reps);
+
+  // PTQ w8a8 (MinMax activations: the calibration's quality does not change the time).
+  quant::QConfig qc = quant::preset("w8a8");
+  quant::set_activation_observer(qc, quant::ObserverKind::minmax);
+  auto q = quant::prepare(model, qc);
+  for (int i = 0; i < 2; ++i) q->forward(randn({2, o.channels, o.size, o.size}, &gen));
+  quant::freeze(*q);
+  quant::engine::Runner runner(quant::engine::convert(*q, Tensor::zeros({1, o.channels, o.size, o.size})));
+  const double gops = ops_per_image(runner.model()) * (double)o.batch / 1e9;
+  double int8_ms = -1;
+  if (!o.float_only) int8_ms = median_ms([&] { runner.run(x); }, o.warmup, o.reps);
+
+  auto line = [&](const char* impl, double ms) {
+    if (ms < 0) return;
+    if (o.json)
+      std::fprintf(out,
+                   "{\"bench\": \"models\", \"model\": \"%s\", \"batch\": %lld, \"threads\": %d, \"impl\": \"%s\", "
+                   "\"ms\": %.4f, \"isa\": \"%s\", \"gops\": %.6f, \"reps\": %d, \"warmup\": %d, \"size\": %lld}\n",
+                   o.model.c_str(), (long long)o.batch, threads, impl, ms, isa, gops, o.reps, o.warmup, (long long)o.size);
+    else
+      std::fprintf(out, "%-14s %-12s batch %-3lld %2d threads  %9.3f ms  %7.1f GOP/s  (%s)\n", o.model.c_str(), impl,
+                   (long long)o.batch, threads, ms, gops / (ms / 1e3), isa);
+  };
+  line("lowbit-float", float_ms);
+  line("lowbit-int8", int8_ms);
+  if (!o.json && float_ms > 0 && int8_ms > 0)
+    std::fprintf(out, "  int8 is %.2fx the float model's speed; %.2f GOP per forward\n", float_ms / int8_ms, gops);
+}
+
+}  // namespace lowbit::bench
