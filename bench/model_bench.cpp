@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <vector>
 
 #include "core/autograd.h"
@@ -69,6 +70,27 @@ void run_model_bench(std::FILE* out, const ModelBenchOptions& o) {
   const double gops = ops_per_image(runner.model()) * (double)o.batch / 1e9;
   double int8_ms = -1;
   if (!o.float_only) int8_ms = median_ms([&] { runner.run(x); }, o.warmup, o.reps);
+  if (o.profile) {
+    runner.set_profiling(true);
+    for (int i = 0; i < o.reps; ++i) runner.run(x);
+    const auto& sec = runner.op_seconds();
+    const auto& ops = runner.model().ops;
+    std::map<std::string, double> by_kind;
+    double total = 0;
+    for (size_t i = 0; i < ops.size(); ++i) by_kind[quant::op_kind_name(ops[i].kind)] += sec[i], total += sec[i];
+    std::fprintf(out, "int8 %s batch %lld, %d runs: %.3f ms per run\n", o.model.c_str(), (long long)o.batch, o.reps,
+                 total / o.reps * 1e3);
+    for (auto& [k, s] : by_kind) std::fprintf(out, "  %-16s %8.3f ms  %5.1f%%\n", k.c_str(), s / o.reps * 1e3, 100 * s / total);
+    std::vector<size_t> idx(ops.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return sec[a] > sec[b]; });
+    for (size_t j = 0; j < std::min<size_t>(12, idx.size()); ++j) {
+      const auto& op = ops[idx[j]];
+      const Shape& in = op.inputs.empty() ? runner.model().input_shape : runner.model().values[(size_t)op.inputs[0]].shape;
+      std::fprintf(out, "  %-28s %-16s in %-16s %8.3f ms\n", op.name.c_str(), quant::op_kind_name(op.kind),
+                   shape_str(in).c_str(), sec[idx[j]] / o.reps * 1e3);
+    }
+  }
 
   auto line = [&](const char* impl, double ms) {
     if (ms < 0) return;

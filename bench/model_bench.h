@@ -17,6 +17,7 @@ struct ModelBenchOptions {
   int warmup = 3, reps = 10;
   bool json = false;
   bool int8_only = false, float_only = false;
+  bool profile = false;  // the int8 model's time per op kind and its slowest ops
 };
 
 void run_model_bench(std::FILE* out, const ModelBenchOptions& o);

@@ -70,7 +70,7 @@ int cmd_bench(const Args& a) {
     return 0;
   }
   if (what == "models") {
-    a.reject_unknown({"--model", "--batch", "--reps", "--warmup", "--size", "--int8-only", "--float-only"}, 1);
+    a.reject_unknown({"--model", "--batch", "--reps", "--warmup", "--size", "--int8-only", "--float-only", "--profile"}, 1);
     bench::ModelBenchOptions o;
     o.model = a.get("--model", o.model);
     nn::check_model_name(o.model);
@@ -81,6 +81,7 @@ int cmd_bench(const Args& a) {
     o.json = a.has("--json");
     o.int8_only = a.has("--int8-only");
     o.float_only = a.has("--float-only");
+    o.profile = a.has("--profile");
     if (o.batch < 1 || o.reps < 1 || o.warmup < 0 || o.size < 32)
       throw UsageError("--batch and --reps must be positive, --warmup not negative, --size at least 32");
     if (o.int8_only && o.float_only) throw UsageError("--int8-only and --float-only contradict each other");

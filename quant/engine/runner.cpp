@@ -1,6 +1,7 @@
 #include "quant/engine/runner.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "core/error.h"
@@ -32,6 +33,15 @@ struct Runner::Impl {
     std::vector<float> multipliers;
   };
   std::vector<Prepared> prep;  // per op
+  bool profiling = false;
+  std::vector<double> seconds;  // per op, while profiling
+  std::chrono::steady_clock::time_point mark;
+  void tick(size_t op) {
+    if (!profiling) return;
+    const auto now = std::chrono::steady_clock::now();
+    seconds[op] += std::chrono::duration<double>(now - mark).count();
+    mark = now;
+  }
   // Memory plan for `planned_n` images: each value's byte offset in the arena.
   int64_t planned_n = -1;
   std::vector<size_t> offset;
@@ -136,7 +146,11 @@ struct Runner::Impl {
   }
 
   void run_graph(int64_t n, float* result) {
-    for (size_t i = 1; i < m.ops.size(); ++i) run_op(m.ops[i], i, n);
+    tick(0);
+    for (size_t i = 1; i < m.ops.size(); ++i) {
+      run_op(m.ops[i], i, n);
+      tick(i);
+    }
     const Value& out = m.values[(size_t)m.output];
     const int64_t numel = n * shape_numel(out.shape);
     const float scale = out.grid.scale;
@@ -148,6 +162,7 @@ struct Runner::Impl {
       k->dequantize_u8_f32(tmp.data(), buf(m.output), &scale, &zp, 1, 1, numel);
       k->f32_nhwc_to_nchw(result, tmp.data(), n, out.shape[0], spatial(out.shape));
     }
+    tick(m.ops.size() - 1);
   }
 };
 
@@ -184,6 +199,11 @@ Runner::Runner(Runner&&) noexcept = default;
 
 const Model& Runner::model() const { return impl_->m; }
 size_t Runner::arena_bytes() const { return impl_->arena.size; }
+void Runner::set_profiling(bool on) {
+  impl_->profiling = on;
+  impl_->seconds.assign(impl_->m.ops.size(), 0.0);
+}
+const std::vector<double>& Runner::op_seconds() const { return impl_->seconds; }
 
 Tensor Runner::run(const Tensor& x_in) {
   const Model& m = impl_->m;
@@ -192,6 +212,7 @@ Tensor Runner::run(const Tensor& x_in) {
                m.input_shape[0], "×", m.input_shape[1], "×", m.input_shape[2]);
   const Tensor x = x_in.contiguous();
   const int64_t n = x.shape()[0];
+  impl_->mark = std::chrono::steady_clock::now();
   impl_->plan(n);
   // quantize (NCHW u8 in scratch), then NHWC into the input value.
   const Op& q = m.ops[0];
@@ -213,6 +234,7 @@ Tensor Runner::run(const Tensor& x_in) {
 void Runner::run_u8(const uint8_t* x, int64_t n, float* y) {
   LOWBIT_CHECK(n >= 1, "int8 engine: batch of ", n);
   const Model& m = impl_->m;
+  impl_->mark = std::chrono::steady_clock::now();
   impl_->plan(n);
   const Op& q = m.ops[0];
   const int64_t c = m.input_shape[0], hw = m.input_shape[1] * m.input_shape[2];

@@ -33,6 +33,11 @@ class Runner {
   void run_u8(const uint8_t* x, int64_t n, float* y);
 
   const Model& model() const;
+  // Per-op wall time, accumulated over runs while profiling is on (index = op;
+  // op 0 also counts the input's quantization, the last the output's
+  // dequantization). For `lowbit bench models --profile`.
+  void set_profiling(bool on);
+  const std::vector<double>& op_seconds() const;
   // Bytes of the activation arena planned for the last batch size.
   size_t arena_bytes() const;
 
