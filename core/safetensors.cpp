@@ -477,15 +477,23 @@ SafetensorsFile parse_safetensors(const Source& f, uint64_t file_size, const std
     if (!p.dtype) fail(prefix, where, "unknown dtype '", dtype->text, "' (supported: F32, F64, I32, I64, I8, U8)");
 
     if (shape->kind != Json::Kind::array) fail(prefix, where, "shape is ", kind_name(shape->kind), ", not an array");
-    uint64_t numel = 1;
+    // `extent` is the product of the extents with a 0 counted as 1: what a
+    // Tensor's strides (and the partial products of its element count) reach.
+    // It must fit in int64 even when the tensor is empty: a shape such as
+    // [0, 2^40, 2^40] holds no bytes yet would overflow them.
+    uint64_t extent = 1;
     bool overflow = false;
     for (const Json& d : shape->items) {
       uint64_t n = json_uint(d, prefix + where, "shape entry");
       if (n > (uint64_t)std::numeric_limits<int64_t>::max()) fail(prefix, where, "shape entry ", n, " is too large");
       p.shape.push_back((int64_t)n);
-      if (n != 0 && numel > std::numeric_limits<uint64_t>::max() / n) overflow = true;
-      numel *= n;
+      const uint64_t e = std::max<uint64_t>(n, 1);
+      if (extent > (uint64_t)std::numeric_limits<int64_t>::max() / e) overflow = true;
+      else extent *= e;
     }
+    bool empty = false;
+    for (int64_t n : p.shape) empty |= n == 0;
+    const uint64_t numel = empty ? 0 : extent;
     if (!overflow && numel > std::numeric_limits<uint64_t>::max() / p.dtype->bytes) overflow = true;
     if (overflow) fail(prefix, where, "shape ", shape_str(p.shape), " is too large");
     const uint64_t nbytes = numel * p.dtype->bytes;

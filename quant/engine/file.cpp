@@ -16,7 +16,10 @@ constexpr int64_t kMaxDim = 1 << 24;  // any one extent; products are checked be
 
 std::string join(const std::vector<int64_t>& v) {
   std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) {  // appends: GCC 12 -O3 warns falsely (-Wrestrict) on operator+ here
+    if (i) s += ',';
+    s += std::to_string(v[i]);
+  }
   return s;
 }
 
@@ -35,6 +38,18 @@ int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t pad, bool ceil) {
   int64_t o = (in + 2 * pad - k + (ceil ? s - 1 : 0)) / s + 1;
   if (ceil && (o - 1) * s >= in + pad) --o;
   return o;
+}
+
+// Each extent from 1 to kMaxWeights, and so is their product (checked before
+// each multiplication: no overflow).
+constexpr int64_t kMaxWeights = int64_t(1) << 31;
+bool sane_extents(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) {
+    if (d < 1 || n > kMaxWeights / d) return false;
+    n *= d;
+  }
+  return true;
 }
 
 bool same_grid(const Grid& a, const Grid& b) {
@@ -95,6 +110,10 @@ void validate(const Model& m, const std::string& what) {
           LOWBIT_CHECK(std::isfinite(s) && s > 0, where, "weight scale ", s, " is not a positive number");
         LOWBIT_CHECK(same_grid(L.in, in->grid) && same_grid(L.out, out.grid), where,
                      "its quantization parameters disagree with its values'");
+        // Every extent ≥ 1 (an empty filter passes the size check below but no
+        // kernel runs it) and the product bounded before shape_numel multiplies.
+        LOWBIT_CHECK(sane_extents(L.weight_shape), where, "weight shape ", shape_str(L.weight_shape),
+                     " has an empty or too large extent");
         LOWBIT_CHECK((int64_t)L.weight.size() == shape_numel(L.weight_shape), where, "weight holds ", L.weight.size(),
                      " values for shape ", shape_str(L.weight_shape));
         if (op.kind == OpKind::linear) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/safetensors.h"
+#include "tests/test_util.h"
 
 using namespace lowbit;
 namespace fs = std::filesystem;
@@ -361,6 +362,50 @@ TEST_CASE("safetensors: corrupt files are rejected with the file name and the re
     write_bytes(p, st_bytes(one_f32, floats_bytes({42.0f})));
     CHECK(load_safetensors(p).get("a").item() == 42.0f);
   }
+}
+
+// Found while adding fuzz_safetensors (tests/fuzz/): a tensor with a 0 extent
+// holds no bytes, so the byte-count checks passed, but its other extents went
+// into Tensor's element count and strides and overflowed int64 there (UBSan:
+// signed overflow in shape_numel / contiguous_strides).
+TEST_CASE("safetensors: an empty tensor whose other extents overflow int64 is refused") {
+  auto load = [](const std::string& shape) {
+    return lowbit::testing::error_of([&] {
+      load_safetensors_bytes(st_bytes(R"({"t":{"dtype":"I8","shape":)" + shape + R"(,"data_offsets":[0,0]}})", ""),
+                             "empty.safetensors");
+    });
+  };
+  // The strides of [0, 2^40, 2^40] reach 2^80.
+  CHECK(load("[0,1099511627776,1099511627776]").find("shape [0, 1099511627776, 1099511627776] is too large") !=
+        std::string::npos);
+  // shape_numel multiplies 2^62 · 2 before the 0.
+  CHECK(load("[4611686018427387904,2,0]").find("is too large") != std::string::npos);
+  CHECK(load("[9223372036854775807,9223372036854775807,0]").find("empty.safetensors") != std::string::npos);
+  // Empty tensors whose extents fit still load.
+  const SafetensorsFile f = load_safetensors_bytes(
+      st_bytes(R"({"t":{"dtype":"F32","shape":[0,2147483648,2147483648],"data_offsets":[0,0]}})", ""), "ok");
+  CHECK(f.get("t").numel() == 0);
+  CHECK(f.get("t").shape() == Shape{0, int64_t(1) << 31, int64_t(1) << 31});
+}
+
+// The seed corpus of fuzz_safetensors (tests/fuzz/make_seeds.py) is valid:
+// fuzzing starts inside the format.
+TEST_CASE("safetensors: the fuzz seeds load") {
+  const fs::path dir = fs::path(LOWBIT_FIXTURES_DIR) / ".." / "fuzz" / "seeds" / "safetensors";
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    INFO(e.path().string());
+    const SafetensorsFile f = load_safetensors_bytes(read_bytes(e.path().string()), e.path().filename().string());
+    CHECK(!f.tensors.empty());
+    ++n;
+  }
+  CHECK(n >= 3);
+  const SafetensorsFile f = load_safetensors((dir / "plain.safetensors").string());
+  CHECK(s32_values(f.get("bn.num_batches_tracked")) == std::vector<int32_t>{42});
+  CHECK(f.get("double").to_vector() == std::vector<float>{1.5f, -2.25f});
+  CHECK(f.get("empty").shape() == Shape{0, 4});
+  CHECK(f.has("caf\xc3\xa9 \"q\"\n"));
+  CHECK(f.metadata.at("note") == "\xc3\xbc\xf0\x9f\x98\x80");
 }
 
 TEST_CASE("safetensors: save is atomic and leaves no temporary file behind") {

@@ -1,19 +1,27 @@
 #!/usr/bin/python3
 """Seed corpora for the libFuzzer targets (committed; rerun to remake).
 
-   /usr/bin/python3 tests/fuzz/make_seeds.py     → tests/fuzz/seeds/{idx,cifar,image}/
+   /usr/bin/python3 tests/fuzz/make_seeds.py [KIND...]
+       → tests/fuzz/seeds/{idx,cifar,image,safetensors,int8}/ (all kinds without arguments)
 
 Small valid inputs of every shape the parsers accept, so fuzzing starts
 inside the formats: IDX labels/images plain and gzip; one CIFAR-10 and one
 CIFAR-100 record (first byte = the layout selector of fuzz_cifar.cpp);
 8×6 images as PNG (gray, RGB, RGBA, palette), JPEG (baseline, progressive),
-BMP, GIF, TGA, PPM/PGM, written by PIL (python3-pil).
+BMP, GIF, TGA, PPM/PGM, written by PIL (python3-pil, needed for "image" only);
+safetensors files of every dtype the reader takes (F32, F64, I32, I64, I8, U8,
+an empty tensor, escapes in names); int8 model files (quant/engine/model.h),
+written by hand: a conv → global average pool → linear net, and one with a
+depthwise conv, max pooling (ceil mode), a residual add, a narrow grid and a
+linear layer on a spatial map. The int8 files are safetensors files too, so
+they seed fuzz_safetensors as well.
 """
 import gzip
 import io
+import json
 import os
-
-from PIL import Image
+import struct
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,7 +38,115 @@ def idx(dims, payload):
     return b + bytes(payload)
 
 
+def safetensors(tensors, metadata=None):
+    """tensors: [(name, dtype, shape, raw bytes)] in order; header padded to 8 bytes with spaces."""
+    header, data = {}, b""
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-(8 + len(h)) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def i8(values):
+    return struct.pack("<%db" % len(values), *values)
+
+
+def i32(values):
+    return struct.pack("<%di" % len(values), *values)
+
+
+def f32(values):
+    return struct.pack("<%df" % len(values), *values)
+
+
+def int8_model(graph, layers, extra=None):
+    """layers: [(op name, weight shape, weights, biases, weight scales)]."""
+    tensors = []
+    for name, shape, w, b, s in layers:
+        tensors += [(name + ".weight", "I8", shape, i8(w)),
+                    (name + ".bias", "I32", [len(b)], i32(b)),
+                    (name + ".weight_scale", "F32", [len(s)], f32(s))]
+    md = {"format": "lowbit.int8", "format_version": "1", "graph": graph}
+    md.update(extra or {})
+    return safetensors(tensors, md)
+
+
+def seeds_int8():
+    # 1×4×4 → conv 1→2 3×3 pad 1 (ReLU folded: zp 0) → global average pool → linear 2→3.
+    tiny = int8_model(
+        "input 1,4,4\n"
+        "value 0 shape=1,4,4 scale=0.0078125 zp=128 qmin=0 qmax=255\n"
+        "value 1 shape=2,4,4 scale=0.03125 zp=0 qmin=0 qmax=255\n"
+        "value 2 shape=2,1,1 scale=0.03125 zp=0 qmin=0 qmax=255\n"
+        "value 3 shape=3 scale=0.0625 zp=128 qmin=0 qmax=255\n"
+        "op quantize quant out=0\n"
+        "op conv conv1 in=0 out=1 stride=1,1 pad=1,1 dil=1,1 groups=1\n"
+        "op global_avg_pool pool in=1 out=2\n"
+        "op linear fc in=2 out=3\n"
+        "output 3\n",
+        [("conv1", [2, 1, 3, 3], [(i * 37) % 255 - 127 for i in range(18)], [100, -50], [0.01, 0.02]),
+         ("fc", [3, 2], [5, -7, 127, -127, 0, 33], [1, -2, 3], [0.015])],
+        {"model": "fuzz-seed", "classes": "3"})
+    # 2×5×5 → depthwise 3×3 → max pool 2×2 ceil → pointwise 2→2 (narrow grid 0..127)
+    # → add(pool, pointwise) → linear on the 2×3×3 map → 4.
+    branchy = int8_model(
+        "input 2,5,5\n"
+        "value 0 shape=2,5,5 scale=0.015625 zp=128 qmin=0 qmax=255\n"
+        "value 1 shape=2,5,5 scale=0.0234375 zp=120 qmin=0 qmax=255\n"
+        "value 2 shape=2,3,3 scale=0.0234375 zp=120 qmin=0 qmax=255\n"
+        "value 3 shape=2,3,3 scale=0.046875 zp=0 qmin=0 qmax=127\n"
+        "value 4 shape=2,3,3 scale=0.0390625 zp=10 qmin=10 qmax=255\n"
+        "value 5 shape=4 scale=0.125 zp=128 qmin=0 qmax=255\n"
+        "op quantize quant out=0\n"
+        "op conv dw in=0 out=1 stride=1,1 pad=1,1 dil=1,1 groups=2\n"
+        "op max_pool pool in=1 out=2 kernel=2,2 stride=2,2 pad=0,0 ceil=1\n"
+        "op conv pw in=2 out=3 stride=1,1 pad=0,0 dil=1,1 groups=1\n"
+        "op add res in=2,3 out=4\n"
+        "op linear fc in=4 out=5\n"
+        "output 5\n",
+        [("dw", [2, 1, 3, 3], [(i * 53) % 255 - 127 for i in range(18)], [7, -9], [0.004, 0.006]),
+         ("pw", [2, 2, 1, 1], [64, -32, 16, 127], [0, 500], [0.008]),
+         ("fc", [4, 18], [(i * 29) % 255 - 127 for i in range(72)], [10, -10, 0, 1000], [0.002, 0.003, 0.004, 0.005])])
+    return {"tiny.int8.safetensors": tiny, "branchy.int8.safetensors": branchy}
+
+
+def seeds_safetensors():
+    plain = safetensors(
+        [("weight", "F32", [2, 3], f32([0.5, -1.0, 2.0, 3.25, -0.0, 1e-3])),
+         ("bn.num_batches_tracked", "I64", [], struct.pack("<q", 42)),
+         ("double", "F64", [2], struct.pack("<2d", 1.5, -2.25)),
+         ("counts", "I32", [3], i32([1, -2, 2147483647])),
+         ("bytes", "U8", [2, 2], bytes([0, 1, 254, 255])),
+         ("empty", "F32", [0, 4], b""),
+         ("caf\u00e9 \"q\"\n", "I8", [1], i8([-128]))],
+        {"model": "seed", "note": "\u00fc\ud83d\ude00"})
+    no_metadata = safetensors([("x", "F32", [1, 1, 2], f32([1.0, 2.0]))])
+    return {"plain.safetensors": plain, "no_metadata.safetensors": no_metadata}
+
+
 def main():
+    kinds = sys.argv[1:] or ["idx", "cifar", "image", "safetensors", "int8"]
+    if "safetensors" in kinds:
+        for name, data in seeds_safetensors().items():
+            write("safetensors", name, data)
+        for name, data in seeds_int8().items():  # an int8 model file is a safetensors file too
+            write("safetensors", name, data)
+    if "int8" in kinds:
+        for name, data in seeds_int8().items():
+            write("int8", name, data)
+    if "idx" in kinds:
+        seeds_idx()
+    if "cifar" in kinds:
+        seeds_cifar()
+    if "image" in kinds:
+        seeds_image()
+
+
+def seeds_idx():
     labels = idx([5], [9, 0, 0, 3, 1])
     images = idx([2, 3, 4], [(i * 37) & 255 for i in range(24)])
     write("idx", "labels.idx", labels)
@@ -38,9 +154,15 @@ def main():
     write("idx", "images.idx.gz", gzip.compress(images, mtime=0))
     write("idx", "labels.idx.gz", gzip.compress(labels, mtime=0))
 
+
+def seeds_cifar():
     px = bytes((i * 7) & 255 for i in range(3072))
     write("cifar", "cifar10.bin", bytes([0, 3]) + px)           # selector 0: CIFAR-10
     write("cifar", "cifar100_fine.bin", bytes([2, 4, 57]) + px)  # selector 2: CIFAR-100 fine
+
+
+def seeds_image():
+    from PIL import Image  # python3-pil: only the image seeds need it
 
     rgb = Image.new("RGB", (8, 6))
     rgb.putdata([(x * 30, y * 40, (x + y) * 15) for y in range(6) for x in range(8)])

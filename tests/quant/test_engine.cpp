@@ -273,3 +273,78 @@ TEST_CASE("convert refuses what the integer engine cannot run, naming the layer"
   auto q2 = prepare(k2.model, preset("w8a8"));
   CHECK(error_of([&] { engine::convert(*q2, images(1, 1, 16, 1)); }).find("not frozen") != std::string::npos);
 }
+
+// Found while adding fuzz_int8 (tests/fuzz/): a conv weight with a 0 extent
+// holds no values, so the size check passed. [2, 1, 0, 3] then reached the
+// Runner, whose kernels refuse an empty filter with std::invalid_argument (not
+// an Error); [2, 1, 0, 2^40] with dilation 2^24 overflowed int64 in validate's
+// filter extent (UBSan). validate() now refuses both, naming the op.
+TEST_CASE("int8 file: a conv weight with an empty or huge extent is refused, naming the op") {
+  auto file = [](const std::string& name, const Shape& weight, const std::string& out, const std::string& pad,
+                 const std::string& dil) {
+    const std::string graph = "input 1,4,4\n"
+                              "value 0 shape=1,4,4 scale=0.0078125 zp=128 qmin=0 qmax=255\n"
+                              "value 1 shape=" + out + " scale=0.03125 zp=0 qmin=0 qmax=255\n"
+                              "op quantize quant out=0\n"
+                              "op conv conv1 in=0 out=1 stride=1,1 pad=" + pad + " dil=" + dil + " groups=1\n"
+                              "output 1\n";
+    const std::string p = tmp(name);
+    save_safetensors(p,
+                     {{"conv1.weight", Tensor::empty(weight, DType::s8)},
+                      {"conv1.bias", Tensor::from_vector_s32({5, 6}, {2})},
+                      {"conv1.weight_scale", Tensor::from_vector({0.01f}, {1})}},
+                     {{"format", engine::kFormat}, {"format_version", "1"}, {"graph", graph}});
+    return p;
+  };
+  // A 0-row filter: (4 + 0 − 0)/1 + 1 = 5 output rows, consistent with the graph.
+  const std::string zero = file("zero_filter", {2, 1, 0, 3}, "2,5,4", "0,1", "1,1");
+  std::string e = error_of([&] { engine::load(zero); });
+  CHECK(e.find("conv conv1") != std::string::npos);
+  CHECK(e.find("weight shape [2, 1, 0, 3] has an empty or too large extent") != std::string::npos);
+  const std::string huge = file("huge_filter", {2, 1, 0, int64_t(1) << 40}, "2,4,4", "1,1", "1,16777216");
+  e = error_of([&] { engine::load(huge); });
+  CHECK(e.find(huge) != std::string::npos);
+  CHECK(e.find("has an empty or too large extent") != std::string::npos);
+  // validate() itself, on a model built in memory: the Runner refuses it with an Error too.
+  engine::Model m;
+  m.input_shape = {1, 4, 4};
+  m.values = {{{1, 4, 4}, {0.0078125f, 128, 0, 255}}, {{2, 5, 4}, {0.03125f, 0, 0, 255}}};
+  engine::Op q;
+  q.kind = OpKind::quantize;
+  q.output = 0;
+  engine::Op c;
+  c.kind = OpKind::conv;
+  c.name = "conv1";
+  c.inputs = {0};
+  c.output = 1;
+  c.layer.weight_shape = {2, 1, 0, 3};
+  c.layer.bias = {5, 6};
+  c.layer.weight_scale = {0.01f};
+  c.layer.in = m.values[0].grid;
+  c.layer.out = m.values[1].grid;
+  c.conv.pad_w = 1;
+  m.ops = {q, c};
+  m.output = 1;
+  CHECK(error_of([&] { engine::Runner r(m); }).find("has an empty or too large extent") != std::string::npos);
+  for (const char* n : {"zero_filter", "huge_filter"}) std::remove(tmp(n).c_str());
+}
+
+// The seed corpus of fuzz_int8 (tests/fuzz/make_seeds.py, hand-written int8
+// files) loads, and runs the same on every kernel path this machine has.
+TEST_CASE("int8 file: the fuzz seeds load and run") {
+  const std::filesystem::path dir = std::filesystem::path(LOWBIT_FIXTURES_DIR) / ".." / "fuzz" / "seeds" / "int8";
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    INFO(e.path().string());
+    const engine::Model m = engine::load(e.path().string());
+    const Shape s = m.input_shape;
+    const Tensor x = images(2, s[0], s[1], 21);
+    REQUIRE(s[1] == s[2]);
+    const kernels::KernelTable ref = kernels::make_table(kernels::Isa::ref);
+    const Tensor want = engine::Runner(m, &ref).run(x);
+    CHECK(want.shape() == Shape{2, m.num_classes()});
+    CHECK(engine::Runner(m).run(x).to_vector() == want.to_vector());
+    ++n;
+  }
+  CHECK(n == 2);
+}
