@@ -79,6 +79,27 @@ const char* bad_jpeg_huffman_table(const uint8_t* b, size_t n) {
   return nullptr;
 }
 
+// stb_image 2.27 reads the width, height and maximum value of a PGM/PPM
+// header with int arithmetic and no overflow check (stbi__pnm_getinteger:
+// signed overflow, undefined behaviour, on a number of 10 or more digits).
+// This reads the header as stb does and refuses such a number first.
+const char* bad_pnm_header(const uint8_t* b, size_t n) {
+  if (n < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return nullptr;
+  size_t p = 2;
+  auto space = [](uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+  for (int field = 0; field < 3; ++field) {
+    for (;;) {  // whitespace and '#' comments, as stbi__pnm_skip_whitespace
+      while (p < n && space(b[p])) ++p;
+      if (p >= n || b[p] != '#') break;
+      while (p < n && b[p] != '\n' && b[p] != '\r') ++p;
+    }
+    size_t digits = 0;
+    while (p < n && b[p] >= '0' && b[p] <= '9') ++p, ++digits;
+    if (digits > 9) return "PGM/PPM header number with more than 9 digits";
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 Tensor decode_image(const uint8_t* bytes, size_t size, const std::string& name, int channels, int64_t max_pixels) {
@@ -86,6 +107,7 @@ Tensor decode_image(const uint8_t* bytes, size_t size, const std::string& name, 
   if (size == 0) fail(name, ": empty file (0 bytes), not an image");
   if (size > (size_t)INT_MAX) fail(name, ": ", size, " bytes is too large for the image decoder");
   if (const char* why = bad_jpeg_huffman_table(bytes, size)) fail(name, ": cannot decode image (", why, ")");
+  if (const char* why = bad_pnm_header(bytes, size)) fail(name, ": cannot decode image (", why, ")");
   int w = 0, h = 0, comp = 0;
   // Dimensions first, so a header claiming a gigantic image is refused before
   // the decoder allocates for it.
@@ -125,6 +147,8 @@ Tensor decode_image(const uint8_t* bytes, size_t size, const std::string& name, 
 int image_channels(const uint8_t* bytes, size_t size, const std::string& name) {
   if (size == 0) fail(name, ": empty file (0 bytes), not an image");
   if (size > (size_t)INT_MAX) fail(name, ": ", size, " bytes is too large for the image decoder");
+  for (const char* why : {bad_jpeg_huffman_table(bytes, size), bad_pnm_header(bytes, size)})
+    if (why) fail(name, ": cannot decode image (", why, ")");
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes, (int)size, &w, &h, &comp))
     fail(name, ": cannot decode image (", stbi_failure_reason(), ")");

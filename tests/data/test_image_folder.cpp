@@ -191,6 +191,15 @@ TEST_CASE("image folder: every failure is an error naming the file or folder") {
     DatasetPtr ds = load_image_folder(root);
     check_error([&] { ds->get(1); }, {root + "/b/huff.jpg", "more than 256 codes"});
   }
+  SUBCASE("PPM header number of 10+ digits (stb_image 2.27 would overflow an int; found by fuzz_image)") {
+    const std::string ppm = "P6\n\t\t\t222222222222222222222222222222222222\t\t6\n\t\t9\n";
+    const std::vector<uint8_t> bytes(ppm.begin(), ppm.end());
+    check_error([&] { decode_image(bytes.data(), bytes.size(), "big.ppm", 3); }, {"big.ppm", "more than 9 digits"});
+    check_error([&] { image_channels(bytes.data(), bytes.size(), "big.ppm"); }, {"big.ppm", "more than 9 digits"});
+    const std::string ok = "P5\n# a comment\n2 1\n255\n\x01\x02";
+    const std::vector<uint8_t> okb(ok.begin(), ok.end());
+    CHECK(decode_image(okb.data(), okb.size(), "ok.pgm", 1).shape() == Shape{1, 1, 2});
+  }
   SUBCASE("image larger than the decoder limit") {
     std::vector<uint8_t> bytes = read_file(root + "/a/ok.png");
     check_error([&] { decode_image(bytes.data(), bytes.size(), "ok.png", 3, 15); }, {"ok.png", "4x4", "limit of 15"});
