@@ -84,7 +84,7 @@ void run_model_bench(std::FILE* out, const ModelBenchOptions& o) {
     std::vector<size_t> idx(ops.size());
     for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
     std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return sec[a] > sec[b]; });
-    for (size_t j = 0; j < std::min<size_t>(12, idx.size()); ++j) {
+    for (size_t j = 0; j < std::min<size_t>(40, idx.size()); ++j) {
       const auto& op = ops[idx[j]];
       const Shape& in = op.inputs.empty() ? runner.model().input_shape : runner.model().values[(size_t)op.inputs[0]].shape;
       std::fprintf(out, "  %-28s %-16s in %-16s %8.3f ms\n", op.name.c_str(), quant::op_kind_name(op.kind),

@@ -132,7 +132,7 @@ struct QElementwiseSimd {
   // Chunks of a flat array for the element-wise ops.
   template <class Body>
   static void chunks(int64_t n, Body body) {
-    constexpr int64_t kChunk = 16 * 1024;
+    constexpr int64_t kChunk = 4 * 1024;
     parallel_rows((n + kChunk - 1) / kChunk, n, [&](int64_t ci) { body(ci * kChunk, std::min(n, (ci + 1) * kChunk)); });
   }
 

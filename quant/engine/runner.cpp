@@ -22,6 +22,21 @@ void clamp_to(uint8_t* y, int64_t n, const Grid& g) {
 
 int64_t spatial(const Shape& s) { return s.size() == 3 ? s[1] * s[2] : 1; }
 
+// N×C×HW → N×HW×C for the network input (few channels, many pixels): rows of
+// pixels in parallel (the kernels' layout change is one thread).
+void to_nhwc(uint8_t* y, const uint8_t* x, int64_t n, int64_t c, int64_t hw) {
+  constexpr int64_t kRow = 1024;
+  const int64_t rows = (hw + kRow - 1) / kRow;
+#pragma omp parallel for schedule(static) num_threads(kernels::num_threads()) if (n * c * hw >= (1 << 16))
+  for (int64_t r = 0; r < n * rows; ++r) {
+    const int64_t b = r / rows, p0 = r % rows * kRow, p1 = std::min(hw, p0 + kRow);
+    const uint8_t* xb = x + b * c * hw;
+    uint8_t* yb = y + b * hw * c;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t p = p0; p < p1; ++p) yb[p * c + ch] = xb[ch * hw + p];
+  }
+}
+
 }  // namespace
 
 struct Runner::Impl {
@@ -214,15 +229,15 @@ Tensor Runner::run(const Tensor& x_in) {
   const int64_t n = x.shape()[0];
   impl_->mark = std::chrono::steady_clock::now();
   impl_->plan(n);
-  // quantize (NCHW u8 in scratch), then NHWC into the input value.
+  // quantize (NCHW u8 in scratch; rows of W so every thread has work), then NHWC into the input value.
   const Op& q = m.ops[0];
   const Grid& g = m.values[(size_t)q.output].grid;
-  const int64_t c = m.input_shape[0], hw = m.input_shape[1] * m.input_shape[2];
+  const int64_t c = m.input_shape[0], h = m.input_shape[1], w = m.input_shape[2], hw = h * w;
   uint8_t* dst = impl_->buf(q.output);
   uint8_t* nchw = c == 1 ? dst : impl_->scratch.data();
-  impl_->k->quantize_f32_u8(nchw, x.data<float>(), &g.scale, &g.zp, 1, 1, n * c * hw);
+  impl_->k->quantize_f32_u8(nchw, x.data<float>(), &g.scale, &g.zp, n * c * h, 1, w);
   clamp_to(nchw, n * c * hw, g);
-  if (c != 1) impl_->k->u8_nchw_to_nhwc(dst, nchw, n, c, hw);
+  if (c != 1) to_nhwc(dst, nchw, n, c, hw);
   Shape out_shape{n};
   const Shape& os = m.values[(size_t)m.output].shape;
   out_shape.insert(out_shape.end(), os.begin(), os.end());
@@ -241,7 +256,7 @@ void Runner::run_u8(const uint8_t* x, int64_t n, float* y) {
   if (c == 1)
     std::memcpy(impl_->buf(q.output), x, (size_t)(n * hw));
   else
-    impl_->k->u8_nchw_to_nhwc(impl_->buf(q.output), x, n, c, hw);
+    to_nhwc(impl_->buf(q.output), x, n, c, hw);
   clamp_to(impl_->buf(q.output), n * c * hw, m.values[(size_t)q.output].grid);
   impl_->run_graph(n, y);
 }
