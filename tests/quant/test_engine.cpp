@@ -136,7 +136,8 @@ std::string tmp(const std::string& name) {
 }  // namespace
 
 TEST_CASE("every model converts, and the engine equals the frozen simulation bit for bit on every path") {
-  for (const std::string name : {"usernet", "resnet20", "resnet18", "mobilenet_v2", "resnet50", "resnet32"}) {
+  for (const std::string name : {"usernet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "resnet34",
+                                 "resnet50", "mobilenet_v2"}) {
     Case k = make_case(name, 3);
     auto q = quantized(k, "w8a8");
     const engine::Model m = engine::convert(*q, images(1, k.channels, k.size, 1));
