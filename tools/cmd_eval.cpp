@@ -48,25 +48,14 @@ double file_mb(const std::string& path) {
   return stat(path.c_str(), &st) == 0 ? (double)st.st_size / 1e6 : 0.0;
 }
 
-std::vector<float> parse_list(const std::string& s) {
-  std::vector<float> v;
-  for (size_t i = 0; i < s.size();) {
-    const size_t c = s.find(',', i);
-    v.push_back(std::strtof(s.substr(i, c == std::string::npos ? std::string::npos : c - i).c_str(), nullptr));
-    if (c == std::string::npos) break;
-    i = c + 1;
-  }
-  return v;
-}
-
 // An int8 model file on the engine.
 int eval_int8(const Args& a, const std::string& weights, const SafetensorsFile& file, bool quiet, bool json) {
   quant::engine::Runner runner(quant::engine::load(weights));
   const quant::engine::Model& m = runner.model();
   DataFlags df = data_flags(a);
   // The normalization the model was quantized with, unless flags say otherwise.
-  if (!a.has("--mean") && m.info.count("mean")) df.norm.mean = parse_list(m.info.at("mean"));
-  if (!a.has("--std") && m.info.count("std")) df.norm.std = parse_list(m.info.at("std"));
+  if (!a.has("--mean") && m.info.count("mean")) df.norm.mean = parse_floats(weights + " metadata 'mean'", m.info.at("mean"));
+  if (!a.has("--std") && m.info.count("std")) df.norm.std = parse_floats(weights + " metadata 'std'", m.info.at("std"));
   data::DatasetPtr ds = open_split(df, false, (uint64_t)a.get_int("--seed", 0));
   const Shape img = ds->get(0).image.shape();
   if (Shape(img.begin(), img.end()) != m.input_shape)

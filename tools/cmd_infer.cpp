@@ -21,16 +21,6 @@
 namespace lowbit::cli {
 
 namespace {
-std::vector<float> floats_of(const std::string& s) {
-  std::vector<float> v;
-  for (size_t i = 0; i < s.size();) {
-    const size_t c = s.find(',', i);
-    v.push_back(std::strtof(s.substr(i, c == std::string::npos ? std::string::npos : c - i).c_str(), nullptr));
-    if (c == std::string::npos) break;
-    i = c + 1;
-  }
-  return v;
-}
 std::string json_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -53,8 +43,8 @@ int cmd_infer(const Args& a) {
   const quant::engine::Model& m = runner.model();
   const int64_t c = m.input_shape[0], h = m.input_shape[1], w = m.input_shape[2];
   if (c != 1 && c != 3) throw UsageError(weights + " takes " + std::to_string(c) + "-channel input; images have 1 or 3");
-  const std::vector<float> mean = m.info.count("mean") ? floats_of(m.info.at("mean")) : std::vector<float>{0.0f};
-  const std::vector<float> std_ = m.info.count("std") ? floats_of(m.info.at("std")) : std::vector<float>{1.0f};
+  const std::vector<float> mean = m.info.count("mean") ? parse_floats(weights + " metadata 'mean'", m.info.at("mean")) : std::vector<float>{0.0f};
+  const std::vector<float> std_ = m.info.count("std") ? parse_floats(weights + " metadata 'std'", m.info.at("std")) : std::vector<float>{1.0f};
   std::vector<std::string> names;
   if (m.info.count("class_names")) {
     const std::string& s = m.info.at("class_names");
