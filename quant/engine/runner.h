@@ -8,7 +8,8 @@
 // Activations are u8, NHWC, between ops; no float round trip inside the
 // network. The memory for every value is planned once per batch size (values
 // whose lifetimes do not overlap share bytes) and kept, so steady-state runs
-// allocate nothing but the output tensor. Threads work inside each op (the
+// allocate nothing but the output tensor (and the int8 GEMM driver's small
+// per-call column vectors). Threads work inside each op (the
 // kernels' OpenMP; kernels::set_num_threads). A Runner is not thread-safe:
 // one per thread, or a lock.
 #pragma once
