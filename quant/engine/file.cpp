@@ -336,15 +336,10 @@ class GraphParser {
           const auto s = ints(f["stride"], 2, 2, 1, kMaxDim), p = ints(f["pad"], 2, 2, 0, kMaxDim),
                      d = ints(f["dil"], 2, 2, 1, kMaxDim);
           op.conv = {s[0], s[1], p[0], p[1], d[0], d[1], integer(f["groups"], 1, kMaxDim)};
-        } else if (kind == "linear" || kind == "global_avg_pool") {
-          op.kind = kind == "linear" ? OpKind::linear : OpKind::global_avg_pool;
+        } else if (kind == "linear" || kind == "global_avg_pool" || kind == "add") {
+          op.kind = kind == "linear" ? OpKind::linear : kind == "add" ? OpKind::add : OpKind::global_avg_pool;
           auto f = fields(w, 3, {"in", "out"});
-          op.inputs = ids(f["in"], 1);
-          op.output = ids(f["out"], 1)[0];
-        } else if (kind == "add") {
-          op.kind = OpKind::add;
-          auto f = fields(w, 3, {"in", "out"});
-          op.inputs = ids(f["in"], 2);
+          op.inputs = ids(f["in"], op.kind == OpKind::add ? 2 : 1);
           op.output = ids(f["out"], 1)[0];
         } else if (kind == "max_pool") {
           op.kind = OpKind::max_pool;
