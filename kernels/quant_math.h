@@ -78,6 +78,57 @@ inline int32_t quantize_bias(float b, float in_scale, float weight_scale) {
 // ReLU6 folded into an output clamp: the quantized 6 is zp + round_half_even(6 / s_out).
 inline int32_t relu6_qmax(float out_scale, int32_t zp) { return zp + round_half_even(6.0f / out_scale); }
 
+// ---- dynamic quantization (quant/dynamic.h) ----------------------------------
+// The per-batch grid of an activation from its observed range: PyTorch's
+// ChooseQuantizationParams (aten/src/ATen/native/quantized/cpu/QuantUtils.h,
+// what torch._choose_qparams_per_tensor and the dynamic linear ops call), step
+// for step in double, the scale narrowed to fp32 at the end (the fp32 scale is
+// what every kernel then uses). reduce_range halves [qmin, qmax] (u8: 0..127).
+struct ChosenQParams {
+  float scale;
+  int32_t zero_point;
+};
+inline ChosenQParams choose_qparams(float min, float max, int32_t qmin, int32_t qmax, bool reduce_range) {
+  if (reduce_range) {
+    qmin /= 2;
+    qmax /= 2;
+  }
+  min = min < 0.0f ? min : 0.0f;  // the range must hold 0 exactly
+  max = max > 0.0f ? max : 0.0f;
+  double scale = (static_cast<double>(max) - min) / (qmax - qmin);
+  if (static_cast<float>(scale) == 0.0f || std::isinf(1.0f / static_cast<float>(scale))) scale = 0.1;
+  constexpr float kSmallScale = 6.1e-5f;  // PyTorch's SMALL_SCALE_THRESHOLD
+  if (scale < kSmallScale) {
+    const float org_scale = static_cast<float>(scale);
+    scale = kSmallScale;
+    if (min == 0.0f) {
+      max = kSmallScale * (qmax - qmin);
+    } else if (max == 0.0f) {
+      min = -kSmallScale * (qmax - qmin);
+    } else {
+      const float amplifier = kSmallScale / org_scale;
+      min *= amplifier;
+      max *= amplifier;
+    }
+  }
+  const double zp_from_min = qmin - min / scale, zp_from_max = qmax - max / scale;
+  const double err_min = std::abs(static_cast<double>(qmin)) - std::abs(min / scale);
+  const double err_max = std::abs(static_cast<double>(qmax)) - std::abs(max / scale);
+  const double zp = err_min < err_max ? zp_from_min : zp_from_max;
+  int32_t nudged = zp < qmin ? qmin : zp > qmax ? qmax : static_cast<int32_t>(std::nearbyint(zp));
+  return {static_cast<float>(scale), nudged};
+}
+
+// The float output of a dynamic linear layer: y = (float)acc · (s_in · s_w) + b,
+// then ReLU if fused (y < 0 → 0, as torch.relu). The int8 GEMM's f32 epilogue computes the
+// product (dequantize_acc with multiplier dynamic_multiplier); the bias add and
+// the ReLU follow in this order.
+inline float dynamic_multiplier(float in_scale, float weight_scale) { return in_scale * weight_scale; }
+inline float dynamic_output(float product, float bias, bool relu) {
+  const float y = product + bias;
+  return relu && y < 0.0f ? 0.0f : y;
+}
+
 // Wrapping int32 arithmetic (what SIMD adds and multiplies do), without UB.
 inline int32_t wrap_add(int32_t a, int32_t b) {
   return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));

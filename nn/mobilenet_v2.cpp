@@ -90,32 +90,4 @@ Tensor MobileNetV2::forward(const Tensor& x) {
   return child("classifier")->forward(h);
 }
 
-ModulePtr create_model(const std::string& name, const ModelConfig& cfg) {
-  const std::vector<int64_t> imagenet{64, 128, 256, 512}, cifar{16, 32, 64};
-  if (name == "resnet18") return std::make_shared<ResNet>(std::vector<int64_t>{2, 2, 2, 2}, imagenet, false, false, cfg);
-  if (name == "resnet34") return std::make_shared<ResNet>(std::vector<int64_t>{3, 4, 6, 3}, imagenet, false, false, cfg);
-  if (name == "resnet50") return std::make_shared<ResNet>(std::vector<int64_t>{3, 4, 6, 3}, imagenet, true, false, cfg);
-  for (int depth : {20, 32, 44, 56}) {
-    if (name == "resnet" + std::to_string(depth)) {
-      const int64_t n = (depth - 2) / 6;
-      return std::make_shared<ResNet>(std::vector<int64_t>{n, n, n}, cifar, false, true, cfg);
-    }
-  }
-  if (name == "mobilenet_v2") return std::make_shared<MobileNetV2>(cfg);
-  check_model_name(name);
-  fail("internal: model '", name, "' is listed but not built");
-}
-
-void check_model_name(const std::string& name) {
-  const auto names = model_names();
-  if (std::find(names.begin(), names.end(), name) != names.end()) return;
-  std::string known;
-  for (auto& n : names) known += (known.empty() ? "" : ", ") + n;
-  fail("unknown model '", name, "' (known: ", known, ")");
-}
-
-std::vector<std::string> model_names() {
-  return {"resnet18", "resnet34", "resnet50", "resnet20", "resnet32", "resnet44", "resnet56", "mobilenet_v2"};
-}
-
 }  // namespace lowbit::nn

@@ -5,6 +5,8 @@
 //   resnet20/32/44/56   CIFAR-style: 3×3 stem (16 ch, stride 1, no max-pool), stages 16/32/64,
 //                       BasicBlocks, option-B shortcuts (1×1 conv + BN "downsample" as torchvision)
 //   mobilenet_v2        torchvision.models.mobilenet_v2(width_mult, round_nearest)
+//   mlp                 nn.Sequential(nn.Flatten(), nn.Linear(C·H·W, h1), nn.ReLU(), …, nn.Linear(hk, classes))
+//                       (parameter names "1.weight", "3.weight", …, as that Sequential in PyTorch)
 //
 // Only the first conv's input channels and the classifier's size follow the
 // config. small_input (opt-in) adapts the ImageNet models to 28×28 / 32×32:
@@ -25,6 +27,8 @@ struct ModelConfig {
   bool small_input = false;
   bool relu6 = true;            // mobilenet_v2 activation: ReLU6 (torchvision) or ReLU
   float dropout = 0.2f;         // mobilenet_v2 classifier dropout
+  std::vector<int64_t> hidden{1024, 1024};  // mlp: hidden layer sizes (none: one linear layer)
+  int64_t input_h = 28, input_w = 28;       // mlp: image size (its first layer takes C·H·W)
 };
 
 class BasicBlock : public Module {
@@ -74,10 +78,13 @@ class MobileNetV2 : public Module {
   std::string type_name() const override { return "MobileNetV2"; }
 };
 
+// The MLP above (a Sequential).
+ModulePtr mlp(const ModelConfig& cfg);
+
 // torchvision's _make_divisible.
 int64_t make_divisible(double v, int64_t divisor);
 
-// By name: resnet18|resnet34|resnet50|resnet20|resnet32|resnet44|resnet56|mobilenet_v2.
+// By name: resnet18|resnet34|resnet50|resnet20|resnet32|resnet44|resnet56|mobilenet_v2|mlp.
 // Unknown names are an error that lists the known ones.
 ModulePtr create_model(const std::string& name, const ModelConfig& cfg);
 std::vector<std::string> model_names();

@@ -17,6 +17,28 @@ std::optional<QuantInfo> quant_info(const nn::Metadata& md, const std::string& p
   auto it = md.find("quantization");
   if (it == md.end()) return std::nullopt;
   QuantInfo info;
+  if (it->second == "dynamic") {
+    info.dynamic = true;
+    auto qc = md.find("qconfig");
+    auto layers = md.find("dynamic_layers");
+    LOWBIT_CHECK(qc != md.end() && layers != md.end(), path,
+                 ": dynamically quantized checkpoint without its qconfig and dynamic_layers entries");
+    try {
+      info.dynamic_config = DynamicConfig::parse(qc->second);
+    } catch (const Error& e) {
+      fail(path, ": ", e.what());
+    }
+    size_t start = 0;
+    while (start <= layers->second.size()) {
+      const size_t comma = layers->second.find(',', start);
+      const std::string p = layers->second.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      LOWBIT_CHECK(!p.empty(), path, ": empty name in dynamic_layers '", layers->second, "'");
+      info.dynamic_layers.push_back(p);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    return info;
+  }
   LOWBIT_CHECK(it->second == "ptq" || it->second == "qat", path, ": unknown quantization flow '", it->second, "'");
   info.qat = it->second == "qat";
   auto qc = md.find("qconfig");
@@ -32,6 +54,7 @@ std::optional<QuantInfo> quant_info(const nn::Metadata& md, const std::string& p
 }
 
 std::shared_ptr<QuantModel> rebuild(const nn::ModulePtr& float_model, const QuantInfo& info) {
+  LOWBIT_CHECK(!info.dynamic, "a dynamically quantized checkpoint rebuilds with load_dynamic");
   return info.qat ? prepare_qat(float_model, info.qconfig) : prepare(float_model, info.qconfig);
 }
 
@@ -48,6 +71,7 @@ std::shared_ptr<QuantModel> load_quantized(const std::string& path, const nn::Mo
   LOWBIT_CHECK(info.has_value(), path,
                " is a float checkpoint (no quantization parameters); make a quantized one with lowbit quantize or "
                "lowbit qat");
+  LOWBIT_CHECK(!info->dynamic, path, " is dynamically quantized (lowbit quantize --dynamic); it loads with load_dynamic");
   auto q = rebuild(float_model, *info);
   nn::NamedTensors model_part;
   for (auto& [n, t] : file.tensors)
@@ -59,6 +83,28 @@ std::shared_ptr<QuantModel> load_quantized(const std::string& path, const nn::Mo
   }
   finish_load(*q, *info);
   return q;
+}
+
+nn::Metadata dynamic_metadata(nn::Module& model, const DynamicConfig& cfg) {
+  std::string layers;
+  for (const auto& [p, d] : dynamic_layers(model)) layers += (layers.empty() ? "" : ",") + p;
+  return {{"quantization", "dynamic"}, {"qconfig", cfg.str()}, {"quant_state", "frozen"}, {"dynamic_layers", layers}};
+}
+
+nn::ModulePtr load_dynamic(const std::string& path, const nn::ModulePtr& float_model) {
+  const SafetensorsFile file = load_safetensors(path);
+  const auto info = quant_info(file.metadata, path);
+  LOWBIT_CHECK(info && info->dynamic, path, " is not a dynamically quantized checkpoint (make one with lowbit quantize "
+               "--dynamic)");
+  try {
+    quantize_dynamic(*float_model, std::set<std::string>(info->dynamic_layers.begin(), info->dynamic_layers.end()),
+                     info->dynamic_config);
+    float_model->load_state_dict(file.tensors, true);
+  } catch (const Error& e) {
+    fail("checkpoint ", path, ": ", e.what());
+  }
+  float_model->eval();
+  return float_model;
 }
 
 }  // namespace lowbit::quant

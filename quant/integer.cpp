@@ -135,6 +135,8 @@ const char* op_kind_name(OpKind k) {
     case OpKind::add: return "add";
     case OpKind::max_pool: return "max_pool";
     case OpKind::global_avg_pool: return "global_avg_pool";
+    case OpKind::input: return "input";
+    case OpKind::dynamic_linear: return "dynamic_linear";
   }
   return "?";
 }
@@ -158,6 +160,12 @@ int Trace::add(const Tensor& t, const Grid& g) {
   values_.push_back({g, t.shape()});
   keep_.push_back(t);
   by_storage_[{t.impl()->storage.get(), t.offset()}] = id;
+  return id;
+}
+
+int Trace::add_float(const Tensor& t) {
+  const int id = add(t, Grid{});
+  values_[(size_t)id].is_float = true;
   return id;
 }
 

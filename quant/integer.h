@@ -84,12 +84,14 @@ Tensor requantize_accumulators(const Tensor& acc, const std::vector<float>& mult
 Tensor global_average_integer(const Tensor& x, const Grid& in, const Grid& out);
 
 // ---- the trace ----------------------------------------------------------------------
-enum class OpKind { quantize, conv, linear, add, max_pool, global_avg_pool };
+// input and dynamic_linear are the float ops of dynamic quantization (quant/dynamic.h).
+enum class OpKind { quantize, conv, linear, add, max_pool, global_avg_pool, input, dynamic_linear };
 const char* op_kind_name(OpKind k);
 
 struct TraceValue {
   Grid grid;
   Shape shape;  // as the simulation saw it (NCHW, or N×F)
+  bool is_float = false;  // a float tensor (dynamic quantization's values); grid unused
 };
 
 struct TraceOp {
@@ -115,6 +117,8 @@ class Trace {
   const Tensor& tensor(int id) const { return keep_[(size_t)id]; }
   // Registers t as a new value (kept alive for the trace's lifetime).
   int add(const Tensor& t, const Grid& g);
+  // Registers a float value (dynamic quantization).
+  int add_float(const Tensor& t);
   void record(TraceOp op) { ops_.push_back(std::move(op)); }
   // A module that could not run in integers (it ran in float): path and why.
   void fallback(const std::string& path, const std::string& why) { fallbacks_.push_back(path + ": " + why); }

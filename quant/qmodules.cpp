@@ -128,7 +128,7 @@ Tensor integer_forward(Trace& t, nn::Module& m, OpKind kind, const Tensor& x, Qu
   const std::string path = layer_path(wq);
   if (!wq->frozen() || !oq->frozen()) return Tensor();
   const int in = t.find(x);
-  if (in < 0) {
+  if (in < 0 || t.value(in).is_float) {
     t.fallback(path, "its input is not the output of a quantized layer");
     return Tensor();
   }

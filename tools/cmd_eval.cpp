@@ -31,17 +31,8 @@ namespace lowbit::cli {
 
 namespace {
 
-double median_ms(const std::function<void()>& f) {
-  std::vector<double> ms;
-  for (int i = 0; i < 35; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    f();
-    auto t1 = std::chrono::steady_clock::now();
-    if (i >= 5) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
+const char* flow(const quant::QuantInfo& q) { return q.dynamic ? "dynamic" : q.qat ? "qat" : "ptq"; }
+std::string qname(const quant::QuantInfo& q) { return q.dynamic ? q.dynamic_config.str() : q.qconfig.name; }
 
 double file_mb(const std::string& path) {
   struct stat st {};
@@ -176,7 +167,14 @@ int cmd_eval(const Args& a_in) {
   // A quantized checkpoint (lowbit quantize / qat) evaluates in simulation.
   const auto qinfo = quant::quant_info(file.metadata, weights);
   quant::ModelSize qsize;
-  if (qinfo) {
+  if (qinfo && qinfo->dynamic) {
+    if (a.has("--compare-sim"))
+      throw UsageError("--compare-sim compares a static quantized checkpoint with the engine; " + weights +
+                       " is dynamically quantized (its layers already run on the int8 kernels)");
+    qsize.float_bytes = model->num_parameters() * 4;
+    model = quant::load_dynamic(weights, model);
+    qsize.quantized_bytes = quant::dynamic_model_bytes(*model);
+  } else if (qinfo) {
     model = quant::load_quantized(weights, model);
     qsize = quant::model_size(*model);
   } else {
@@ -192,15 +190,7 @@ int cmd_eval(const Args& a_in) {
   model->eval();
   NoGradGuard ng;
   Tensor one = loader.make_batch(0, 0).images.slice(0, 0, 1).contiguous();
-  std::vector<double> ms;
-  for (int i = 0; i < 35; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    model->forward(one);
-    auto t1 = std::chrono::steady_clock::now();
-    if (i >= 5) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  const double latency = ms[ms.size() / 2];
+  const double latency = median_ms([&] { model->forward(one); });
   struct stat st {};
   const double mb = stat(weights.c_str(), &st) == 0 ? (double)st.st_size / 1e6 : 0.0;
   const double throughput = r.seconds > 0 ? (double)r.count / r.seconds : 0.0;
@@ -208,7 +198,7 @@ int cmd_eval(const Args& a_in) {
   if (qinfo) {
     char b[256];
     std::snprintf(b, sizeof b, ", \"quantization\": \"%s\", \"qconfig\": \"%s\", \"float_mb\": %.4f, \"quantized_mb\": %.4f",
-                  qinfo->qat ? "qat" : "ptq", qinfo->qconfig.name.c_str(), (double)qsize.float_bytes / 1e6,
+                  flow(*qinfo), qname(*qinfo).c_str(), (double)qsize.float_bytes / 1e6,
                   (double)qsize.quantized_bytes / 1e6);
     qjson = b;
   }
@@ -221,8 +211,9 @@ int cmd_eval(const Args& a_in) {
     std::printf("%s on %s test (%lld images)\n", a.get("--model", "").c_str(), df.dataset.c_str(), (long long)r.count);
     std::printf("  accuracy   %.4f (top-5 %.4f)\n  loss       %.4f\n", r.top1, r.top5, r.loss);
     if (qinfo)
-      std::printf("  quantized  %s (%s, simulated): %.3f MB quantized vs %.3f MB float\n", qinfo->qconfig.name.c_str(),
-                  qinfo->qat ? "qat" : "ptq", (double)qsize.quantized_bytes / 1e6, (double)qsize.float_bytes / 1e6);
+      std::printf("  quantized  %s (%s%s): %.3f MB quantized vs %.3f MB float\n", qname(*qinfo).c_str(), flow(*qinfo),
+                  qinfo->dynamic ? ", int8 kernels" : ", simulated", (double)qsize.quantized_bytes / 1e6,
+                  (double)qsize.float_bytes / 1e6);
     std::printf("  size       %.2f MB of f32 parameters (%lld); file %.2f MB\n",
                 (double)model->num_parameters() * 4 / 1e6, (long long)model->num_parameters(), mb);
     std::printf("  latency    %.3f ms (batch 1, median of 30)\n  throughput %.0f img/s (batch %lld, %d threads)\n",

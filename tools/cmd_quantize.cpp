@@ -5,12 +5,18 @@
 // Calibration images come from the training split (seeded sample, eval
 // transforms): calibrating on the test images would leak them into the
 // reported accuracy.
+//
+// --dynamic: dynamic quantization (quant/dynamic.h) of the Linear layers
+// (--layers picks by type or path): no calibration; reports accuracy, size and
+// batch-1 / batch-32 latency of the float and the dynamic model side by side.
 #include <cstdio>
+#include <set>
 
 #include "core/autograd.h"
 #include "core/safetensors.h"
 #include "nn/checkpoint.h"
 #include "quant/checkpoint.h"
+#include "quant/dynamic.h"
 #include "tools/common.h"
 #include "tools/progress.h"
 
@@ -20,14 +26,129 @@ namespace {
 // The model-describing entries of a float checkpoint's metadata.
 nn::Metadata model_metadata(const std::map<std::string, std::string>& md) {
   nn::Metadata out;
-  for (const char* k : {"model", "dataset", "width", "small_input", "act", "in_channels", "num_classes"})
+  for (const char* k : {"model", "dataset", "width", "small_input", "act", "in_channels", "num_classes", "hidden"})
     if (md.count(k)) out[k] = md.at(k);
   return out;
 }
+std::set<std::string> split_commas(const std::string& s) {
+  std::set<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = s.find(',', start);
+    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty()) throw UsageError("--layers takes module types or paths separated by commas, got '" + s + "'");
+    out.insert(item);
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+int quantize_dynamic_cmd(const Args& a_in) {
+  for (const char* f : {"--calib", "--qconfig", "--observer"})
+    if (a_in.has(f))
+      throw UsageError(std::string("--dynamic quantizes each batch's activations from that batch's own range; ") + f +
+                       " (static calibration) contradicts it");
+  std::vector<std::string> known{"--weights", "--out",   "--int8-out", "--dynamic", "--per-channel",
+                                 "--per-tensor", "--reduce-range", "--layers", "--batch", "--quiet"};
+  for (auto* list : {&data_flag_names(), &model_flag_names()})
+    for (auto& n : *list) known.push_back(n);
+  a_in.reject_unknown(known);
+  if (!a_in.has("--weights")) throw UsageError("--weights FLOAT.safetensors is required");
+  if (!a_in.has("--out")) throw UsageError("--out Q.safetensors is required");
+  if (a_in.has("--per-channel") && a_in.has("--per-tensor"))
+    throw UsageError("--per-channel and --per-tensor contradict each other");
+  const std::string weights = a_in.get("--weights", ""), out = a_in.get("--out", "");
+  const SafetensorsFile file = load_safetensors(weights);
+  if (quant::quant_info(file.metadata, weights))
+    throw UsageError(weights + " is already quantized; pass the float checkpoint");
+  const Args a = with_checkpoint_defaults(a_in, file.metadata);
+  if (!a.has("--model")) throw UsageError(weights + " does not say which model it holds; pass --model");
+  const int64_t batch = a.get_int("--batch", 256);
+  if (batch < 1) throw UsageError("--batch must be at least 1");
+  const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
+  const std::set<std::string> targets = split_commas(a.get("--layers", "Linear"));
+  check_output_path("--out", out);
+  const std::string int8_out = a.get("--int8-out", "");
+  if (a.has("--int8-out")) check_output_path("--int8-out", int8_out);
+  const quant::DynamicConfig cfg{a.has("--per-channel"), a.has("--reduce-range")};
+
+  DataFlags df = data_flags(a);
+  data::DatasetPtr test = open_split(df, false, (uint64_t)a.get_int("--seed", 0));
+  data::DataLoader loader(test, {.batch_size = batch, .num_workers = (int)a.get_int("--workers", 2)},
+                          eval_transform(df));
+  const std::string model_name = a.get("--model", "");
+  const nn::ModelConfig mc = model_config(a, *test);
+  check_checkpoint_model(weights, model_name, mc);
+  nn::ModulePtr model = nn::create_model(model_name, mc);
+  nn::load_checkpoint(weights, *model, nullptr, true);
+  model->eval();
+  const int64_t float_bytes = model->num_parameters() * 4;
+
+  // Latency of batch 1 and 32 (the first test images), median of 30.
+  auto latencies = [&](nn::Module& m) {
+    NoGradGuard ng;
+    const Tensor b32 = loader.make_batch(0, 0).images.slice(0, 0, std::min<int64_t>(32, test->size())).contiguous();
+    const Tensor b1 = b32.slice(0, 0, 1).contiguous();
+    return std::pair{median_ms([&] { m.forward(b1); }), median_ms([&] { m.forward(b32); })};
+  };
+  const EvalResult fr = evaluate(*model, loader, !quiet, "float");
+  const auto [f1, f32] = latencies(*model);
+
+  int layers = 0;
+  try {
+    layers = quant::quantize_dynamic(*model, targets, cfg);
+  } catch (const Error& e) {
+    throw UsageError(std::string(e.what()) + "; dynamic quantization needs Linear layers (" + model_name + ")");
+  }
+  // The int8 file first: a model the engine cannot run is refused before anything is written.
+  quant::engine::Model im;
+  if (!int8_out.empty())
+    im = quant::engine::convert_dynamic(*model, loader.make_batch(0, 0).images.slice(0, 0, 2).contiguous());
+  const EvalResult qr = evaluate(*model, loader, !quiet, "dynamic");
+  const auto [q1, q32] = latencies(*model);
+  const int64_t qbytes = quant::dynamic_model_bytes(*model);
+
+  nn::Metadata md = model_metadata(file.metadata);
+  for (auto& [k, v] : quant::dynamic_metadata(*model, cfg)) md[k] = v;
+  md["float_accuracy"] = std::to_string(fr.top1);
+  md["accuracy"] = std::to_string(qr.top1);
+  nn::save_checkpoint(out, *model, nullptr, md);
+  int64_t int8_bytes = 0;
+  if (!int8_out.empty()) {
+    nn::Metadata info = model_metadata(file.metadata);
+    info["quantization"] = "dynamic";
+    info["qconfig"] = cfg.str();
+    int8_bytes = save_int8(int8_out, std::move(im), *test, df, info);
+  }
+  const double fmb = (double)float_bytes / 1e6, qmb = (double)qbytes / 1e6;
+  if (json) {
+    std::printf("{\"model\": \"%s\", \"qconfig\": \"%s\", \"layers\": %d, \"float_accuracy\": %.6f, "
+                "\"accuracy\": %.6f, \"float_loss\": %.6f, \"loss\": %.6f, \"float_mb\": %.4f, \"quantized_mb\": %.4f, "
+                "\"float_ms_b1\": %.4f, \"float_ms_b32\": %.4f, \"dynamic_ms_b1\": %.4f, \"dynamic_ms_b32\": %.4f, "
+                "\"threads\": %d, \"images\": %lld, \"out\": \"%s\", \"int8_out\": \"%s\", \"int8_mb\": %.4f}\n",
+                model_name.c_str(), cfg.str().c_str(), layers, fr.top1, qr.top1, fr.loss, qr.loss, fmb, qmb, f1, f32, q1,
+                q32, kernels::num_threads(), (long long)qr.count, out.c_str(), int8_out.c_str(),
+                (double)int8_bytes / 1e6);
+  } else {
+    std::printf("%s, %s: %d Linear layer%s quantized (s8 weights, u8 activations from each batch's range)\n",
+                model_name.c_str(), cfg.str().c_str(), layers, layers == 1 ? "" : "s");
+    std::printf("  float      accuracy %.4f  loss %.4f  %.3f MB  latency %.3f ms (batch 1)  %.3f ms (batch 32)\n",
+                fr.top1, fr.loss, fmb, f1, f32);
+    std::printf("  dynamic    accuracy %.4f  loss %.4f  %.3f MB  latency %.3f ms (batch 1)  %.3f ms (batch 32)\n",
+                qr.top1, qr.loss, qmb, q1, q32);
+    std::printf("  %.2fx smaller; %.2fx / %.2fx the float speed at batch 1 / 32 (%d threads, median of 30)\n",
+                fmb / qmb, f1 / q1, f32 / q32, kernels::num_threads());
+    std::printf("  wrote %s\n", out.c_str());
+    if (!int8_out.empty()) std::printf("  wrote %s (int8 engine, %.3f MB)\n", int8_out.c_str(), (double)int8_bytes / 1e6);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int cmd_quantize(const Args& a_in) {
-  std::vector<std::string> known{"--weights", "--out", "--int8-out", "--calib", "--batch", "--quiet"};
+  if (a_in.has("--dynamic")) return quantize_dynamic_cmd(a_in);
+  std::vector<std::string> known{"--weights", "--out", "--int8-out", "--calib", "--batch", "--quiet", "--dynamic"};
   for (auto* list : {&data_flag_names(), &model_flag_names(), &qconfig_flag_names()})
     for (auto& n : *list) known.push_back(n);
   a_in.reject_unknown(known);

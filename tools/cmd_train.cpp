@@ -253,6 +253,7 @@ int run_training(const Args& a, TrainVariant* variant) {
                {"width", fmt(cfg.width_mult, 6)},
                {"small_input", cfg.small_input ? "1" : "0"},
                {"act", cfg.relu6 ? "relu6" : "relu"},
+               {"hidden", hidden_text(cfg.hidden)},
                {"rng_counter", std::to_string(default_generator().counter())}});
     const bool improved = last.top1 > best;
     if (improved) best = last.top1;

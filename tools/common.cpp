@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -63,9 +65,10 @@ std::string data_name(const DataFlags& f) { return f.dir.empty() ? f.dataset : f
 
 // "mobilenet_v2 (1 channel, 10 classes, width 0.5, relu6)": what the model checks compare.
 std::string describe(const std::string& model, const std::string& in_channels, const std::string& num_classes,
-                     double width, const std::string& small_input, const std::string& act) {
+                     double width, const std::string& small_input, const std::string& act, const std::string& hidden) {
   std::string s = model + " (" + in_channels + (in_channels == "1" ? " channel, " : " channels, ") + num_classes +
                   " classes";
+  if (model == "mlp") s += ", hidden " + hidden;
   if (model == "mobilenet_v2") {
     char w[32];
     std::snprintf(w, sizeof w, "%g", width);
@@ -112,8 +115,37 @@ data::TransformPtr eval_transform(const DataFlags& f) {
 
 const std::vector<std::string>& model_flag_names() {
   static const std::vector<std::string> names{"--model", "--width", "--small-input", "--act", "--in-channels",
-                                              "--num-classes"};
+                                              "--num-classes", "--hidden"};
   return names;
+}
+
+std::vector<int64_t> parse_hidden(const std::string& s) {
+  std::vector<int64_t> v;
+  if (s == "none") return v;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = s.find(',', start);
+    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    const long long x = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end || x < 1 || x > (1 << 20))
+      throw UsageError("--hidden takes sizes from 1 to 1048576 separated by commas (e.g. 1024,1024) or 'none', got '" +
+                       s + "'");
+    v.push_back(x);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return v;
+}
+
+std::string hidden_text(const std::vector<int64_t>& h) {
+  if (h.empty()) return "none";
+  std::string s;
+  for (size_t i = 0; i < h.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(h[i]);
+  }
+  return s;
 }
 
 nn::ModelConfig model_config(const Args& a, const data::Dataset& ds) {
@@ -135,6 +167,10 @@ nn::ModelConfig model_config(const Args& a, const data::Dataset& ds) {
   if (c.in_channels < 1) throw UsageError("--in-channels must be at least 1");
   if (c.num_classes < 2) throw UsageError("--num-classes must be at least 2");
   if (!(c.width_mult > 0)) throw UsageError("--width must be positive");
+  if (a.has("--hidden")) c.hidden = parse_hidden(a.get("--hidden", ""));
+  const Shape img = ds.get(0).image.shape();  // C×H×W
+  c.input_h = img[1];
+  c.input_w = img[2];
   return c;
 }
 
@@ -156,6 +192,7 @@ Args with_checkpoint_defaults(const Args& a_in, const std::map<std::string, std:
   from_meta("in_channels", "--in-channels");
   from_meta("num_classes", "--num-classes");
   from_meta("small_input", "--small-input", true);
+  from_meta("hidden", "--hidden");
   return a;
 }
 
@@ -203,14 +240,18 @@ void check_output_path(const std::string& flag, const std::string& path) {
 int64_t write_int8(const std::string& path, quant::QuantModel& q, const data::Dataset& ds, const DataFlags& df,
                    const nn::Metadata& model_md) {
   const Shape img = ds.get(0).image.shape();  // C×H×W
-  quant::engine::Model m = quant::engine::convert(q, Tensor::zeros({1, img[0], img[1], img[2]}));
+  return save_int8(path, quant::engine::convert(q, Tensor::zeros({1, img[0], img[1], img[2]})), ds, df, model_md);
+}
+
+int64_t save_int8(const std::string& path, quant::engine::Model m, const data::Dataset& ds, const DataFlags& df,
+                  const nn::Metadata& model_md) {
   m.info = model_md;
   auto floats = [](const std::vector<float>& v) {
     std::string s;
     char b[32];
     for (size_t i = 0; i < v.size(); ++i) {
-      std::snprintf(b, sizeof b, "%.9g", (double)v[i]);
-      s += (i ? "," : "") + std::string(b);
+      std::snprintf(b, sizeof b, "%s%.9g", i ? "," : "", (double)v[i]);
+      s += b;
     }
     return s;
   };
@@ -229,11 +270,25 @@ void check_checkpoint_model(const std::string& path, const std::string& model, c
   auto meta = [&](const char* k, const std::string& def) { return md.count(k) ? md.at(k) : def; };
   if (!md.count("model")) return;
   const std::string want = describe(model, std::to_string(cfg.in_channels), std::to_string(cfg.num_classes),
-                                    cfg.width_mult, cfg.small_input ? "1" : "0", cfg.relu6 ? "relu6" : "relu");
+                                    cfg.width_mult, cfg.small_input ? "1" : "0", cfg.relu6 ? "relu6" : "relu",
+                                    hidden_text(cfg.hidden));
   const std::string have =
       describe(meta("model", ""), meta("in_channels", "?"), meta("num_classes", "?"),
-               std::strtod(meta("width", "1").c_str(), nullptr), meta("small_input", "0"), meta("act", "relu6"));
+               std::strtod(meta("width", "1").c_str(), nullptr), meta("small_input", "0"), meta("act", "relu6"),
+               meta("hidden", hidden_text(nn::ModelConfig{}.hidden)));
   if (have != want) throw UsageError(path + " holds a " + have + ", not a " + want);
+}
+
+double median_ms(const std::function<void()>& f, int reps, int warmup) {
+  std::vector<double> ms;
+  for (int i = 0; i < warmup + reps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    auto t1 = std::chrono::steady_clock::now();
+    if (i >= warmup) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
 }
 
 EvalResult evaluate(const std::function<Tensor(const Tensor&)>& forward, const data::DataLoader& loader, bool progress,

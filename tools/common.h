@@ -8,6 +8,7 @@
 #include "data/loader.h"
 #include "nn/checkpoint.h"
 #include "nn/models.h"
+#include "quant/engine/model.h"
 #include "quant/qconfig.h"
 #include "quant/qmodules.h"
 #include "tools/cli.h"
@@ -34,10 +35,16 @@ data::DatasetPtr open_split(const DataFlags& f, bool train, uint64_t seed);
 data::TransformPtr train_transform(const DataFlags& f, const data::Dataset& ds, bool augment);
 data::TransformPtr eval_transform(const DataFlags& f);
 
-// --model --width --small-input --act --in-channels --num-classes; channel and
-// class counts default to the data set's.
+// --model --width --small-input --act --in-channels --num-classes --hidden; channel and
+// class counts default to the data set's, the image size is the data set's.
+// The mlp's --hidden: "1024,1024" or "none"; and back.
 nn::ModelConfig model_config(const Args& a, const data::Dataset& ds);
+std::vector<int64_t> parse_hidden(const std::string& s);
+std::string hidden_text(const std::vector<int64_t>& h);
 const std::vector<std::string>& model_flag_names();
+
+// Median wall time of f() in milliseconds over `reps` calls after `warmup`.
+double median_ms(const std::function<void()>& f, int reps = 30, int warmup = 5);
 
 struct EvalResult {
   double top1 = 0, top5 = 0, loss = 0;
@@ -95,6 +102,9 @@ void check_checkpoint_model(const std::string& path, const std::string& model, c
 // integer model's bytes. Error naming the layer if it cannot run in integers.
 int64_t write_int8(const std::string& path, quant::QuantModel& q, const data::Dataset& ds, const DataFlags& df,
                    const nn::Metadata& model_md);
+// The same for an integer model already converted (dynamic quantization).
+int64_t save_int8(const std::string& path, quant::engine::Model m, const data::Dataset& ds, const DataFlags& df,
+                  const nn::Metadata& model_md);
 
 // "a,b,c" → floats (usage error naming the flag otherwise).
 std::vector<float> parse_floats(const std::string& flag, const std::string& s);

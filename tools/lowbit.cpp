@@ -28,7 +28,7 @@ namespace {
 // Options that never take a value. Every other option takes exactly one.
 const std::set<std::string> kSwitches{"--json", "--help", "--full", "--nesterov", "--no-augment", "--small-input",
                                       "--quiet", "--per-channel", "--per-tensor", "--compare-sim", "--int8-only",
-                                      "--float-only", "--profile"};
+                                      "--float-only", "--profile", "--dynamic", "--reduce-range"};
 
 // Spellings users type, mapped to lowbit's name (torchvision's reference scripts use the long ones).
 const std::map<std::string, std::string> kAliases{

@@ -1,12 +1,25 @@
 // convert: the frozen model's trace (quant/integer.h) becomes the integer graph.
+#include <algorithm>
 #include <sstream>
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "quant/dynamic.h"
 #include "quant/engine/model.h"
+#include "quant/engine/runner.h"
 #include "quant/qmodules.h"
 
 namespace lowbit::quant::engine {
+
+namespace {
+[[noreturn]] void fail_fallbacks(const Trace& trace) {
+  std::ostringstream os;
+  os << "convert: " << trace.fallbacks().size() << " layer" << (trace.fallbacks().size() == 1 ? "" : "s")
+     << " cannot run in the int8 engine: ";
+  for (size_t i = 0; i < trace.fallbacks().size(); ++i) os << (i ? "; " : "") << trace.fallbacks()[i];
+  fail(os.str());
+}
+}  // namespace
 
 Model convert(QuantModel& q, const Tensor& sample) {
   LOWBIT_CHECK(q.frozen(), "convert: the model is not frozen (quant::freeze after calibration or QAT)");
@@ -20,13 +33,7 @@ Model convert(QuantModel& q, const Tensor& sample) {
     q.forward(sample);
   }
   q.train(was_training);
-  if (!trace.fallbacks().empty()) {
-    std::ostringstream os;
-    os << "convert: " << trace.fallbacks().size() << " layer" << (trace.fallbacks().size() == 1 ? "" : "s")
-       << " cannot run in integers: ";
-    for (size_t i = 0; i < trace.fallbacks().size(); ++i) os << (i ? "; " : "") << trace.fallbacks()[i];
-    fail(os.str());
-  }
+  if (!trace.fallbacks().empty()) fail_fallbacks(trace);
   LOWBIT_CHECK(trace.output >= 0, "convert: the model's output is not the output of a quantized layer");
   LOWBIT_CHECK(!trace.ops().empty() && trace.ops()[0].kind == OpKind::quantize,
                "convert: the model does not start by quantizing its input");
@@ -47,6 +54,62 @@ Model convert(QuantModel& q, const Tensor& sample) {
   }
   m.output = trace.output;
   validate(m, "convert");
+  return m;
+}
+
+Model convert_dynamic(nn::Module& model, const Tensor& sample_in) {
+  LOWBIT_CHECK(sample_in.dim() == 4, "convert: the sample input must be N×C×H×W, got ", shape_str(sample_in.shape()));
+  LOWBIT_CHECK(!dynamic_layers(model).empty(), "convert: the model has no dynamic layer (quant::quantize_dynamic)");
+  const Tensor sample = sample_in.detach().contiguous().clone();
+  const bool was_training = model.is_training();
+  model.eval();
+  Trace trace;
+  Tensor y;
+  {
+    NoGradGuard ng;
+    TraceScope scope(trace);
+    trace.record({OpKind::input, "input", nullptr, {}, trace.add_float(sample), {}, {}});
+    y = model.forward(sample);
+  }
+  model.train(was_training);
+  if (!trace.fallbacks().empty()) fail_fallbacks(trace);
+  const int out = trace.find(y);
+  LOWBIT_CHECK(out >= 0 && out == trace.ops().back().output && y.dim() == 2,
+               "convert: the model's output is not a dynamic layer's output (float layers after the last dynamic "
+               "layer, which the int8 engine cannot run)");
+
+  Model m;
+  m.input_shape = Shape(sample.shape().begin() + 1, sample.shape().end());
+  for (const TraceValue& v : trace.values())
+    m.values.push_back({Shape(v.shape.begin() + 1, v.shape.end()), v.grid, v.is_float});
+  for (const TraceOp& t : trace.ops()) {
+    Op op;
+    op.kind = t.kind;
+    op.name = t.path;
+    op.inputs = t.inputs;
+    op.output = t.output;
+    if (t.kind == OpKind::dynamic_linear) {
+      const auto* d = static_cast<const DynamicLinear*>(t.module);
+      const Tensor& w = d->weight();
+      op.layer.weight.assign(w.data<int8_t>(), w.data<int8_t>() + w.numel());
+      op.layer.weight_shape = w.shape();
+      op.layer.weight_scale = d->weight_scale().to_vector();
+      op.float_bias = d->bias_values();
+      op.relu = d->relu();
+      op.reduce_range = d->config().reduce_range;
+    }
+    m.ops.push_back(std::move(op));
+  }
+  m.output = out;
+  validate(m, "convert");
+  // Every float op between the recorded ones would be a silent hole: the graph
+  // must give the module's output bit for bit.
+  Runner r(m);
+  const Tensor e = r.run(sample);
+  LOWBIT_CHECK(e.numel() == y.numel() && std::equal(e.data<float>(), e.data<float>() + e.numel(), y.data<float>(),
+                                                    [](float a, float b) { return a == b || (a != a && b != b); }),
+               "convert: the integer graph does not reproduce the model's output (a layer between the dynamic "
+               "layers changes values the engine cannot see)");
   return m;
 }
 

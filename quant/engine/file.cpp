@@ -75,17 +75,19 @@ void validate(const Model& m, const std::string& what) {
       n *= d;
       LOWBIT_CHECK(n <= (int64_t)1 << 31, at, "value ", i, " is too large: ", shape_str(v.shape));
     }
-    LOWBIT_CHECK(valid_grid(v.grid), at, "value ", i, " has an invalid grid (scale ", v.grid.scale, ", zero point ",
-                 v.grid.zp, ", range ", v.grid.qmin, "..", v.grid.qmax, ")");
+    LOWBIT_CHECK(v.is_float || valid_grid(v.grid), at, "value ", i, " has an invalid grid (scale ", v.grid.scale,
+                 ", zero point ", v.grid.zp, ", range ", v.grid.qmin, "..", v.grid.qmax, ")");
   }
-  LOWBIT_CHECK(!m.ops.empty() && m.ops[0].kind == OpKind::quantize, at, "the first op must quantize the input");
+  LOWBIT_CHECK(!m.ops.empty() && (m.ops[0].kind == OpKind::quantize || m.ops[0].kind == OpKind::input), at,
+               "the first op must quantize the input (or take it as floats)");
   std::vector<bool> defined((size_t)nv, false);
   for (size_t i = 0; i < m.ops.size(); ++i) {
     const Op& op = m.ops[i];
     const std::string where = at + "op " + std::to_string(i) + " (" + op_kind_name(op.kind) + " " + op.name + "): ";
-    const size_t want_inputs = op.kind == OpKind::quantize ? 0 : op.kind == OpKind::add ? 2 : 1;
+    const bool first = op.kind == OpKind::quantize || op.kind == OpKind::input;
+    const size_t want_inputs = first ? 0 : op.kind == OpKind::add ? 2 : 1;
     LOWBIT_CHECK(op.inputs.size() == want_inputs, where, "has ", op.inputs.size(), " inputs, expected ", want_inputs);
-    LOWBIT_CHECK(i == 0 || op.kind != OpKind::quantize, where, "only the first op quantizes the input");
+    LOWBIT_CHECK(i == 0 || !first, where, "only the first op reads the network input");
     for (int in : op.inputs)
       LOWBIT_CHECK(in >= 0 && in < nv && defined[(size_t)in], where, "reads value ", in,
                    in >= 0 && in < nv ? ", which no earlier op produces" : ", which does not exist");
@@ -93,11 +95,37 @@ void validate(const Model& m, const std::string& what) {
     LOWBIT_CHECK(!defined[(size_t)op.output], where, "writes value ", op.output, " a second time");
     const Value& out = m.values[(size_t)op.output];
     const Value* in = op.inputs.empty() ? nullptr : &m.values[(size_t)op.inputs[0]];
+    // Float values are made and read by the float ops only.
+    const bool float_op = op.kind == OpKind::input || op.kind == OpKind::dynamic_linear;
+    LOWBIT_CHECK(out.is_float == float_op, where, "writes a ", out.is_float ? "float" : "u8", " value");
+    for (int v : op.inputs)
+      LOWBIT_CHECK(m.values[(size_t)v].is_float == float_op, where, "reads a ",
+                   m.values[(size_t)v].is_float ? "float" : "u8", " value");
     switch (op.kind) {
       case OpKind::quantize:
+      case OpKind::input:
         LOWBIT_CHECK(out.shape == m.input_shape, where, "output ", shape_str(out.shape), " is not the input shape ",
                      shape_str(m.input_shape));
         break;
+      case OpKind::dynamic_linear: {
+        const IntegerLayer& L = op.layer;
+        LOWBIT_CHECK(L.weight_shape.size() == 2 && sane_extents(L.weight_shape), where, "weight shape ",
+                     shape_str(L.weight_shape), " is not a linear layer's out,in");
+        const int64_t k = L.weight_shape[0];
+        LOWBIT_CHECK((int64_t)L.weight.size() == shape_numel(L.weight_shape), where, "weight holds ", L.weight.size(),
+                     " values for shape ", shape_str(L.weight_shape));
+        LOWBIT_CHECK(L.weight_shape[1] == shape_numel(in->shape), where, "weight ", shape_str(L.weight_shape),
+                     " does not take an input of ", shape_str(in->shape));
+        LOWBIT_CHECK((int64_t)L.weight_scale.size() == k || L.weight_scale.size() == 1, where, "has ",
+                     L.weight_scale.size(), " weight scales for ", k, " outputs");
+        for (float sc : L.weight_scale)
+          LOWBIT_CHECK(std::isfinite(sc) && sc > 0, where, "weight scale ", sc, " is not a positive number");
+        LOWBIT_CHECK((int64_t)op.float_bias.size() == k, where, "bias has ", op.float_bias.size(), " values for ", k,
+                     " outputs");
+        for (float b : op.float_bias) LOWBIT_CHECK(std::isfinite(b), where, "bias value ", b, " is not finite");
+        LOWBIT_CHECK(out.shape == Shape{k}, where, "output ", shape_str(out.shape), " should be [", k, "]");
+        break;
+      }
       case OpKind::conv:
       case OpKind::linear: {
         const IntegerLayer& L = op.layer;
@@ -173,7 +201,8 @@ void validate(const Model& m, const std::string& what) {
 int64_t model_bytes(const Model& m) {
   int64_t b = 0;
   for (const Op& op : m.ops)
-    b += (int64_t)op.layer.weight.size() + 4 * (int64_t)(op.layer.bias.size() + op.layer.weight_scale.size());
+    b += (int64_t)op.layer.weight.size() +
+         4 * (int64_t)(op.layer.bias.size() + op.layer.weight_scale.size() + op.float_bias.size());
   return b;
 }
 
@@ -190,8 +219,12 @@ void save(const std::string& path, const Model& m) {
   validate(m, path);
   std::ostringstream g;
   g << "input " << join(m.input_shape) << "\n";
-  for (size_t i = 0; i < m.values.size(); ++i)
-    g << "value " << i << " shape=" << join(m.values[i].shape) << " " << grid_text(m.values[i].grid) << "\n";
+  bool has_float = false;
+  for (size_t i = 0; i < m.values.size(); ++i) {
+    g << "value " << i << " shape=" << join(m.values[i].shape) << " "
+      << (m.values[i].is_float ? std::string("dtype=f32") : grid_text(m.values[i].grid)) << "\n";
+    has_float |= m.values[i].is_float;
+  }
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const Op& op : m.ops) {
     g << "op " << op_kind_name(op.kind) << " " << op.name;
@@ -207,7 +240,17 @@ void save(const std::string& path, const Model& m) {
       g << " kernel=" << o.kernel_h << "," << o.kernel_w << " stride=" << o.stride_h << "," << o.stride_w
         << " pad=" << o.pad_h << "," << o.pad_w << " ceil=" << (o.ceil_mode ? 1 : 0);
     }
+    if (op.kind == OpKind::dynamic_linear) g << " relu=" << (op.relu ? 1 : 0) << " reduce_range=" << (op.reduce_range ? 1 : 0);
     g << "\n";
+    if (op.kind == OpKind::dynamic_linear) {
+      const IntegerLayer& L = op.layer;
+      Tensor w = Tensor::empty(L.weight_shape, DType::s8);
+      std::copy(L.weight.begin(), L.weight.end(), w.data<int8_t>());
+      tensors.emplace_back(op.name + ".weight", w);
+      tensors.emplace_back(op.name + ".bias", Tensor::from_vector(op.float_bias, {(int64_t)op.float_bias.size()}));
+      tensors.emplace_back(op.name + ".weight_scale",
+                           Tensor::from_vector(L.weight_scale, {(int64_t)L.weight_scale.size()}));
+    }
     if (op.kind == OpKind::conv || op.kind == OpKind::linear) {
       const IntegerLayer& L = op.layer;
       Tensor w = Tensor::empty(L.weight_shape, DType::s8);
@@ -223,7 +266,7 @@ void save(const std::string& path, const Model& m) {
   g << "output " << m.output << "\n";
   std::map<std::string, std::string> md = m.info;
   md["format"] = kFormat;
-  md["format_version"] = std::to_string(kFormatVersion);
+  md["format_version"] = has_float ? "2" : "1";
   md["graph"] = g.str();
   save_safetensors(path, tensors, md);
 }
@@ -308,11 +351,18 @@ class GraphParser {
       } else if (w[0] == "value") {
         if (w.size() < 2 || integer(w[1], 0, 1 << 20) != (int64_t)m.values.size())
           error("values must be numbered 0, 1, 2, … in order");
-        auto f = fields(w, 2, {"shape", "scale", "zp", "qmin", "qmax"});
         Value v;
-        v.shape = ints(f["shape"], 1, 3, 1, kMaxDim);
-        v.grid = {real(f["scale"]), (int32_t)integer(f["zp"], 0, 255), (int32_t)integer(f["qmin"], 0, 255),
-                  (int32_t)integer(f["qmax"], 0, 255)};
+        if (w.size() == 4 && w[3].rfind("dtype=", 0) == 0) {
+          auto f = fields(w, 2, {"shape", "dtype"});
+          if (f["dtype"] != "f32") error("unknown value dtype '" + f["dtype"] + "' (f32, or a u8 grid)");
+          v.shape = ints(f["shape"], 1, 3, 1, kMaxDim);
+          v.is_float = true;
+        } else {
+          auto f = fields(w, 2, {"shape", "scale", "zp", "qmin", "qmax"});
+          v.shape = ints(f["shape"], 1, 3, 1, kMaxDim);
+          v.grid = {real(f["scale"]), (int32_t)integer(f["zp"], 0, 255), (int32_t)integer(f["qmin"], 0, 255),
+                    (int32_t)integer(f["qmax"], 0, 255)};
+        }
         m.values.push_back(v);
       } else if (w[0] == "op") {
         if (w.size() < 3) error("expected 'op KIND NAME …'");
@@ -325,9 +375,16 @@ class GraphParser {
           for (int64_t x : ints(s, n, n, 0, nv - 1)) v.push_back((int)x);
           return v;
         };
-        if (kind == "quantize") {
-          op.kind = OpKind::quantize;
+        if (kind == "quantize" || kind == "input") {
+          op.kind = kind == "input" ? OpKind::input : OpKind::quantize;
           op.output = ids(fields(w, 3, {"out"})["out"], 1)[0];
+        } else if (kind == "dynamic_linear") {
+          op.kind = OpKind::dynamic_linear;
+          auto f = fields(w, 3, {"in", "out", "relu", "reduce_range"});
+          op.inputs = ids(f["in"], 1);
+          op.output = ids(f["out"], 1)[0];
+          op.relu = integer(f["relu"], 0, 1) == 1;
+          op.reduce_range = integer(f["reduce_range"], 0, 1) == 1;
         } else if (kind == "conv") {
           op.kind = OpKind::conv;
           auto f = fields(w, 3, {"in", "out", "stride", "pad", "dil", "groups"});
@@ -350,7 +407,8 @@ class GraphParser {
                      p = ints(f["pad"], 2, 2, 0, kMaxDim);
           op.pool = {k[0], k[1], s[0], s[1], p[0], p[1], integer(f["ceil"], 0, 1) == 1, true};
         } else {
-          error("unknown op '" + kind + "' (this reader knows quantize, conv, linear, add, max_pool, global_avg_pool)");
+          error("unknown op '" + kind +
+                "' (this reader knows quantize, conv, linear, add, max_pool, global_avg_pool, input, dynamic_linear)");
         }
         m.ops.push_back(std::move(op));
       } else if (w[0] == "output") {
@@ -380,7 +438,7 @@ Model from_file(const SafetensorsFile& f, const std::string& path) {
   }
   auto ver = md.find("format_version");
   if (ver == md.end()) fail(path, ": has no format_version");
-  if (ver->second != std::to_string(kFormatVersion)) {
+  if (ver->second != "1" && ver->second != "2") {
     const long v = std::strtol(ver->second.c_str(), nullptr, 10);
     if (v > kFormatVersion)
       fail(path, ": int8 format version ", ver->second, " is newer than this lowbit reads (", kFormatVersion, ")");
@@ -393,11 +451,13 @@ Model from_file(const SafetensorsFile& f, const std::string& path) {
     if (k != "format" && k != "format_version" && k != "graph") m.info[k] = v;
   // Each conv/linear's tensors, sized from the graph.
   for (Op& op : m.ops) {
-    if (op.kind != OpKind::conv && op.kind != OpKind::linear) continue;
+    if (op.kind != OpKind::conv && op.kind != OpKind::linear && op.kind != OpKind::dynamic_linear) continue;
+    const bool dyn = op.kind == OpKind::dynamic_linear;
     for (int in : op.inputs)
       if (in < 0 || in >= (int)m.values.size()) fail(path, ": op ", op.name, " reads a value that does not exist");
     if (op.output < 0 || op.output >= (int)m.values.size()) fail(path, ": op ", op.name, " writes a value that does not exist");
     IntegerLayer& L = op.layer;
+    if (op.inputs.size() != 1) fail(path, ": op ", op.name, " has ", op.inputs.size(), " inputs");
     L.in = m.values[(size_t)op.inputs[0]].grid;
     L.out = m.values[(size_t)op.output].grid;
     auto get = [&](const std::string& suffix, DType dt) -> const Tensor& {
@@ -408,7 +468,7 @@ Model from_file(const SafetensorsFile& f, const std::string& path) {
       return t;
     };
     const Tensor& w = get(".weight", DType::s8);
-    const Tensor& b = get(".bias", DType::s32);
+    const Tensor& b = get(".bias", dyn ? DType::f32 : DType::s32);
     const Tensor& s = get(".weight_scale", DType::f32);
     const int64_t k = w.dim() >= 1 ? w.shape()[0] : 0;
     if (w.dim() != (op.kind == OpKind::conv ? 4 : 2))
@@ -420,7 +480,10 @@ Model from_file(const SafetensorsFile& f, const std::string& path) {
       fail(path, ": tensor '", op.name, ".weight_scale' has shape ", shape_str(s.shape()), " for ", k, " outputs");
     L.weight_shape = w.shape();
     L.weight.assign(w.data<int8_t>(), w.data<int8_t>() + w.numel());
-    L.bias.assign(b.data<int32_t>(), b.data<int32_t>() + b.numel());
+    if (dyn)
+      op.float_bias = b.to_vector();
+    else
+      L.bias.assign(b.data<int32_t>(), b.data<int32_t>() + b.numel());
     L.weight_scale = s.to_vector();
   }
   validate(m, path);

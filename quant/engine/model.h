@@ -16,15 +16,24 @@
 // The output value is dequantized to float. Values are per image: {C, H, W}
 // (held NHWC by the runner) or {F}.
 //
+// Dynamically quantized models (quant/dynamic.h) have float values instead:
+//   input            the float input as it is (NCHW), first op instead of quantize
+//   dynamic_linear   f32 → f32: the batch's own input grid, int8 GEMM, float bias,
+//                    optional ReLU (DynamicLinearKernel, shared with the module)
+// and their output is already float.
+//
 // File (`*.int8.safetensors`, a safetensors file):
 //   tensors    <op>.weight        I8   conv O×I/G×R×S (PyTorch's OIHW), linear out×in
-//              <op>.bias          I32  out (in accumulator units s_in·s_w)
+//              <op>.bias          I32  out (in accumulator units s_in·s_w); F32 for dynamic_linear
 //              <op>.weight_scale  F32  out, or 1 (per tensor)
-//   metadata   "format"  "lowbit.int8"; "format_version" "1"
+//   metadata   "format"  "lowbit.int8"; "format_version" "1" ("2" when the graph has
+//              float values: a version-1 reader refuses what it cannot run)
 //              "graph"   the values and ops, one per line:
 //                input C,H,W
-//                value ID shape=C,H,W scale=S zp=Z qmin=A qmax=B
-//                op KIND NAME in=ID[,ID] out=ID [stride=… pad=… dil=… groups=G | kernel=… stride=… pad=… ceil=0|1]
+//                value ID shape=C,H,W scale=S zp=Z qmin=A qmax=B     (u8)
+//                value ID shape=C,H,W dtype=f32                       (float, version 2)
+//                op KIND NAME in=ID[,ID] out=ID [stride=… pad=… dil=… groups=G | kernel=… stride=… pad=… ceil=0|1
+//                                               | relu=0|1 reduce_range=0|1 (dynamic_linear)]
 //                output ID
 //              (scales printed with 9 significant digits: they read back bit for bit)
 //              plus what the model came from: "model", "qconfig", "quantization",
@@ -37,6 +46,9 @@
 #include "core/ops.h"
 #include "quant/integer.h"
 
+namespace lowbit::nn {
+class Module;
+}
 namespace lowbit::quant {
 class QuantModel;
 }
@@ -44,11 +56,12 @@ class QuantModel;
 namespace lowbit::quant::engine {
 
 inline constexpr const char* kFormat = "lowbit.int8";
-inline constexpr int kFormatVersion = 1;
+inline constexpr int kFormatVersion = 2;  // the newest this reader knows (it reads 1 and 2)
 
 struct Value {
   Shape shape;  // per image
-  Grid grid;
+  Grid grid;    // u8 values
+  bool is_float = false;
 };
 
 struct Op {
@@ -59,6 +72,10 @@ struct Op {
   IntegerLayer layer;    // conv, linear (layer.in/out repeat the values' grids)
   Conv2dOptions conv{};  // conv
   Pool2dOptions pool{};  // max_pool
+  // dynamic_linear: layer.weight / weight_shape / weight_scale as linear's
+  // (layer.bias, in and out unused), the float bias, ReLU, reduce_range.
+  std::vector<float> float_bias;
+  bool relu = false, reduce_range = false;
 };
 
 struct Model {
@@ -74,6 +91,13 @@ struct Model {
 // `sample` (N×C×H×W, any values). Error listing every layer that cannot run
 // in integers (kept in float, per-channel activations, …).
 Model convert(QuantModel& q, const Tensor& sample);
+
+// The graph of a dynamically quantized model (quant::quantize_dynamic): every
+// layer must be a DynamicLinear, a Flatten or fused away, so that the float
+// input flows only through dynamic layers. Error naming the first layer that
+// breaks that (a float conv, an unfused activation, …). The graph is run on
+// `sample` and checked to give the module's output bit for bit.
+Model convert_dynamic(nn::Module& model, const Tensor& sample);
 
 // Checks the graph: ids in range and defined before use, shapes consistent
 // with each op, grids valid, weights of the right size. Error naming `what`

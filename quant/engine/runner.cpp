@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "quant/dynamic.h"
 
 namespace lowbit::quant::engine {
 
@@ -46,7 +47,9 @@ struct Runner::Impl {
     kernels::PackedQConvWeights conv;
     kernels::PackedQGemmWeights gemm;
     std::vector<float> multipliers;
+    DynamicLinearKernel dynamic;
   };
+  std::vector<uint8_t> dynamic_scratch;  // a dynamic layer's quantized input
   std::vector<Prepared> prep;  // per op
   bool profiling = false;
   std::vector<double> seconds;  // per op, while profiling
@@ -71,7 +74,8 @@ struct Runner::Impl {
     for (size_t i = 0; i < m.ops.size(); ++i)
       for (int in : m.ops[i].inputs) last[(size_t)in] = std::max(last[(size_t)in], i);
     last[(size_t)m.output] = m.ops.size();
-    for (size_t v = 0; v < nv; ++v) bytes[v] = ((size_t)(n * shape_numel(m.values[v].shape)) + 63) / 64 * 64;
+    for (size_t v = 0; v < nv; ++v)
+      bytes[v] = ((size_t)(n * shape_numel(m.values[v].shape)) * (m.values[v].is_float ? 4 : 1) + 63) / 64 * 64;
     // First fit, in op order: an op's output never shares bytes with its inputs
     // (they are freed after it runs).
     struct Block {
@@ -111,7 +115,12 @@ struct Runner::Impl {
     const Prepared& p = prep[i];
     switch (op.kind) {
       case OpKind::quantize:
-        break;  // done by the caller (float or u8 input)
+      case OpKind::input:
+        break;  // done by the caller
+      case OpKind::dynamic_linear:
+        p.dynamic.run(reinterpret_cast<const float*>(buf(op.inputs[0])), n, reinterpret_cast<float*>(y),
+                      dynamic_scratch, op.name);
+        break;
       case OpKind::conv: {
         const Value& in = m.values[(size_t)op.inputs[0]];
         const Conv2dOptions& o = op.conv;
@@ -170,7 +179,9 @@ struct Runner::Impl {
     const int64_t numel = n * shape_numel(out.shape);
     const float scale = out.grid.scale;
     const int32_t zp = out.grid.zp;
-    if (spatial(out.shape) == 1) {
+    if (out.is_float) {  // float values are NCHW already
+      std::memcpy(result, buf(m.output), (size_t)numel * sizeof(float));
+    } else if (spatial(out.shape) == 1) {
       k->dequantize_u8_f32(result, buf(m.output), &scale, &zp, 1, 1, numel);
     } else {
       std::vector<float> tmp((size_t)numel);
@@ -188,6 +199,11 @@ Runner::Runner(Model m, const kernels::KernelTable* table) : impl_(std::make_uni
   const auto* k = impl_->k;
   for (const Op& op : impl_->m.ops) {
     Impl::Prepared p;
+    if (op.kind == OpKind::dynamic_linear) {
+      const IntegerLayer& L = op.layer;
+      p.dynamic = DynamicLinearKernel(*k, L.weight.data(), L.weight_shape[0], L.weight_shape[1], L.weight_scale,
+                                      op.float_bias, op.relu, op.reduce_range);
+    }
     if (op.kind == OpKind::conv || op.kind == OpKind::linear) {
       const IntegerLayer& L = op.layer;
       p.multipliers = L.multipliers();
@@ -229,8 +245,17 @@ Tensor Runner::run(const Tensor& x_in) {
   const int64_t n = x.shape()[0];
   impl_->mark = std::chrono::steady_clock::now();
   impl_->plan(n);
-  // quantize (NCHW u8 in scratch; rows of W so every thread has work), then NHWC into the input value.
+  Shape out_shape{n};
+  const Shape& os = m.values[(size_t)m.output].shape;
+  out_shape.insert(out_shape.end(), os.begin(), os.end());
+  Tensor y = Tensor::uninitialized(out_shape);
   const Op& q = m.ops[0];
+  if (q.kind == OpKind::input) {  // a float graph (dynamic quantization) takes the input as it is
+    std::memcpy(impl_->buf(q.output), x.data<float>(), (size_t)x.numel() * sizeof(float));
+    impl_->run_graph(n, y.data<float>());
+    return y;
+  }
+  // quantize (NCHW u8 in scratch; rows of W so every thread has work), then NHWC into the input value.
   const Grid& g = m.values[(size_t)q.output].grid;
   const int64_t c = m.input_shape[0], h = m.input_shape[1], w = m.input_shape[2], hw = h * w;
   uint8_t* dst = impl_->buf(q.output);
@@ -238,10 +263,6 @@ Tensor Runner::run(const Tensor& x_in) {
   impl_->k->quantize_f32_u8(nchw, x.data<float>(), &g.scale, &g.zp, n * c * h, 1, w);
   clamp_to(nchw, n * c * hw, g);
   if (c != 1) to_nhwc(dst, nchw, n, c, hw);
-  Shape out_shape{n};
-  const Shape& os = m.values[(size_t)m.output].shape;
-  out_shape.insert(out_shape.end(), os.begin(), os.end());
-  Tensor y = Tensor::uninitialized(out_shape);
   impl_->run_graph(n, y.data<float>());
   return y;
 }
@@ -249,6 +270,8 @@ Tensor Runner::run(const Tensor& x_in) {
 void Runner::run_u8(const uint8_t* x, int64_t n, float* y) {
   LOWBIT_CHECK(n >= 1, "int8 engine: batch of ", n);
   const Model& m = impl_->m;
+  LOWBIT_CHECK(m.ops[0].kind == OpKind::quantize, "int8 engine: this model takes float input (dynamic quantization), "
+               "not u8 images");
   impl_->mark = std::chrono::steady_clock::now();
   impl_->plan(n);
   const Op& q = m.ops[0];
