@@ -214,8 +214,11 @@ int cmd_eval(const Args& a_in) {
       std::printf("  quantized  %s (%s%s): %.3f MB quantized vs %.3f MB float\n", qname(*qinfo).c_str(), flow(*qinfo),
                   qinfo->dynamic ? ", int8 kernels" : ", simulated", (double)qsize.quantized_bytes / 1e6,
                   (double)qsize.float_bytes / 1e6);
-    std::printf("  size       %.2f MB of f32 parameters (%lld); file %.2f MB\n",
-                (double)model->num_parameters() * 4 / 1e6, (long long)model->num_parameters(), mb);
+    if (qinfo && qinfo->dynamic)
+      std::printf("  size       file %.2f MB\n", mb);
+    else
+      std::printf("  size       %.2f MB of f32 parameters (%lld); file %.2f MB\n",
+                  (double)model->num_parameters() * 4 / 1e6, (long long)model->num_parameters(), mb);
     std::printf("  latency    %.3f ms (batch 1, median of 30)\n  throughput %.0f img/s (batch %lld, %d threads)\n",
                 latency, throughput, (long long)loader.options().batch_size, kernels::num_threads());
   }

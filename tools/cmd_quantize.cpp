@@ -79,10 +79,23 @@ int quantize_dynamic_cmd(const Args& a_in) {
   const std::string model_name = a.get("--model", "");
   const nn::ModelConfig mc = model_config(a, *test);
   check_checkpoint_model(weights, model_name, mc);
-  nn::ModulePtr model = nn::create_model(model_name, mc);
+  // The float model and its dynamic copy; the copy is quantized (and converted)
+  // first, so a refusal comes before any work.
+  nn::ModulePtr fmodel = nn::create_model(model_name, mc), model = nn::create_model(model_name, mc);
+  nn::load_checkpoint(weights, *fmodel, nullptr, true);
   nn::load_checkpoint(weights, *model, nullptr, true);
+  fmodel->eval();
   model->eval();
-  const int64_t float_bytes = model->num_parameters() * 4;
+  const int64_t float_bytes = fmodel->num_parameters() * 4;
+  int layers = 0;
+  try {
+    layers = quant::quantize_dynamic(*model, targets, cfg);
+  } catch (const Error& e) {
+    throw UsageError(std::string(e.what()) + "; dynamic quantization needs Linear layers (" + model_name + ")");
+  }
+  quant::engine::Model im;
+  if (!int8_out.empty())
+    im = quant::engine::convert_dynamic(*model, loader.make_batch(0, 0).images.slice(0, 0, 2).contiguous());
 
   // Latency of batch 1 and 32 (the first test images), median of 30.
   auto latencies = [&](nn::Module& m) {
@@ -91,19 +104,8 @@ int quantize_dynamic_cmd(const Args& a_in) {
     const Tensor b1 = b32.slice(0, 0, 1).contiguous();
     return std::pair{median_ms([&] { m.forward(b1); }), median_ms([&] { m.forward(b32); })};
   };
-  const EvalResult fr = evaluate(*model, loader, !quiet, "float");
-  const auto [f1, f32] = latencies(*model);
-
-  int layers = 0;
-  try {
-    layers = quant::quantize_dynamic(*model, targets, cfg);
-  } catch (const Error& e) {
-    throw UsageError(std::string(e.what()) + "; dynamic quantization needs Linear layers (" + model_name + ")");
-  }
-  // The int8 file first: a model the engine cannot run is refused before anything is written.
-  quant::engine::Model im;
-  if (!int8_out.empty())
-    im = quant::engine::convert_dynamic(*model, loader.make_batch(0, 0).images.slice(0, 0, 2).contiguous());
+  const EvalResult fr = evaluate(*fmodel, loader, !quiet, "float");
+  const auto [f1, f32] = latencies(*fmodel);
   const EvalResult qr = evaluate(*model, loader, !quiet, "dynamic");
   const auto [q1, q32] = latencies(*model);
   const int64_t qbytes = quant::dynamic_model_bytes(*model);

@@ -231,5 +231,36 @@ expect_json "qat --int8-out" '"qconfig": "w8a8"' \
   -- "$LOWBIT" qat --weights "$tmp/a.safetensors" --limit 128 --val-limit 64 --batch 64 --json --out "$tmp/qat8.safetensors" --int8-out "$tmp/qat.int8.safetensors"
 expect_json "eval qat int8" '"engine": "int8"' -- "$LOWBIT" eval --weights "$tmp/qat.int8.safetensors" --limit 64 --json
 
+# Dynamic quantization: an MLP, its checkpoint and int8 file, and the refusals.
+expect "train mlp"         0 "" -- "$LOWBIT" train --model mlp --hidden 64,32 --limit 512 --val-limit 128 --epochs 1 --quiet --out "$tmp/mlp.safetensors"
+expect_json "quantize --dynamic" "\"float_accuracy\": $acc" "\"accuracy\": $acc" '"layers": 3' '"qconfig": "dynamic per-channel"' \
+  '"dynamic_ms_b32": [0-9.]+' -- "$LOWBIT" quantize --dynamic --per-channel --weights "$tmp/mlp.safetensors" --limit 256 --json \
+  --out "$tmp/mlp.dyn.safetensors" --int8-out "$tmp/mlp.int8.safetensors"
+expect_json "eval dynamic" '"quantization": "dynamic"' "\"accuracy\": $acc" -- "$LOWBIT" eval --weights "$tmp/mlp.dyn.safetensors" --limit 256 --json
+acc_dyn="$("$LOWBIT" eval --weights "$tmp/mlp.dyn.safetensors" --limit 256 --json | grep -oE '"accuracy": [0-9.]+')"
+acc_d8="$("$LOWBIT" eval --weights "$tmp/mlp.int8.safetensors" --limit 256 --json | grep -oE '"accuracy": [0-9.]+')"
+if [ -n "$acc_dyn" ] && [ "$acc_dyn" = "$acc_d8" ]; then passed=$((passed + 1)); else
+  echo "FAIL dynamic module and int8 file accuracy differ: $acc_dyn vs $acc_d8" >&2; failed=$((failed + 1)); fi
+expect_out "infer dynamic int8" '1\. [A-Za-z/ -]+ +[0-9.]+%' -- "$LOWBIT" infer --weights "$tmp/mlp.int8.safetensors" "$imgs/fmnist_test_2_trouser.png"
+expect_json "resnet20 fc dynamic" '"layers": 1' -- "$LOWBIT" quantize --dynamic --weights "$tmp/a.safetensors" --layers fc --limit 128 --json --out "$tmp/r.dyn.safetensors"
+expect "dynamic int8 of a conv net" 2 "fc: its input does not come from the model input or a dynamic layer" \
+  -- "$LOWBIT" quantize --dynamic --weights "$tmp/a.safetensors" --limit 64 --out "$tmp/x.safetensors" --int8-out "$tmp/x.int8.safetensors"
+if [ ! -e "$tmp/x.safetensors" ]; then passed=$((passed + 1)); else
+  echo "FAIL dynamic int8 of a conv net wrote --out before refusing" >&2; failed=$((failed + 1)); fi
+expect "dynamic with calib" 2 "--dynamic quantizes each batch.*--calib \(static calibration\) contradicts it" \
+  -- "$LOWBIT" quantize --dynamic --calib 64 --weights "$tmp/mlp.safetensors" --out "$tmp/x.safetensors"
+expect "dynamic with qconfig" 2 "--qconfig \(static calibration\) contradicts it" \
+  -- "$LOWBIT" quantize --dynamic --qconfig w8a8 --weights "$tmp/mlp.safetensors" --out "$tmp/x.safetensors"
+expect "dynamic, not a Linear" 2 "'conv1' is not a Linear layer" \
+  -- "$LOWBIT" quantize --dynamic --layers conv1 --weights "$tmp/a.safetensors" --limit 64 --out "$tmp/x.safetensors"
+expect "dynamic, no such layer" 2 "no module named 'head' \(Linear layers: fc\)" \
+  -- "$LOWBIT" quantize --dynamic --layers head --weights "$tmp/a.safetensors" --limit 64 --out "$tmp/x.safetensors"
+expect "reduce-range without dynamic" 2 "unknown option --reduce-range" \
+  -- "$LOWBIT" quantize --reduce-range --weights "$tmp/a.safetensors" --out "$tmp/x.safetensors"
+expect "compare-sim dynamic" 2 "is dynamically quantized" -- "$LOWBIT" eval --weights "$tmp/mlp.dyn.safetensors" --compare-sim --limit 64
+expect "mlp bad hidden"    2 "--hidden takes sizes" -- "$LOWBIT" train --model mlp --hidden 64,x --epochs 1 --out "$tmp/x.safetensors"
+expect "mlp other hidden"  2 "mlp.safetensors holds a mlp \(1 channel, 10 classes, hidden 64,32\), not a mlp \(1 channel, 10 classes, hidden 128\)" \
+  -- "$LOWBIT" eval --weights "$tmp/mlp.safetensors" --hidden 128 --limit 64
+
 echo "lowbit-tests: test_cli $passed passed, $failed failed"
 [ "$failed" = 0 ]
