@@ -148,7 +148,8 @@ const char* kUsage =
     "  bench peak|conv|train|kernels  machine peak; float conv, training step, int8 kernels vs references\n"
     "  train --model M --out F        float training (--epochs --lr --batch --dataset --data --resume ...)\n"
     "  eval --weights F               accuracy, loss, size and latency: float, quantized (simulated) or int8 file\n"
-    "  quantize --weights F --out Q   post-training static quantization (--qconfig --observer --calib ...)\n"
+    "  quantize --weights F --out Q   post-training static quantization (--qconfig --observer --calib ...),\n"
+    "                                 or --dynamic (Linear layers, no calibration)\n"
     "  qat --weights F --out Q        quantization-aware training (--qconfig --quantizer --epochs ...)\n"
     "  infer --weights F.int8 IMAGE   top-5 classes of images on the int8 engine\n"
     "  demo [--full]                  train a small model end to end\n"
@@ -161,8 +162,9 @@ const char* kUsage =
 const char* command_usage(const std::string& cmd) {
   if (cmd == "train")
     return "usage: lowbit train --model M --out F.safetensors [options]\n"
-           "  model:     --model resnet18|resnet34|resnet50|resnet20|resnet32|resnet44|resnet56|mobilenet_v2\n"
+           "  model:     --model resnet18|resnet34|resnet50|resnet20|resnet32|resnet44|resnet56|mobilenet_v2|mlp\n"
            "             --width W (mobilenet_v2) --small-input --act relu|relu6 --in-channels N --num-classes N\n"
+           "             --hidden 1024,1024 (mlp: hidden sizes, or none)\n"
            "  data:      --dataset fashion-mnist|mnist|kmnist|cifar10|cifar100|imagefolder --data DIR --limit N\n"
            "             --val-split F (validate on a held-out fraction of train; default: the test split)\n"
            "             --val-limit N --mean a,b,c --std a,b,c --workers N --no-augment\n"
@@ -201,7 +203,11 @@ const char* command_usage(const std::string& cmd) {
            "  model:     read from F's metadata; --model --width --small-input --act --in-channels --num-classes override\n"
            "  run:       --quiet --json --threads N --seed S\n"
            "  --int8-out F.int8.safetensors   also write the int8 engine's model (lowbit eval / infer run it)\n"
-           "  prints float and quantized (simulated) accuracy and size; writes Q (float weights + quantization parameters)\n";
+           "  prints float and quantized (simulated) accuracy and size; writes Q (float weights + quantization parameters)\n"
+           "  --dynamic  dynamic quantization instead (no calibration): s8 Linear weights, activations quantized\n"
+           "             per batch; --per-channel --reduce-range (activations 0..127, PyTorch's) --layers Linear|PATH,...\n"
+           "             prints float vs dynamic accuracy, size and batch-1/32 latency; writes Q; --int8-out for\n"
+           "             models whose every layer is dynamic (an mlp)\n";
   if (cmd == "qat")
     return "usage: lowbit qat --weights F.safetensors --out Q.safetensors [options]\n"
            "  config:    --qconfig w8a8|w8a8-per-tensor|w4a8|w4a4|w2a2 (w8a8) --quantizer ste|lsq|lsq+\n"

@@ -63,14 +63,15 @@ def f32(values):
     return struct.pack("<%df" % len(values), *values)
 
 
-def int8_model(graph, layers, extra=None):
+def int8_model(graph, layers, extra=None, version="1", float_bias=False):
     """layers: [(op name, weight shape, weights, biases, weight scales)]."""
     tensors = []
     for name, shape, w, b, s in layers:
         tensors += [(name + ".weight", "I8", shape, i8(w)),
+                    (name + ".bias", "F32", [len(b)], f32(b)) if float_bias else
                     (name + ".bias", "I32", [len(b)], i32(b)),
                     (name + ".weight_scale", "F32", [len(s)], f32(s))]
-    md = {"format": "lowbit.int8", "format_version": "1", "graph": graph}
+    md = {"format": "lowbit.int8", "format_version": version, "graph": graph}
     md.update(extra or {})
     return safetensors(tensors, md)
 
@@ -111,7 +112,20 @@ def seeds_int8():
         [("dw", [2, 1, 3, 3], [(i * 53) % 255 - 127 for i in range(18)], [7, -9], [0.004, 0.006]),
          ("pw", [2, 2, 1, 1], [64, -32, 16, 127], [0, 500], [0.008]),
          ("fc", [4, 18], [(i * 29) % 255 - 127 for i in range(72)], [10, -10, 0, 1000], [0.002, 0.003, 0.004, 0.005])])
-    return {"tiny.int8.safetensors": tiny, "branchy.int8.safetensors": branchy}
+    # Dynamic quantization (format 2): float 1×3×3 → dynamic_linear 9→4 (ReLU) → dynamic_linear 4→2.
+    dynamic = int8_model(
+        "input 1,3,3\n"
+        "value 0 shape=1,3,3 dtype=f32\n"
+        "value 1 shape=4 dtype=f32\n"
+        "value 2 shape=2 dtype=f32\n"
+        "op input input out=0\n"
+        "op dynamic_linear fc1 in=0 out=1 relu=1 reduce_range=0\n"
+        "op dynamic_linear fc2 in=1 out=2 relu=0 reduce_range=1\n"
+        "output 2\n",
+        [("fc1", [4, 9], [(i * 31) % 255 - 127 for i in range(36)], [0.5, -0.25, 0.0, 1.0], [0.01, 0.02, 0.03, 0.04]),
+         ("fc2", [2, 4], [127, -128, 3, 9, -5, 66, 0, 1], [0.125, -2.0], [0.05])],
+        version="2", float_bias=True)
+    return {"tiny.int8.safetensors": tiny, "branchy.int8.safetensors": branchy, "dynamic.int8.safetensors": dynamic}
 
 
 def seeds_safetensors():
