@@ -6,14 +6,19 @@ namespace lowbit::nn {
 
 namespace {
 bool is_optim_key(const std::string& k) { return k.rfind("optim.", 0) == 0; }
+bool is_aux_key(const std::string& k) { return k.rfind("aux.", 0) == 0; }
 }  // namespace
 
+bool is_training_state_key(const std::string& k) { return is_optim_key(k) || is_aux_key(k); }
+
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer* optimizer,
-                     const Metadata& metadata) {
+                     const Metadata& metadata, const Module* aux) {
   NamedTensors tensors = model.state_dict();
   for (auto& [n, t] : tensors)
-    LOWBIT_CHECK(!is_optim_key(n), "save_checkpoint ", path, ": model key '", n,
-                 "' collides with the optimizer's 'optim.' namespace");
+    LOWBIT_CHECK(!is_training_state_key(n), "save_checkpoint ", path, ": model key '", n,
+                 "' collides with the 'optim.' / 'aux.' namespaces");
+  if (aux)
+    for (auto& [n, t] : aux->state_dict()) tensors.emplace_back("aux." + n, t);
   Metadata meta;
   for (auto& [k, v] : metadata) {
     LOWBIT_CHECK(!is_optim_key(k), "save_checkpoint ", path, ": metadata key '", k, "' is reserved ('optim.')");
@@ -28,11 +33,21 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
   save_safetensors(path, tensors, meta);
 }
 
-Metadata load_checkpoint(const std::string& path, Module& model, Optimizer* optimizer, bool strict) {
+Metadata load_checkpoint(const std::string& path, Module& model, Optimizer* optimizer, bool strict, Module* aux) {
   SafetensorsFile file = load_safetensors(path);  // errors name the file
-  NamedTensors model_part;
+  NamedTensors model_part, aux_part;
   OptimizerState optim_part;
-  for (auto& [n, t] : file.tensors) (is_optim_key(n) ? optim_part.tensors : model_part).emplace_back(n, t);
+  for (auto& [n, t] : file.tensors) {
+    if (is_aux_key(n)) aux_part.emplace_back(n.substr(4), t);
+    else (is_optim_key(n) ? optim_part.tensors : model_part).emplace_back(n, t);
+  }
+  if (aux) {
+    try {
+      aux->load_state_dict(aux_part, true);
+    } catch (const Error& e) {
+      fail("checkpoint ", path, ": aux (training-only modules): ", e.what());
+    }
+  }
   Metadata user;
   for (auto& [k, v] : file.metadata) {
     if (is_optim_key(k)) optim_part.scalars[k] = v;

@@ -8,6 +8,8 @@
 //                exp_avg, exp_avg_sq, step) and scalars in __metadata__ under
 //                "optim." (type, steps, per-group lr/initial_lr/weight_decay
 //                and parameter names, hyperparameters) — see nn/optim.h
+//   aux          (optional) training-only modules trained with the model — the
+//                distillation step's hint adapters — as "aux.<their state dict>"
 //   metadata     the caller's string pairs (epoch, best accuracy, model name,
 //                config, ...) plus "format" = "lowbit.checkpoint.1"
 //
@@ -36,12 +38,16 @@ inline constexpr const char* kCheckpointFormat = "lowbit.checkpoint.1";
 
 // Metadata keys starting with "optim." are reserved (error).
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer* optimizer = nullptr,
-                     const Metadata& metadata = {});
+                     const Metadata& metadata = {}, const Module* aux = nullptr);
 
 // Loads the model (strict: every model key present and no unknown key besides
-// the optimizer's "optim." ones; not strict: as Module::load_state_dict) and,
-// if `optimizer` is given, its state. Nothing is changed when an error is
-// thrown. Returns the metadata without the "optim." keys.
-Metadata load_checkpoint(const std::string& path, Module& model, Optimizer* optimizer = nullptr, bool strict = true);
+// the optimizer's "optim." and the "aux." ones; not strict: as
+// Module::load_state_dict) and, if given, the optimizer's state and the aux
+// module's (strictly). Returns the metadata without the "optim." keys.
+Metadata load_checkpoint(const std::string& path, Module& model, Optimizer* optimizer = nullptr, bool strict = true,
+                         Module* aux = nullptr);
+
+// True for the keys of training state stored next to a model ("optim.", "aux.").
+bool is_training_state_key(const std::string& key);
 
 }  // namespace lowbit::nn

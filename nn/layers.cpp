@@ -189,7 +189,7 @@ Tensor Sequential::forward(const Tensor& x) {
       ++i;
       continue;
     }
-    h = m->forward(h);
+    h = m->call(h);
   }
   return h;
 }

@@ -30,11 +30,11 @@ InvertedResidual::InvertedResidual(int64_t inp, int64_t oup, int64_t stride, int
 }
 
 Tensor InvertedResidual::forward(const Tensor& x) {
-  Tensor y = child("conv")->forward(x);
+  Tensor y = child("conv")->call(x);
   if (!use_res_connect) return y;
   auto add = std::dynamic_pointer_cast<Add>(child("skip_add"));
   LOWBIT_CHECK(add != nullptr, "InvertedResidual: child skip_add is not an Add");
-  return add->forward(x, y);
+  return add->tapped(add->forward(x, y));
 }
 
 MobileNetV2::MobileNetV2(const ModelConfig& cfg) {
@@ -85,9 +85,9 @@ MobileNetV2::MobileNetV2(const ModelConfig& cfg) {
 }
 
 Tensor MobileNetV2::forward(const Tensor& x) {
-  Tensor h = child("features")->forward(x);
-  h = flatten(child("avgpool")->forward(h), 1);
-  return child("classifier")->forward(h);
+  Tensor h = child("features")->call(x);
+  h = flatten(child("avgpool")->call(h), 1);
+  return child("classifier")->call(h);
 }
 
 }  // namespace lowbit::nn

@@ -22,7 +22,13 @@ class Module : public std::enable_shared_from_this<Module> {
 
   // Single-input forward; modules with other signatures (Add) add overloads.
   virtual Tensor forward(const Tensor& x) = 0;
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  // forward as a parent runs it: the output is offered to the feature taps
+  // (nn/taps.h) when a TapScope is active. Models call their children this way.
+  Tensor call(const Tensor& x) { return tapped(forward(x)); }
+  Tensor operator()(const Tensor& x) { return call(x); }
+  // Offers an output this module produced to the active taps; returns it.
+  // (For forwards with other signatures: add->tapped(add->forward(a, b)).)
+  const Tensor& tapped(const Tensor& y);
 
   // PyTorch's class name ("Conv2d") and the text inside its repr parentheses.
   virtual std::string type_name() const = 0;

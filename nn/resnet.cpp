@@ -16,7 +16,7 @@ std::shared_ptr<Conv2d> conv3x3(int64_t in, int64_t out, int64_t stride) {
 std::shared_ptr<Conv2d> conv1x1(int64_t in, int64_t out, int64_t stride) {
   return std::make_shared<Conv2d>(in, out, 1, stride, 0, 1, 1, false);
 }
-Tensor run(const ModulePtr& m, const Tensor& x) { return m->forward(x); }
+Tensor run(const ModulePtr& m, const Tensor& x) { return m->call(x); }
 // relu(bn(x)) through the modules (one fused op while they are plain
 // BatchNorm2d and ReLU).
 Tensor bn_relu(const Module& block, const char* bn, const Tensor& x) {
@@ -26,7 +26,7 @@ Tensor bn_relu(const Module& block, const char* bn, const Tensor& x) {
 Tensor add_relu(const Module& block, const Tensor& a, const Tensor& b) {
   auto add = std::dynamic_pointer_cast<Add>(block.child("add_relu"));
   LOWBIT_CHECK(add != nullptr, block.type_name(), ": child add_relu is not an Add");
-  return add->forward(a, b);
+  return add->tapped(add->forward(a, b));
 }
 }  // namespace
 
@@ -46,7 +46,7 @@ Tensor BasicBlock::forward(const Tensor& x) {
   Tensor out = bn_relu(*this, "bn1", run(child("conv1"), x));
   out = run(child("bn2"), run(child("conv2"), out));
   ModulePtr ds = child("downsample");
-  Tensor identity = ds ? ds->forward(x) : x;
+  Tensor identity = ds ? ds->call(x) : x;
   return add_relu(*this, out, identity);
 }
 
@@ -74,7 +74,7 @@ Tensor Bottleneck::forward(const Tensor& x) {
   out = bn_relu(*this, "bn2", run(child("conv2"), out));
   out = run(child("bn3"), run(child("conv3"), out));
   ModulePtr ds = child("downsample");
-  Tensor identity = ds ? ds->forward(x) : x;
+  Tensor identity = ds ? ds->call(x) : x;
   return add_relu(*this, out, identity);
 }
 

@@ -75,7 +75,7 @@ std::shared_ptr<QuantModel> load_quantized(const std::string& path, const nn::Mo
   auto q = rebuild(float_model, *info);
   nn::NamedTensors model_part;
   for (auto& [n, t] : file.tensors)
-    if (n.rfind("optim.", 0) != 0) model_part.emplace_back(n, t);
+    if (!nn::is_training_state_key(n)) model_part.emplace_back(n, t);
   try {
     q->load_state_dict(model_part, true);
   } catch (const Error& e) {
@@ -99,7 +99,10 @@ nn::ModulePtr load_dynamic(const std::string& path, const nn::ModulePtr& float_m
   try {
     quantize_dynamic(*float_model, std::set<std::string>(info->dynamic_layers.begin(), info->dynamic_layers.end()),
                      info->dynamic_config);
-    float_model->load_state_dict(file.tensors, true);
+    nn::NamedTensors model_part;
+    for (auto& [n, t] : file.tensors)
+      if (!nn::is_training_state_key(n)) model_part.emplace_back(n, t);
+    float_model->load_state_dict(model_part, true);
   } catch (const Error& e) {
     fail("checkpoint ", path, ": ", e.what());
   }

@@ -45,6 +45,7 @@ int cmd_train(const Args& a);
 int cmd_eval(const Args& a);
 int cmd_quantize(const Args& a);
 int cmd_qat(const Args& a);
+int cmd_distill(const Args& a);
 int cmd_infer(const Args& a);
 
 }  // namespace lowbit::cli

@@ -118,9 +118,13 @@ int run_training(const Args& a, TrainVariant* variant) {
   manual_seed(seed);
   nn::ModelConfig cfg = model_config(a, *train_ds);
   nn::ModulePtr model = nn::create_model(model_name, cfg);
-  if (variant) model = variant->build(model, a.has("--resume"));
+  if (variant) model = variant->build(model, cfg, a.has("--resume"));
   std::unique_ptr<nn::Optimizer> opt;
-  auto groups = nn::no_decay_groups(model->named_parameters(), wd);
+  nn::Module* aux = variant ? variant->aux() : nullptr;
+  nn::NamedTensors trained = model->named_parameters();
+  if (aux)
+    for (auto& [n, t] : aux->named_parameters()) trained.emplace_back("aux." + n, t);
+  auto groups = nn::no_decay_groups(trained, wd);
   if (opt_name == "sgd") opt = std::make_unique<nn::SGD>(groups, nn::SGDOptions{.lr = lr, .momentum = momentum,
                                                                               .weight_decay = wd, .nesterov = a.has("--nesterov")});
   else if (opt_name == "adam") opt = std::make_unique<nn::Adam>(groups, nn::AdamOptions{.lr = lr, .weight_decay = wd});
@@ -179,14 +183,14 @@ int run_training(const Args& a, TrainVariant* variant) {
   // ---- resume, or start from weights
   int64_t start_epoch = 0;
   double best = -1;
-  if (a.has("--init")) {
+  if (a.has("--init") && !(variant && variant->loads_init)) {
     check_checkpoint_model(a.get("--init", ""), model_name, cfg);
     nn::load_checkpoint(a.get("--init", ""), *model, nullptr);
   }
   if (a.has("--resume")) {
     const std::string from = a.get("--resume", "");
     check_checkpoint_model(from, model_name, cfg);
-    nn::Metadata md = nn::load_checkpoint(from, *model, opt.get());
+    nn::Metadata md = nn::load_checkpoint(from, *model, opt.get(), true, aux);
     auto need = [&](const char* k) {
       LOWBIT_CHECK(md.count(k), "", from, " has no '", k, "' entry; not a lowbit train checkpoint");
       return md.at(k);
@@ -212,6 +216,7 @@ int run_training(const Args& a, TrainVariant* variant) {
                  model_name.c_str(), (long long)model->num_parameters(), df.dataset.c_str(),
                  (long long)train_ds->size(), (long long)val_ds->size(), (long long)epochs, (long long)batch,
                  kernels::num_threads());
+  if (variant) variant->before_training(val_loader, quiet || json);
   EvalResult last;
   double train_seconds = 0, train_loss = 0;
   for (int64_t e = start_epoch; e < stop_after; ++e) {
@@ -223,8 +228,9 @@ int run_training(const Args& a, TrainVariant* variant) {
     int64_t step = 0;
     for (const data::Batch& b : train_loader.epoch((uint64_t)e)) {
       nn::apply_schedule(*opt, *sched, e * steps_per_epoch + step);
-      Tensor logits = model->forward(b.images);
-      Tensor loss = cross_entropy(logits, b.labels, (float)ls);
+      Tensor logits;
+      Tensor loss = variant ? variant->step_loss(*model, b, (float)ls, logits)
+                            : cross_entropy(logits = model->forward(b.images), b.labels, (float)ls);
       const float lv = loss.item();
       LOWBIT_CHECK(std::isfinite(lv), "loss became ", lv, " at epoch ", e + 1, " step ", step + 1,
                    " (lower --lr?)");
@@ -268,11 +274,11 @@ int run_training(const Args& a, TrainVariant* variant) {
     };
     if (variant && e + 1 == epochs) {
       variant->finish(*model, *train_ds);
-      nn::save_checkpoint(out, *model, nullptr, with(true));
+      nn::save_checkpoint(out, *model, nullptr, with(true), aux);
     } else {
-      nn::save_checkpoint(out, *model, opt.get(), with(false));
+      nn::save_checkpoint(out, *model, opt.get(), with(false), aux);
     }
-    if (improved) nn::save_checkpoint(best_path(out), *model, nullptr, with(true));
+    if (improved) nn::save_checkpoint(best_path(out), *model, nullptr, with(true), aux);
     if (!json)  // --quiet drops the progress bars, not the one line per epoch
       std::fprintf(stderr, "epoch %lld/%lld  train loss %.4f acc %.4f  val loss %.4f acc %.4f (top-5 %.4f)%s  %.0f img/s\n",
                    (long long)e + 1, (long long)epochs, train_loss, meter.top1(), last.loss, last.top1, last.top5,

@@ -279,6 +279,11 @@ void check_checkpoint_model(const std::string& path, const std::string& model, c
   if (have != want) throw UsageError(path + " holds a " + have + ", not a " + want);
 }
 
+Tensor TrainVariant::step_loss(nn::Module& model, const data::Batch& b, float label_smoothing, Tensor& logits) {
+  logits = model.forward(b.images);
+  return cross_entropy(logits, b.labels, label_smoothing);
+}
+
 double median_ms(const std::function<void()>& f, int reps, int warmup) {
   std::vector<double> ms;
   for (int i = 0; i < warmup + reps; ++i) {

@@ -63,7 +63,7 @@ struct TrainVariant {
   std::vector<std::string> flags;  // accepted besides train's
   // The module to train, from the freshly built float model; resuming: its
   // state comes from the --resume file next.
-  virtual nn::ModulePtr build(const nn::ModulePtr& float_model, bool resuming) = 0;
+  virtual nn::ModulePtr build(const nn::ModulePtr& float_model, const nn::ModelConfig& cfg, bool resuming) = 0;
   virtual void check_resume(const nn::Metadata& md, const std::string& path) = 0;
   virtual void on_epoch(nn::Module& model, int64_t epoch) = 0;  // before epoch `epoch` (0-based)
   virtual void before_eval(nn::Module& model) = 0;
@@ -71,6 +71,16 @@ struct TrainVariant {
   virtual nn::Metadata metadata(bool finished) = 0;  // added to every checkpoint
   virtual void finish(nn::Module& model, const data::Dataset& train) = 0;  // after the last planned epoch
   virtual std::string json_fields(nn::Module& model) = 0;  // ", \"key\": value, …" for the --json line
+  // The loss of one training batch; sets `logits` (for the accuracy meter).
+  // Default: cross-entropy of model(images) with label smoothing.
+  virtual Tensor step_loss(nn::Module& model, const data::Batch& b, float label_smoothing, Tensor& logits);
+  // Training-only modules trained with the model (distillation's hint
+  // adapters): their parameters join the optimizer as "aux.<name>" and their
+  // state is in every checkpoint under "aux." (loaders of the model skip it).
+  virtual nn::Module* aux() { return nullptr; }
+  bool loads_init = false;  // the variant reads --init itself (train then does not)
+  // Once before the first epoch, with the validation data (distill: the teacher's accuracy).
+  virtual void before_training(const data::DataLoader& val, bool quiet) { (void)val, (void)quiet; }
 };
 // `lowbit train` (variant null) and its variants.
 int run_training(const Args& a, TrainVariant* variant);

@@ -151,6 +151,7 @@ const char* kUsage =
     "  quantize --weights F --out Q   post-training static quantization (--qconfig --observer --calib ...),\n"
     "                                 or --dynamic (Linear layers, no calibration)\n"
     "  qat --weights F --out Q        quantization-aware training (--qconfig --quantizer --epochs ...)\n"
+    "  distill --teacher T --teacher-model M --model S --out F   teacher–student training (float or --qconfig)\n"
     "  infer --weights F.int8 IMAGE   top-5 classes of images on the int8 engine\n"
     "  demo [--full]                  train a small model end to end\n"
     "\n"
@@ -217,6 +218,18 @@ const char* command_usage(const std::string& cmd) {
            "  training:  as lowbit train (--epochs 1 --lr 0.01 --batch --schedule --optimizer --resume --stop-after ...)\n"
            "  --int8-out F.int8.safetensors   after the last epoch, also write the int8 engine's model\n"
            "  writes Q (resumable each epoch; frozen after the last) and Q's .best twin (frozen)\n";
+  if (cmd == "distill")
+    return "usage: lowbit distill --teacher T.safetensors --teacher-model M --model S --out F.safetensors [options]\n"
+           "  teacher:   a float checkpoint of model M (its width etc. from its metadata); frozen, eval mode\n"
+           "  student:   --model S --width W --small-input ... (from scratch) or --init S.safetensors (float weights)\n"
+           "             --qconfig w8a8|w4a4|w2a2 --quantizer lsq|ste|lsq+: a low-bit student (QAT; lr 0.01)\n"
+           "             --int8-out F.int8.safetensors (with --qconfig) after the last epoch\n"
+           "  loss:      alpha * T^2 * KL(softmax(z_t/T) || softmax(z_s/T)) + (1 - alpha) * CE(z_s, y)\n"
+           "             --temperature T (4) --alpha A (0.9; weight of the teacher term) --label-smoothing X\n"
+           "             --hint T_MOD:S_MOD[,...] (FitNets: 1x1 conv+BN adapter, MSE; --hint-weight 1)\n"
+           "             --attention T_MOD:S_MOD[,...] (attention transfer; --attention-weight 1000 --attention-p 2)\n"
+           "             module names as PyTorch's (layer2, features.7); a tap reads the module's output\n"
+           "  training:  as lowbit train (--epochs --lr --batch --schedule --resume --stop-after --json ...)\n";
   if (cmd == "demo") return "usage: lowbit demo [--full] [--out F] [--data DIR] [--quiet] [--seed S]\n";
   if (cmd == "info") return "usage: lowbit info [--json]\n";
   return nullptr;
@@ -252,7 +265,7 @@ int main(int argc, char** argv) {
     const std::vector<std::string> words(argv + std::min(argc, 2), argv + argc);
     const std::string first = argc > 1 ? argv[1] : "";
     if (first.empty()) {
-      std::fputs("usage: lowbit <command> [options] (commands: info, train, eval, quantize, qat, infer, bench, demo; see lowbit --help)\n", stderr);
+      std::fputs("usage: lowbit <command> [options] (commands: info, train, distill, eval, quantize, qat, infer, bench, demo; see lowbit --help)\n", stderr);
       return 2;
     }
     if (first == "--version") {
@@ -262,7 +275,7 @@ int main(int argc, char** argv) {
     // lowbit --help | lowbit help [COMMAND] | lowbit COMMAND --help
     if (first == "--help" || first == "-h" || first == "help") {
       const char* u = words.empty() ? kUsage : command_usage(words[0]);
-      if (!u) throw UsageError("no help for '" + words[0] + "' (commands: info, train, eval, quantize, qat, infer, bench, demo)");
+      if (!u) throw UsageError("no help for '" + words[0] + "' (commands: info, train, distill, eval, quantize, qat, infer, bench, demo)");
       std::fputs(u, stdout);
       return 0;
     }
@@ -294,8 +307,9 @@ int main(int argc, char** argv) {
     if (a.command == "eval") return cmd_eval(a);
     if (a.command == "quantize") return cmd_quantize(a);
     if (a.command == "qat") return cmd_qat(a);
+    if (a.command == "distill") return cmd_distill(a);
     if (a.command == "infer") return cmd_infer(a);
-    throw UsageError("unknown command '" + a.command + "' (commands: info, train, eval, quantize, qat, infer, bench, demo; see lowbit --help)");
+    throw UsageError("unknown command '" + a.command + "' (commands: info, train, distill, eval, quantize, qat, infer, bench, demo; see lowbit --help)");
   } catch (const UsageError& e) {
     std::cerr << "lowbit " << a.command << ": " << e.what() << "\n";
     return 2;

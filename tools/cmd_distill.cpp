@@ -1,0 +1,199 @@
+// `lowbit distill`: teacher–student training (distill/distiller.h) on train's
+// loop — schedule, progress, per-epoch validation, .best, exact resume — with
+// a frozen teacher loaded from a checkpoint and any student: float (from
+// scratch or --init), or low-bit with --qconfig (prepare_qat after --init, as
+// `lowbit qat`; its output converts with --int8-out like any QAT model).
+//
+// The teacher's model configuration comes from its checkpoint's metadata;
+// --teacher-model must name the model it holds. Defaults as train (lr 0.1),
+// or as qat (lr 0.01) with --qconfig.
+#include <cstdio>
+
+#include "core/generator.h"
+#include "core/safetensors.h"
+#include "distill/distiller.h"
+#include "quant/checkpoint.h"
+#include "tools/common.h"
+#include "tools/qat_variant.h"
+
+namespace lowbit::cli {
+
+namespace {
+
+std::vector<distill::TapPair> tap_pairs(const Args& a, const char* flag) {
+  std::vector<distill::TapPair> out;
+  if (!a.has(flag)) return out;
+  const std::string v = a.get(flag, "");
+  size_t start = 0;
+  while (true) {
+    const size_t comma = v.find(',', start);
+    try {
+      out.push_back(distill::parse_tap_pair(v.substr(start, comma == std::string::npos ? std::string::npos : comma - start),
+                                            flag));
+    } catch (const Error& e) {
+      throw UsageError(e.what());
+    }
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+distill::DistillConfig distill_config(const Args& a) {
+  distill::DistillConfig c;
+  c.temperature = (float)a.get_double("--temperature", 4.0);
+  c.alpha = (float)a.get_double("--alpha", 0.9);
+  c.label_smoothing = (float)a.get_double("--label-smoothing", 0.0);
+  c.hint_weight = (float)a.get_double("--hint-weight", 1.0);
+  c.attention_weight = (float)a.get_double("--attention-weight", 1000.0);
+  c.attention_p = (float)a.get_double("--attention-p", 2.0);
+  c.hints = tap_pairs(a, "--hint");
+  c.attention = tap_pairs(a, "--attention");
+  if (!(c.temperature > 0)) throw UsageError("--temperature must be positive, got " + a.get("--temperature", ""));
+  if (!(c.alpha >= 0 && c.alpha <= 1)) throw UsageError("--alpha must be in [0, 1], got " + a.get("--alpha", ""));
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  return c;
+}
+
+class DistillVariant final : public TrainVariant {
+ public:
+  explicit DistillVariant(const Args& a) : a_(a), cfg_(distill_config(a)) {
+    flags = {"--teacher", "--teacher-model", "--temperature", "--alpha", "--hint", "--attention", "--hint-weight",
+             "--attention-weight", "--attention-p"};
+    loads_init = true;
+    if (a.has("--qconfig") || a.has("--quantizer")) {
+      qat_ = std::make_unique<QatVariant>(a, "--init");
+      for (const auto& f : qat_->flags)
+        if (f != "--weights") flags.push_back(f);
+    }
+    teacher_path_ = a.get("--teacher", "");
+    teacher_model_ = a.get("--teacher-model", "");
+  }
+
+  nn::ModulePtr build(const nn::ModulePtr& float_model, const nn::ModelConfig& student_cfg, bool resuming) override {
+    // The teacher, built without touching the default generator: the student
+    // draws exactly the random numbers plain training would.
+    const SafetensorsFile tf = load_safetensors(teacher_path_);
+    if (quant::quant_info(tf.metadata, teacher_path_))
+      throw UsageError("--teacher " + teacher_path_ + " is quantized; the teacher must be a float checkpoint");
+    nn::ModelConfig tc = student_cfg;
+    const Args ta = with_checkpoint_defaults(Args{}, tf.metadata);
+    tc.width_mult = (float)ta.get_double("--width", 1.0);
+    tc.small_input = ta.has("--small-input");
+    tc.relu6 = ta.get("--act", "relu6") == "relu6";
+    tc.in_channels = ta.get_int("--in-channels", student_cfg.in_channels);
+    tc.num_classes = ta.get_int("--num-classes", student_cfg.num_classes);
+    if (ta.has("--hidden")) tc.hidden = parse_hidden(ta.get("--hidden", ""));
+    if (tc.num_classes != student_cfg.num_classes)
+      throw UsageError("the teacher " + teacher_path_ + " classifies " + std::to_string(tc.num_classes) +
+                       " classes, the student " + std::to_string(student_cfg.num_classes) +
+                       " (teacher and student must share the labels)");
+    check_checkpoint_model(teacher_path_, teacher_model_, tc);
+    const uint64_t counter = default_generator().counter();
+    nn::ModulePtr teacher = nn::create_model(teacher_model_, tc);
+    default_generator().set_counter(counter);
+    nn::load_checkpoint(teacher_path_, *teacher, nullptr, true);
+
+    if (!resuming && a_.has("--init")) {
+      check_checkpoint_model(a_.get("--init", ""), a_.get("--model", ""), student_cfg);
+      nn::load_checkpoint(a_.get("--init", ""), *float_model, nullptr, true);
+    }
+    d_ = std::make_unique<distill::Distiller>(teacher, cfg_);
+    try {
+      d_->prepare(*float_model, Tensor::zeros({2, student_cfg.in_channels, student_cfg.input_h, student_cfg.input_w}));
+    } catch (const Error& e) {
+      throw UsageError(e.what());
+    }
+    return qat_ ? qat_->prepare(float_model) : float_model;
+  }
+
+  void check_resume(const nn::Metadata& md, const std::string& path) override {
+    auto it = md.find("distill");
+    LOWBIT_CHECK(it != md.end(), path, " is not a lowbit distill checkpoint");
+    LOWBIT_CHECK(it->second == cfg_.str(), path, " was distilled with '", it->second, "', the flags ask for '",
+                 cfg_.str(), "'");
+    if (qat_) qat_->check_resume(md, path);
+    else LOWBIT_CHECK(!quant::quant_info(md, path), path, " holds a quantized student; pass its --qconfig");
+  }
+
+  void before_training(const data::DataLoader& val, bool quiet) override {
+    teacher_acc_ = evaluate(*d_->teacher(), val, !quiet, "teacher").top1;
+    if (!quiet)
+      std::fprintf(stderr, "teacher %s (%s): val accuracy %.4f; %s\n", teacher_model_.c_str(), teacher_path_.c_str(),
+                   teacher_acc_, cfg_.str().c_str());
+  }
+
+  Tensor step_loss(nn::Module& model, const data::Batch& b, float, Tensor& logits) override {
+    distill::Distiller::Step s = d_->step(model, b.images, b.labels);
+    logits = s.student_logits;
+    return s.loss;
+  }
+  nn::Module* aux() override { return d_->adapters()->named_children().empty() ? nullptr : d_->adapters().get(); }
+
+  void on_epoch(nn::Module& model, int64_t epoch) override {
+    if (qat_) qat_->on_epoch(model, epoch);
+  }
+  void before_eval(nn::Module& model) override {
+    if (qat_) qat_->before_eval(model);
+  }
+  void after_eval(nn::Module& model) override {
+    if (qat_) qat_->after_eval(model);
+  }
+  nn::Metadata metadata(bool finished) override {
+    nn::Metadata md = qat_ ? qat_->metadata(finished) : nn::Metadata{};
+    md["distill"] = cfg_.str();
+    md["teacher"] = teacher_path_;
+    md["teacher_model"] = teacher_model_;
+    char b[32];
+    std::snprintf(b, sizeof b, "%.6f", teacher_acc_);
+    md["teacher_accuracy"] = b;
+    return md;
+  }
+  void finish(nn::Module& model, const data::Dataset& train) override {
+    if (qat_) qat_->finish(model, train);
+  }
+  std::string json_fields(nn::Module& model) override {
+    char b[256];
+    std::snprintf(b, sizeof b, ", \"teacher_model\": \"%s\", \"teacher_accuracy\": %.6f, \"temperature\": %g, \"alpha\": %g",
+                  teacher_model_.c_str(), teacher_acc_, cfg_.temperature, cfg_.alpha);
+    return b + (qat_ ? qat_->json_fields(model) : std::string());
+  }
+
+ private:
+  Args a_;
+  distill::DistillConfig cfg_;
+  std::unique_ptr<QatVariant> qat_;
+  std::unique_ptr<distill::Distiller> d_;
+  std::string teacher_path_, teacher_model_;
+  double teacher_acc_ = 0;
+};
+
+}  // namespace
+
+int cmd_distill(const Args& a_in) {
+  Args a = a_in;
+  // Refuse what can be refused before any data is read.
+  if (!a.has("--teacher")) throw UsageError("--teacher T.safetensors is required (a float checkpoint)");
+  if (!a.has("--teacher-model")) throw UsageError("--teacher-model M is required (the model the teacher file holds)");
+  nn::check_model_name(a.get("--teacher-model", ""));
+  distill_config(a);
+  const bool quantized = a.has("--qconfig") || a.has("--quantizer");
+  if (quantized) qconfig_from_flags(a, nullptr, true);
+  if (!a.has("--lr")) a.flags["--lr"] = quantized ? "0.01" : "0.1";
+  if (a.has("--resume")) {
+    const std::string r = a.get("--resume", "");
+    a = with_checkpoint_defaults(a, load_safetensors(r).metadata);
+  } else if (a.has("--init")) {
+    const std::string w = a.get("--init", "");
+    const SafetensorsFile file = load_safetensors(w);
+    if (quant::quant_info(file.metadata, w)) throw UsageError(w + " is already quantized; --init takes a float checkpoint");
+    a = with_checkpoint_defaults(a, file.metadata);
+  }
+  DistillVariant v(a);
+  return run_training(a, &v);
+}
+
+}  // namespace lowbit::cli
