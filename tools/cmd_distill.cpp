@@ -152,6 +152,7 @@ class DistillVariant final : public TrainVariant {
     md["teacher_accuracy"] = b;
     return md;
   }
+  bool has_finished_form() const override { return qat_ != nullptr; }
   void finish(nn::Module& model, const data::Dataset& train) override {
     if (qat_) qat_->finish(model, train);
   }
@@ -179,6 +180,11 @@ int cmd_distill(const Args& a_in) {
   if (!a.has("--teacher")) throw UsageError("--teacher T.safetensors is required (a float checkpoint)");
   if (!a.has("--teacher-model")) throw UsageError("--teacher-model M is required (the model the teacher file holds)");
   nn::check_model_name(a.get("--teacher-model", ""));
+  {
+    const std::string t = a.get("--teacher", "");
+    if (quant::quant_info(load_safetensors(t).metadata, t))
+      throw UsageError("--teacher " + t + " is quantized; the teacher must be a float checkpoint");
+  }
   distill_config(a);
   const bool quantized = a.has("--qconfig") || a.has("--quantizer");
   if (quantized) qconfig_from_flags(a, nullptr, true);

@@ -272,7 +272,7 @@ int run_training(const Args& a, TrainVariant* variant) {
         for (auto& [k, v] : variant->metadata(finished)) m[k] = v;
       return m;
     };
-    if (variant && e + 1 == epochs) {
+    if (variant && variant->has_finished_form() && e + 1 == epochs) {
       variant->finish(*model, *train_ds);
       nn::save_checkpoint(out, *model, nullptr, with(true), aux);
     } else {

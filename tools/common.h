@@ -79,6 +79,9 @@ struct TrainVariant {
   // state is in every checkpoint under "aux." (loaders of the model skip it).
   virtual nn::Module* aux() { return nullptr; }
   bool loads_init = false;  // the variant reads --init itself (train then does not)
+  // After the last planned epoch, finish() makes a finished form (QAT: frozen)
+  // that replaces the resumable checkpoint; false: train's last checkpoint.
+  virtual bool has_finished_form() const { return true; }
   // Once before the first epoch, with the validation data (distill: the teacher's accuracy).
   virtual void before_training(const data::DataLoader& val, bool quiet) { (void)val, (void)quiet; }
 };

@@ -262,5 +262,48 @@ expect "mlp bad hidden"    2 "--hidden takes sizes" -- "$LOWBIT" train --model m
 expect "mlp other hidden"  2 "mlp.safetensors holds a mlp \(1 channel, 10 classes, hidden 64,32\), not a mlp \(1 channel, 10 classes, hidden 128\)" \
   -- "$LOWBIT" eval --weights "$tmp/mlp.safetensors" --hidden 128 --limit 64
 
+# Distillation: float and QAT students from the tiny resnet20 teacher, alpha = 0
+# against plain training, exact resume with hint adapters, and the refusals.
+dsmall=(--teacher "$tmp/a.safetensors" --teacher-model resnet20 --limit 256 --val-limit 64 --batch 64 --quiet)
+mb=(--model mobilenet_v2 --width 0.25 --small-input)
+expect_json "distill float" '"teacher_model": "resnet20"' '"teacher_accuracy": 0\.[0-9]{6}' "\"accuracy\": $acc" '"alpha": 0.9' \
+  -- "$LOWBIT" distill "${dsmall[@]}" "${mb[@]}" --attention layer2:features.6 --json --out "$tmp/d.safetensors"
+expect_json "eval distilled" "\"accuracy\": $acc" -- "$LOWBIT" eval --weights "$tmp/d.safetensors" --limit 64 --json
+# alpha = 0: the same bytes of model and optimizer state as lowbit train (only the metadata differs).
+expect "train plain"       0 "" -- "$LOWBIT" train "${mb[@]}" --limit 256 --val-limit 64 --batch 64 --quiet --out "$tmp/p.safetensors"
+expect "distill alpha 0"   0 "" -- "$LOWBIT" distill "${dsmall[@]}" "${mb[@]}" --alpha 0 --out "$tmp/p0.safetensors"
+data_part() { local n; n=$(od -An -tu8 -N8 "$1" | tr -d ' '); tail -c +$((n + 9)) "$1"; }
+if cmp -s <(data_part "$tmp/p.safetensors") <(data_part "$tmp/p0.safetensors"); then passed=$((passed + 1)); else
+  echo "FAIL distill --alpha 0 does not train exactly as lowbit train" >&2; failed=$((failed + 1)); fi
+# Resume with a hint adapter (its state is in the checkpoint under aux.).
+dres=(--teacher "$tmp/a.safetensors" --teacher-model resnet20 --limit 128 --val-limit 64 --batch 64 --quiet "${mb[@]}"
+      --hint layer3:features.13 --epochs 2)
+expect "distill 2 epochs"  0 "" -- "$LOWBIT" distill "${dres[@]}" --out "$tmp/da.safetensors"
+expect "distill 1 of 2"    0 "" -- "$LOWBIT" distill "${dres[@]}" --stop-after 1 --out "$tmp/db.safetensors"
+expect "distill resume, other T" 2 "was distilled with 'T=4 .*', the flags ask for 'T=2 " \
+  -- "$LOWBIT" distill "${dres[@]}" --temperature 2 --resume "$tmp/db.safetensors" --out "$tmp/x.safetensors"
+expect "distill resume"    0 "" -- "$LOWBIT" distill "${dres[@]}" --resume "$tmp/db.safetensors" --out "$tmp/db.safetensors"
+if cmp -s "$tmp/da.safetensors" "$tmp/db.safetensors"; then passed=$((passed + 1)); else
+  echo "FAIL distill resume: 1 epoch + resume 1 epoch differs from 2 epochs" >&2; failed=$((failed + 1)); fi
+expect_json "distill w4a4 student" '"qconfig": "w4a4"' '"quantizer": "lsq"' "\"accuracy\": $acc" \
+  -- "$LOWBIT" distill "${dsmall[@]}" --init "$tmp/a.safetensors" --qconfig w4a4 --json --out "$tmp/dq.safetensors" \
+     --int8-out "$tmp/dq.int8.safetensors"
+expect_json "eval distilled int8" '"engine": "int8"' -- "$LOWBIT" eval --weights "$tmp/dq.int8.safetensors" --limit 64 --json
+expect "distill wrong teacher model" 2 "a.safetensors holds a resnet20 \(1 channel, 10 classes\), not a resnet32" \
+  -- "$LOWBIT" distill "${dsmall[@]/resnet20/resnet32}" "${mb[@]}" --out "$tmp/x.safetensors"
+expect "distill class counts" 2 "classifies 10 classes, the student 12" \
+  -- "$LOWBIT" distill "${dsmall[@]}" "${mb[@]}" --num-classes 12 --out "$tmp/x.safetensors"
+expect "distill bad tap"   2 "no module 'layer9' to tap in ResNet \(valid: layer1, layer1.0, " \
+  -- "$LOWBIT" distill "${dsmall[@]}" "${mb[@]}" --attention layer9:features.6 --out "$tmp/x.safetensors"
+expect "distill chain tap" 2 "cannot tap 'features.6.conv.0.0'" \
+  -- "$LOWBIT" distill "${dsmall[@]}" "${mb[@]}" --hint layer2:features.6.conv.0.0 --out "$tmp/x.safetensors"
+expect "distill T 0"       2 "--temperature must be positive" -- "$LOWBIT" distill "${dsmall[@]}" "${mb[@]}" --temperature 0 --out "$tmp/x.safetensors"
+expect "distill alpha 1.5" 2 "--alpha must be in \[0, 1\]" -- "$LOWBIT" distill "${dsmall[@]}" "${mb[@]}" --alpha 1.5 --out "$tmp/x.safetensors"
+expect "distill alpha -0.1" 2 "--alpha must be in \[0, 1\]" -- "$LOWBIT" distill "${dsmall[@]}" "${mb[@]}" --alpha -0.1 --out "$tmp/x.safetensors"
+expect "distill bad pair"  2 "--hint takes TEACHER_MODULE:STUDENT_MODULE" -- "$LOWBIT" distill "${dsmall[@]}" "${mb[@]}" --hint layer2 --out "$tmp/x.safetensors"
+expect "distill quantized teacher" 2 "q.safetensors is quantized; the teacher must be a float checkpoint" \
+  -- "$LOWBIT" distill --teacher "$tmp/q.safetensors" --teacher-model resnet20 "${mb[@]}" --limit 64 --out "$tmp/x.safetensors"
+expect "distill no teacher" 2 "--teacher T.safetensors is required" -- "$LOWBIT" distill "${mb[@]}" --out "$tmp/x.safetensors"
+
 echo "lowbit-tests: test_cli $passed passed, $failed failed"
 [ "$failed" = 0 ]
