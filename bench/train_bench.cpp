@@ -6,7 +6,9 @@
 #include <chrono>
 #include <vector>
 
+#include "core/autograd.h"
 #include "core/ops.h"
+#include "distill/distiller.h"
 #include "core/profile.h"
 #include "kernels/kernels.h"
 #include "nn/models.h"
@@ -73,6 +75,92 @@ void run_train_bench(std::FILE* out, const TrainBenchOptions& o) {
                  o.model.c_str(), o.width, o.qconfig.empty() ? "" : ", QAT ", o.qconfig.c_str(),
                  o.quantizer.empty() ? "" : (" " + o.quantizer).c_str(), (long long)o.batch, (long long)o.channels, (long long)o.size,
                  (long long)o.size, kernels::num_threads(), median * 1e3, ips, gflops, flops_per_step / 1e9, rss_mb);
+  }
+}
+
+void run_distill_bench(std::FILE* out, const DistillBenchOptions& d) {
+  const TrainBenchOptions& o = d.student;
+  manual_seed(0);
+  nn::ModelConfig cfg;
+  cfg.in_channels = o.channels;
+  cfg.num_classes = o.classes;
+  cfg.width_mult = o.width;
+  cfg.small_input = o.small_input;
+  cfg.input_h = cfg.input_w = o.size;
+  nn::ModulePtr student = nn::create_model(o.model, cfg);
+  nn::ModelConfig tcfg = cfg;
+  tcfg.width_mult = 1.0f;
+  tcfg.small_input = false;
+  nn::ModulePtr teacher = nn::create_model(d.teacher, tcfg);
+  distill::DistillConfig dc;
+  size_t start = 0;
+  while (!d.attention.empty()) {
+    const size_t comma = d.attention.find(',', start);
+    dc.attention.push_back(distill::parse_tap_pair(
+        d.attention.substr(start, comma == std::string::npos ? std::string::npos : comma - start), "--attention"));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  distill::Distiller dist(teacher, dc);
+  Tensor x = randn({o.batch, o.channels, o.size, o.size});
+  dist.prepare(*student, x.slice(0, 0, std::min<int64_t>(2, o.batch)).contiguous());
+  if (!o.qconfig.empty()) {
+    const auto [first, last] = quant::first_and_last_layer(*student);
+    quant::QConfig qc = quant::preset(o.qconfig, first, last);
+    if (!o.quantizer.empty()) quant::set_quantizer(qc, quant::parse_quantizer(o.quantizer));
+    student = quant::prepare_qat(student, qc);
+  }
+  student->train();
+  nn::SGD opt(nn::no_decay_groups(student->named_parameters(), 5e-4), {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4});
+  std::vector<int32_t> labels(o.batch);
+  for (int64_t i = 0; i < o.batch; ++i) labels[i] = (int32_t)(i % o.classes);
+  Tensor y = Tensor::from_vector_s32(labels, {o.batch});
+  auto update = [&](const Tensor& loss) {
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  };
+  auto plain = [&] { update(cross_entropy(student->forward(x), y)); };
+  auto distilled = [&] { update(dist.step(*student, x, y).loss); };
+  auto teacher_only = [&] {
+    NoGradGuard ng;
+    teacher->forward(x);
+  };
+  auto time = [](auto&& f) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (int i = 0; i < o.warmup; ++i) plain(), distilled(), teacher_only();
+  std::vector<double> tp, td, tt;
+  for (int i = 0; i < o.steps; ++i) {
+    tp.push_back(time(plain));
+    td.push_back(time(distilled));
+    tt.push_back(time(teacher_only));
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double p = median(tp), dd = median(td), t = median(tt);
+  if (o.json) {
+    std::fprintf(out,
+                 "{\"bench\":\"distill\",\"model\":\"%s\",\"width\":%g,\"small_input\":%s,\"teacher\":\"%s\","
+                 "\"qconfig\":\"%s\",\"attention\":\"%s\",\"batch\":%lld,\"input\":[%lld,%lld,%lld],\"threads\":%d,"
+                 "\"steps\":%d,\"plain_ms\":%.3f,\"distill_ms\":%.3f,\"teacher_forward_ms\":%.3f,\"overhead\":%.3f,"
+                 "\"teacher_share\":%.3f}\n",
+                 o.model.c_str(), o.width, o.small_input ? "true" : "false", d.teacher.c_str(), o.qconfig.c_str(),
+                 d.attention.c_str(), (long long)o.batch, (long long)o.channels, (long long)o.size, (long long)o.size,
+                 kernels::num_threads(), o.steps, p * 1e3, dd * 1e3, t * 1e3, dd / p, t / dd);
+  } else {
+    std::fprintf(out,
+                 "%s (width %g%s%s%s) from a %s teacher%s%s, batch %lld, %d threads, median of %d:\n"
+                 "  plain step %.1f ms, distillation step %.1f ms (%.2fx), teacher forward %.1f ms (%.0f%% of the "
+                 "distillation step)\n",
+                 o.model.c_str(), o.width, o.small_input ? ", small input" : "", o.qconfig.empty() ? "" : ", QAT ",
+                 o.qconfig.c_str(), d.teacher.c_str(), d.attention.empty() ? "" : ", attention ", d.attention.c_str(),
+                 (long long)o.batch, kernels::num_threads(), o.steps, p * 1e3, dd * 1e3, dd / p, t * 1e3,
+                 100.0 * t / dd);
   }
 }
 

@@ -24,4 +24,17 @@ struct TrainBenchOptions {
 
 void run_train_bench(std::FILE* out, const TrainBenchOptions& o);
 
+// Distillation step against the plain student step, in one run: per rep, one
+// plain step (forward, cross-entropy, backward, SGD), one distillation step
+// (teacher forward under NoGradGuard + student step with the KD loss, plus the
+// attention pairs if given) and one teacher forward alone, interleaved; the
+// medians, the overhead ratio and the teacher forward's share of the
+// distillation step. Random weights and a fixed random batch (compute only).
+struct DistillBenchOptions {
+  TrainBenchOptions student;          // model, width, batch, input, steps, warmup, json (qconfig: a QAT student)
+  std::string teacher = "resnet20";   // teacher model (width 1, the student's input)
+  std::string attention;              // "layer2:features.6,…" (empty: logit KD only)
+};
+void run_distill_bench(std::FILE* out, const DistillBenchOptions& o);
+
 }  // namespace lowbit::bench

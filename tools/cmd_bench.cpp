@@ -69,6 +69,31 @@ int cmd_bench(const Args& a) {
     bench::run_train_bench(stdout, o);
     return 0;
   }
+  if (what == "distill") {
+    a.reject_unknown({"--model", "--width", "--small-input", "--batch", "--size", "--channels", "--classes", "--steps",
+                      "--warmup", "--qconfig", "--quantizer", "--teacher-model", "--attention"}, 1);
+    bench::DistillBenchOptions d;
+    bench::TrainBenchOptions& o = d.student;
+    o.model = a.get("--model", "mobilenet_v2");
+    o.width = (float)a.get_double("--width", 0.25);
+    o.small_input = a.has("--small-input");
+    o.batch = a.get_int("--batch", o.batch);
+    o.size = a.get_int("--size", o.size);
+    o.channels = a.get_int("--channels", o.channels);
+    o.classes = a.get_int("--classes", o.classes);
+    o.steps = (int)a.get_int("--steps", o.steps);
+    o.warmup = (int)a.get_int("--warmup", o.warmup);
+    o.json = a.has("--json");
+    o.qconfig = a.get("--qconfig", "");
+    o.quantizer = a.get("--quantizer", "");
+    d.teacher = a.get("--teacher-model", d.teacher);
+    d.attention = a.get("--attention", "");
+    nn::check_model_name(o.model);
+    nn::check_model_name(d.teacher);
+    if (o.batch < 1 || o.steps < 1 || o.warmup < 0) throw UsageError("--batch and --steps must be positive");
+    bench::run_distill_bench(stdout, d);
+    return 0;
+  }
   if (what == "models") {
     a.reject_unknown({"--model", "--batch", "--reps", "--warmup", "--size", "--int8-only", "--float-only", "--profile"}, 1);
     bench::ModelBenchOptions o;
@@ -100,8 +125,8 @@ int cmd_bench(const Args& a) {
     bench::run_int8_bench(stdout, o);
     return 0;
   }
-  throw UsageError(what.empty() ? "which benchmark? (peak, conv, train, kernels or models)"
-                                : "unknown benchmark '" + what + "' (peak, conv, train, kernels or models)");
+  throw UsageError(what.empty() ? "which benchmark? (peak, conv, train, distill, kernels or models)"
+                                : "unknown benchmark '" + what + "' (peak, conv, train, distill, kernels or models)");
 }
 
 }  // namespace lowbit::cli

@@ -186,12 +186,14 @@ const char* command_usage(const std::string& cmd) {
     return "usage: lowbit infer --weights F.int8.safetensors IMAGE... [--top K (5)] [--json]\n"
            "  decodes PNG/JPEG/BMP/GIF/TGA/PNM, resizes to the model's input, normalizes as the file says\n";
   if (cmd == "bench")
-    return "usage: lowbit bench peak|conv|train|kernels|models [options] [--threads N] [--json]\n"
+    return "usage: lowbit bench peak|conv|train|distill|kernels|models [options] [--threads N] [--json]\n"
            "  peak                       fp32 and int8 multiply-add peak of this machine\n"
            "  conv [--batch N --reps N --warmup N --path P --case NAME]   float conv, ResNet-18 shapes\n"
            "  train [--model M --width W --small-input --batch N --size S --channels C --classes K\n"
            "         --steps N --warmup N --qconfig Q --quantizer ste|lsq|lsq+]   training step (float or QAT) throughput\n"
            "                             and peak memory\n"
+           "  distill [--model S --width W --small-input --teacher-model T --attention A:B,... --qconfig Q --batch N\n"
+           "           --steps N]   distillation step vs the plain student step, teacher forward share\n"
            "  kernels [--reps N --seconds S --case NAME]   int8 GEMM/conv vs oneDNN\n"
            "  models [--model resnet18|mobilenet_v2 --batch N --reps N --warmup N --size S]   whole-model inference,\n"
            "                             float vs the int8 engine (bench/compare_int8.py adds PyTorch)\n";
