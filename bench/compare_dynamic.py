@@ -28,12 +28,10 @@ usage: bench/compare_dynamic.py --mlp CK [--resnet20 CK] [--threads 1,2] [--lowb
 Debian's python3-torch (1.13) through /usr/bin/python3.
 """
 import argparse
-import gzip
 import json
 import os
 import platform
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -41,18 +39,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DATA = "/usr/share/datasets/fashion-mnist"
-MEAN, STD = 0.2860, 0.3530
-
-
-def read_idx(path):
-    import numpy as np
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    magic, = struct.unpack(">I", raw[:4])
-    ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+sys.path.insert(0, HERE)
+from compare_ptq import DATA, MEAN, STD, read_idx  # noqa: E402  (the same IDX reader and normalization)
 
 
 def read_safetensors(path):

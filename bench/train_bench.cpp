@@ -17,20 +17,29 @@
 
 namespace lowbit::bench {
 
-void run_train_bench(std::FILE* out, const TrainBenchOptions& o) {
-  manual_seed(0);
+namespace {
+nn::ModelConfig model_config(const TrainBenchOptions& o) {
   nn::ModelConfig cfg;
   cfg.in_channels = o.channels;
   cfg.num_classes = o.classes;
   cfg.width_mult = o.width;
   cfg.small_input = o.small_input;
-  nn::ModulePtr model = nn::create_model(o.model, cfg);
-  if (!o.qconfig.empty()) {
-    const auto [first, last] = quant::first_and_last_layer(*model);
-    quant::QConfig qc = quant::preset(o.qconfig, first, last);
-    if (!o.quantizer.empty()) quant::set_quantizer(qc, quant::parse_quantizer(o.quantizer));
-    model = quant::prepare_qat(model, qc);
-  }
+  cfg.input_h = cfg.input_w = o.size;
+  return cfg;
+}
+// QAT: prepare_qat with the options' preset and quantizer; float: as it is.
+nn::ModulePtr maybe_qat(nn::ModulePtr model, const TrainBenchOptions& o) {
+  if (o.qconfig.empty()) return model;
+  const auto [first, last] = quant::first_and_last_layer(*model);
+  quant::QConfig qc = quant::preset(o.qconfig, first, last);
+  if (!o.quantizer.empty()) quant::set_quantizer(qc, quant::parse_quantizer(o.quantizer));
+  return quant::prepare_qat(model, qc);
+}
+}  // namespace
+
+void run_train_bench(std::FILE* out, const TrainBenchOptions& o) {
+  manual_seed(0);
+  nn::ModulePtr model = maybe_qat(nn::create_model(o.model, model_config(o)), o);
   model->train();
   nn::SGD opt(nn::no_decay_groups(model->named_parameters(), 5e-4), {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4});
   Tensor x = randn({o.batch, o.channels, o.size, o.size});
@@ -81,12 +90,7 @@ void run_train_bench(std::FILE* out, const TrainBenchOptions& o) {
 void run_distill_bench(std::FILE* out, const DistillBenchOptions& d) {
   const TrainBenchOptions& o = d.student;
   manual_seed(0);
-  nn::ModelConfig cfg;
-  cfg.in_channels = o.channels;
-  cfg.num_classes = o.classes;
-  cfg.width_mult = o.width;
-  cfg.small_input = o.small_input;
-  cfg.input_h = cfg.input_w = o.size;
+  const nn::ModelConfig cfg = model_config(o);
   nn::ModulePtr student = nn::create_model(o.model, cfg);
   nn::ModelConfig tcfg = cfg;
   tcfg.width_mult = 1.0f;
@@ -104,12 +108,7 @@ void run_distill_bench(std::FILE* out, const DistillBenchOptions& d) {
   distill::Distiller dist(teacher, dc);
   Tensor x = randn({o.batch, o.channels, o.size, o.size});
   dist.prepare(*student, x.slice(0, 0, std::min<int64_t>(2, o.batch)).contiguous());
-  if (!o.qconfig.empty()) {
-    const auto [first, last] = quant::first_and_last_layer(*student);
-    quant::QConfig qc = quant::preset(o.qconfig, first, last);
-    if (!o.quantizer.empty()) quant::set_quantizer(qc, quant::parse_quantizer(o.quantizer));
-    student = quant::prepare_qat(student, qc);
-  }
+  student = maybe_qat(student, o);
   student->train();
   nn::SGD opt(nn::no_decay_groups(student->named_parameters(), 5e-4), {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4});
   std::vector<int32_t> labels(o.batch);

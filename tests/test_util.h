@@ -1,6 +1,8 @@
 // Small helpers shared by the doctest suites.
 #pragma once
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -15,6 +17,15 @@ std::string error_of(F f) {
     return e.what();
   }
   return "";
+}
+
+// "a,b,c" → {"a", "b", "c"} (fixture metadata lists).
+inline std::vector<std::string> split(const std::string& s, char sep = ',') {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep)) out.push_back(item);
+  return out;
 }
 
 }  // namespace lowbit::testing

@@ -25,6 +25,31 @@
 
 namespace lowbit::cli {
 
+namespace {
+const std::vector<std::string> train_flags{"--model", "--width", "--small-input", "--batch", "--size", "--channels",
+                                           "--classes", "--steps", "--warmup", "--qconfig", "--quantizer"};
+
+// bench train / distill: the (student) model and the synthetic batch.
+bench::TrainBenchOptions train_options(const Args& a, const std::string& model, float width) {
+  bench::TrainBenchOptions o;
+  o.model = a.get("--model", model);
+  nn::check_model_name(o.model);
+  o.width = (float)a.get_double("--width", width);
+  o.small_input = a.has("--small-input");
+  o.batch = a.get_int("--batch", o.batch);
+  o.size = a.get_int("--size", o.size);
+  o.channels = a.get_int("--channels", o.channels);
+  o.classes = a.get_int("--classes", o.classes);
+  o.steps = (int)a.get_int("--steps", o.steps);
+  o.warmup = (int)a.get_int("--warmup", o.warmup);
+  o.json = a.has("--json");
+  o.qconfig = a.get("--qconfig", "");
+  o.quantizer = a.get("--quantizer", "");
+  if (o.batch < 1 || o.steps < 1 || o.warmup < 0) throw UsageError("--batch and --steps must be positive");
+  return o;
+}
+}  // namespace
+
 int cmd_bench(const Args& a) {
   const std::string what = a.positional.empty() ? "" : a.positional[0];
   if (a.positional.size() > 1) throw UsageError("one benchmark at a time (peak, conv, train, kernels or models)");
@@ -50,47 +75,19 @@ int cmd_bench(const Args& a) {
     return 0;
   }
   if (what == "train") {
-    a.reject_unknown({"--model", "--width", "--small-input", "--batch", "--size", "--channels", "--classes", "--steps",
-                      "--warmup", "--qconfig", "--quantizer"}, 1);
-    bench::TrainBenchOptions o;
-    o.model = a.get("--model", o.model);
-    o.width = (float)a.get_double("--width", o.width);
-    o.small_input = a.has("--small-input");
-    o.batch = a.get_int("--batch", o.batch);
-    o.size = a.get_int("--size", o.size);
-    o.channels = a.get_int("--channels", o.channels);
-    o.classes = a.get_int("--classes", o.classes);
-    o.steps = (int)a.get_int("--steps", o.steps);
-    o.warmup = (int)a.get_int("--warmup", o.warmup);
-    o.json = a.has("--json");
-    o.qconfig = a.get("--qconfig", "");
-    o.quantizer = a.get("--quantizer", "");
-    if (o.batch < 1 || o.steps < 1 || o.warmup < 0) throw UsageError("--batch and --steps must be positive");
-    bench::run_train_bench(stdout, o);
+    a.reject_unknown(train_flags, 1);
+    bench::run_train_bench(stdout, train_options(a, "resnet20", 1.0f));
     return 0;
   }
   if (what == "distill") {
-    a.reject_unknown({"--model", "--width", "--small-input", "--batch", "--size", "--channels", "--classes", "--steps",
-                      "--warmup", "--qconfig", "--quantizer", "--teacher-model", "--attention"}, 1);
+    std::vector<std::string> known = train_flags;
+    known.insert(known.end(), {"--teacher-model", "--attention"});
+    a.reject_unknown(known, 1);
     bench::DistillBenchOptions d;
-    bench::TrainBenchOptions& o = d.student;
-    o.model = a.get("--model", "mobilenet_v2");
-    o.width = (float)a.get_double("--width", 0.25);
-    o.small_input = a.has("--small-input");
-    o.batch = a.get_int("--batch", o.batch);
-    o.size = a.get_int("--size", o.size);
-    o.channels = a.get_int("--channels", o.channels);
-    o.classes = a.get_int("--classes", o.classes);
-    o.steps = (int)a.get_int("--steps", o.steps);
-    o.warmup = (int)a.get_int("--warmup", o.warmup);
-    o.json = a.has("--json");
-    o.qconfig = a.get("--qconfig", "");
-    o.quantizer = a.get("--quantizer", "");
+    d.student = train_options(a, "mobilenet_v2", 0.25f);
     d.teacher = a.get("--teacher-model", d.teacher);
     d.attention = a.get("--attention", "");
-    nn::check_model_name(o.model);
     nn::check_model_name(d.teacher);
-    if (o.batch < 1 || o.steps < 1 || o.warmup < 0) throw UsageError("--batch and --steps must be positive");
     bench::run_distill_bench(stdout, d);
     return 0;
   }

@@ -30,6 +30,20 @@ nn::Metadata model_metadata(const std::map<std::string, std::string>& md) {
     if (md.count(k)) out[k] = md.at(k);
   return out;
 }
+// --weights F (a float checkpoint) and --out: the float file and the flags
+// with F's model description as defaults.
+std::pair<SafetensorsFile, Args> open_float_weights(const Args& a_in) {
+  if (!a_in.has("--weights")) throw UsageError("--weights FLOAT.safetensors is required");
+  if (!a_in.has("--out")) throw UsageError("--out Q.safetensors is required");
+  const std::string weights = a_in.get("--weights", "");
+  SafetensorsFile file = load_safetensors(weights);
+  if (quant::quant_info(file.metadata, weights))
+    throw UsageError(weights + " is already quantized; pass the float checkpoint");
+  Args a = with_checkpoint_defaults(a_in, file.metadata);
+  if (!a.has("--model")) throw UsageError(weights + " does not say which model it holds; pass --model");
+  return {std::move(file), std::move(a)};
+}
+
 std::set<std::string> split_commas(const std::string& s) {
   std::set<std::string> out;
   size_t start = 0;
@@ -53,16 +67,10 @@ int quantize_dynamic_cmd(const Args& a_in) {
   for (auto* list : {&data_flag_names(), &model_flag_names()})
     for (auto& n : *list) known.push_back(n);
   a_in.reject_unknown(known);
-  if (!a_in.has("--weights")) throw UsageError("--weights FLOAT.safetensors is required");
-  if (!a_in.has("--out")) throw UsageError("--out Q.safetensors is required");
   if (a_in.has("--per-channel") && a_in.has("--per-tensor"))
     throw UsageError("--per-channel and --per-tensor contradict each other");
-  const std::string weights = a_in.get("--weights", ""), out = a_in.get("--out", "");
-  const SafetensorsFile file = load_safetensors(weights);
-  if (quant::quant_info(file.metadata, weights))
-    throw UsageError(weights + " is already quantized; pass the float checkpoint");
-  const Args a = with_checkpoint_defaults(a_in, file.metadata);
-  if (!a.has("--model")) throw UsageError(weights + " does not say which model it holds; pass --model");
+  const auto [file, a] = open_float_weights(a_in);
+  const std::string weights = a.get("--weights", ""), out = a.get("--out", "");
   const int64_t batch = a.get_int("--batch", 256);
   if (batch < 1) throw UsageError("--batch must be at least 1");
   const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
@@ -154,14 +162,8 @@ int cmd_quantize(const Args& a_in) {
   for (auto* list : {&data_flag_names(), &model_flag_names(), &qconfig_flag_names()})
     for (auto& n : *list) known.push_back(n);
   a_in.reject_unknown(known);
-  if (!a_in.has("--weights")) throw UsageError("--weights FLOAT.safetensors is required");
-  if (!a_in.has("--out")) throw UsageError("--out Q.safetensors is required");
-  const std::string weights = a_in.get("--weights", ""), out = a_in.get("--out", "");
-  const SafetensorsFile file = load_safetensors(weights);
-  if (quant::quant_info(file.metadata, weights))
-    throw UsageError(weights + " is already quantized; pass the float checkpoint");
-  const Args a = with_checkpoint_defaults(a_in, file.metadata);
-  if (!a.has("--model")) throw UsageError(weights + " does not say which model it holds; pass --model");
+  const auto [file, a] = open_float_weights(a_in);
+  const std::string weights = a.get("--weights", ""), out = a.get("--out", "");
   const int64_t calib = a.get_int("--calib", 1024), batch = a.get_int("--batch", 256);
   if (calib < 1) throw UsageError("--calib must be at least 1 (images from the training split)");
   if (batch < 1) throw UsageError("--batch must be at least 1");

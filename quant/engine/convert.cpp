@@ -1,5 +1,8 @@
-// convert: the frozen model's trace (quant/integer.h) becomes the integer graph.
+// convert: a model's trace (quant/integer.h) becomes the integer graph — a
+// frozen static model's (every op in integers), or a dynamically quantized
+// model's (float input, dynamic_linear ops).
 #include <algorithm>
+#include <functional>
 #include <sstream>
 
 #include "core/autograd.h"
@@ -12,72 +15,28 @@
 namespace lowbit::quant::engine {
 
 namespace {
-[[noreturn]] void fail_fallbacks(const Trace& trace) {
+
+// Runs `forward` once in eval mode, no grad, under a fresh trace (the mode is
+// restored); Error listing every layer that fell back to float.
+void trace_forward(nn::Module& m, Trace& trace, const std::function<void()>& forward) {
+  const bool was_training = m.is_training();
+  m.eval();
+  {
+    NoGradGuard ng;
+    TraceScope scope(trace);
+    forward();
+  }
+  m.train(was_training);
+  if (trace.fallbacks().empty()) return;
   std::ostringstream os;
   os << "convert: " << trace.fallbacks().size() << " layer" << (trace.fallbacks().size() == 1 ? "" : "s")
      << " cannot run in the int8 engine: ";
   for (size_t i = 0; i < trace.fallbacks().size(); ++i) os << (i ? "; " : "") << trace.fallbacks()[i];
   fail(os.str());
 }
-}  // namespace
 
-Model convert(QuantModel& q, const Tensor& sample) {
-  LOWBIT_CHECK(q.frozen(), "convert: the model is not frozen (quant::freeze after calibration or QAT)");
-  LOWBIT_CHECK(sample.dim() == 4, "convert: the sample input must be N×C×H×W, got ", shape_str(sample.shape()));
-  const bool was_training = q.is_training();
-  q.eval();
-  Trace trace;
-  {
-    NoGradGuard ng;
-    TraceScope scope(trace);
-    q.forward(sample);
-  }
-  q.train(was_training);
-  if (!trace.fallbacks().empty()) fail_fallbacks(trace);
-  LOWBIT_CHECK(trace.output >= 0, "convert: the model's output is not the output of a quantized layer");
-  LOWBIT_CHECK(!trace.ops().empty() && trace.ops()[0].kind == OpKind::quantize,
-               "convert: the model does not start by quantizing its input");
-
-  Model m;
-  m.input_shape = Shape(sample.shape().begin() + 1, sample.shape().end());
-  for (const TraceValue& v : trace.values()) m.values.push_back({Shape(v.shape.begin() + 1, v.shape.end()), v.grid});
-  for (const TraceOp& t : trace.ops()) {
-    Op op;
-    op.kind = t.kind;
-    op.name = t.path;
-    op.inputs = t.inputs;
-    op.output = t.output;
-    op.layer = t.layer;
-    op.pool = t.pool;
-    if (t.kind == OpKind::conv) op.conv = static_cast<const FusedConv2d*>(t.module)->options;
-    m.ops.push_back(std::move(op));
-  }
-  m.output = trace.output;
-  validate(m, "convert");
-  return m;
-}
-
-Model convert_dynamic(nn::Module& model, const Tensor& sample_in) {
-  LOWBIT_CHECK(sample_in.dim() == 4, "convert: the sample input must be N×C×H×W, got ", shape_str(sample_in.shape()));
-  LOWBIT_CHECK(!dynamic_layers(model).empty(), "convert: the model has no dynamic layer (quant::quantize_dynamic)");
-  const Tensor sample = sample_in.detach().contiguous().clone();
-  const bool was_training = model.is_training();
-  model.eval();
-  Trace trace;
-  Tensor y;
-  {
-    NoGradGuard ng;
-    TraceScope scope(trace);
-    trace.record({OpKind::input, "input", nullptr, {}, trace.add_float(sample), {}, {}});
-    y = model.forward(sample);
-  }
-  model.train(was_training);
-  if (!trace.fallbacks().empty()) fail_fallbacks(trace);
-  const int out = trace.find(y);
-  LOWBIT_CHECK(out >= 0 && out == trace.ops().back().output && y.dim() == 2,
-               "convert: the model's output is not a dynamic layer's output (float layers after the last dynamic "
-               "layer, which the int8 engine cannot run)");
-
+// The graph of a trace: values per image, ops with what each kind needs from its module.
+Model graph_of(const Trace& trace, const Tensor& sample, int output) {
   Model m;
   m.input_shape = Shape(sample.shape().begin() + 1, sample.shape().end());
   for (const TraceValue& v : trace.values())
@@ -88,6 +47,9 @@ Model convert_dynamic(nn::Module& model, const Tensor& sample_in) {
     op.name = t.path;
     op.inputs = t.inputs;
     op.output = t.output;
+    op.layer = t.layer;
+    op.pool = t.pool;
+    if (t.kind == OpKind::conv) op.conv = static_cast<const FusedConv2d*>(t.module)->options;
     if (t.kind == OpKind::dynamic_linear) {
       const auto* d = static_cast<const DynamicLinear*>(t.module);
       const Tensor& w = d->weight();
@@ -100,8 +62,44 @@ Model convert_dynamic(nn::Module& model, const Tensor& sample_in) {
     }
     m.ops.push_back(std::move(op));
   }
-  m.output = out;
+  m.output = output;
   validate(m, "convert");
+  return m;
+}
+
+void check_sample(const Tensor& sample) {
+  LOWBIT_CHECK(sample.dim() == 4, "convert: the sample input must be N×C×H×W, got ", shape_str(sample.shape()));
+}
+
+}  // namespace
+
+Model convert(QuantModel& q, const Tensor& sample) {
+  LOWBIT_CHECK(q.frozen(), "convert: the model is not frozen (quant::freeze after calibration or QAT)");
+  check_sample(sample);
+  Trace trace;
+  trace_forward(q, trace, [&] { q.forward(sample); });
+  LOWBIT_CHECK(trace.output >= 0, "convert: the model's output is not the output of a quantized layer");
+  LOWBIT_CHECK(!trace.ops().empty() && trace.ops()[0].kind == OpKind::quantize,
+               "convert: the model does not start by quantizing its input");
+  return graph_of(trace, sample, trace.output);
+}
+
+Model convert_dynamic(nn::Module& model, const Tensor& sample_in) {
+  check_sample(sample_in);
+  LOWBIT_CHECK(!dynamic_layers(model).empty(), "convert: the model has no dynamic layer (quant::quantize_dynamic)");
+  const Tensor sample = sample_in.detach().contiguous().clone();
+  Trace trace;
+  Tensor y;
+  trace_forward(model, trace, [&] {
+    Trace& t = *Trace::current();
+    t.record({OpKind::input, "input", nullptr, {}, t.add_float(sample), {}, {}});
+    y = model.forward(sample);
+  });
+  const int out = trace.find(y);
+  LOWBIT_CHECK(out >= 0 && out == trace.ops().back().output && y.dim() == 2,
+               "convert: the model's output is not a dynamic layer's output (float layers after the last dynamic "
+               "layer, which the int8 engine cannot run)");
+  const Model m = graph_of(trace, sample, out);
   // Every float op between the recorded ones would be a silent hole: the graph
   // must give the module's output bit for bit.
   Runner r(m);

@@ -15,6 +15,7 @@
 #include "nn/taps.h"
 #include "quant/quantize.h"
 #include "tests/gradcheck.h"
+#include "tests/test_util.h"
 
 using namespace lowbit;
 using namespace lowbit::distill;
@@ -26,13 +27,7 @@ const SafetensorsFile& fixture() {
   return f;
 }
 
-std::vector<std::string> split(const std::string& s, char sep = ',') {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, sep)) out.push_back(item);
-  return out;
-}
+using testing::split;
 
 // max |a − b| ≤ tol · max(|b|, tiny)
 bool close(const std::vector<float>& a, const std::vector<float>& b, double tol) {

@@ -25,6 +25,7 @@
 #include "quant/engine/model.h"
 #include "quant/engine/runner.h"
 #include "tests/skip.h"
+#include "tests/test_util.h"
 
 using namespace lowbit;
 using namespace lowbit::quant;
@@ -40,13 +41,7 @@ const SafetensorsFile& fixture() {
   return f;
 }
 
-std::vector<std::string> split(const std::string& s, char sep = ',') {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, sep)) out.push_back(item);
-  return out;
-}
+using testing::split;
 
 std::string tmp(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("lowbit_test_dynamic_" + name)).string();
