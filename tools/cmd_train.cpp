@@ -219,7 +219,25 @@ int run_training(const Args& a, TrainVariant* variant) {
   if (variant) variant->before_training(val_loader, quiet || json);
   EvalResult last;
   double train_seconds = 0, train_loss = 0;
+  // Ctrl-C / SIGTERM: stop at the next step. The resumable state is the last
+  // finished epoch's checkpoint (written after every epoch); the interrupted
+  // epoch is redone on --resume, so the result equals an uninterrupted run.
+  install_stop_handler();
+  std::string resumable = a.has("--resume") ? a.get("--resume", "") : "";
+  auto stopped = [&](int64_t e, bool mid_epoch) {
+    if (!mid_epoch && e >= stop_after) return 0;
+    std::fprintf(stderr, "\n%s: interrupted %s epoch %lld of %lld. ", a.command.c_str(),
+                 mid_epoch ? "during" : "before", (long long)e + 1, (long long)epochs);
+    if (resumable.empty())
+      std::fprintf(stderr, "No epoch had finished, so there is nothing to resume: run the command again.\n");
+    else
+      std::fprintf(stderr, "%s holds the state after epoch %lld; continue with: lowbit %s --resume %s --out %s "
+                           "(and the same flags)\n",
+                   resumable.c_str(), (long long)e, a.command.c_str(), resumable.c_str(), out.c_str());
+    return 130;
+  };
   for (int64_t e = start_epoch; e < stop_after; ++e) {
+    if (stop_requested()) return stopped(e, false);
     if (variant) variant->on_epoch(*model, e);
     model->train();
     Progress bar("epoch " + std::to_string(e + 1) + "/" + std::to_string(epochs),
@@ -227,6 +245,7 @@ int run_training(const Args& a, TrainVariant* variant) {
     nn::ClassificationMeter meter(cfg.num_classes);
     int64_t step = 0;
     for (const data::Batch& b : train_loader.epoch((uint64_t)e)) {
+      if (stop_requested()) break;
       nn::apply_schedule(*opt, *sched, e * steps_per_epoch + step);
       Tensor logits;
       Tensor loss = variant ? variant->step_loss(*model, b, (float)ls, logits)
@@ -245,6 +264,7 @@ int run_training(const Args& a, TrainVariant* variant) {
       ++step;
       bar.update(step * batch, "loss " + fmt(meter.mean_loss()) + " acc " + fmt(meter.top1()) + " lr " + fmt(opt->lr(), 5));
     }
+    if (stop_requested()) return stopped(e, true);
     train_seconds += bar.elapsed();
     train_loss = meter.mean_loss();
     if (variant) variant->before_eval(*model);
@@ -279,6 +299,7 @@ int run_training(const Args& a, TrainVariant* variant) {
       nn::save_checkpoint(out, *model, opt.get(), with(false), aux);
     }
     if (improved) nn::save_checkpoint(best_path(out), *model, nullptr, with(true), aux);
+    resumable = out;
     if (!json)  // --quiet drops the progress bars, not the one line per epoch
       std::fprintf(stderr, "epoch %lld/%lld  train loss %.4f acc %.4f  val loss %.4f acc %.4f (top-5 %.4f)%s  %.0f img/s\n",
                    (long long)e + 1, (long long)epochs, train_loss, meter.top1(), last.loss, last.top1, last.top5,

@@ -3,6 +3,7 @@
 #include "quant/engine/model.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -278,6 +279,25 @@ void check_checkpoint_model(const std::string& path, const std::string& model, c
                meta("hidden", hidden_text(nn::ModelConfig{}.hidden)));
   if (have != want) throw UsageError(path + " holds a " + have + ", not a " + want);
 }
+
+namespace {
+volatile sig_atomic_t g_stop = 0;
+void on_stop_signal(int sig) {
+  g_stop = 1;
+  signal(sig, SIG_DFL);  // a second Ctrl-C ends the process at once
+}
+}  // namespace
+
+void install_stop_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool stop_requested() { return g_stop != 0; }
 
 Tensor TrainVariant::step_loss(nn::Module& model, const data::Batch& b, float label_smoothing, Tensor& logits) {
   logits = model.forward(b.images);

@@ -43,6 +43,13 @@ std::vector<int64_t> parse_hidden(const std::string& s);
 std::string hidden_text(const std::vector<int64_t>& h);
 const std::vector<std::string>& model_flag_names();
 
+// Ctrl-C (SIGINT) and SIGTERM for long commands: the first sets a flag the
+// training loop polls after every step (it stops, says which checkpoint holds
+// the last finished epoch and how to resume, and exits 130); a second one
+// ends the process at once (the default action).
+void install_stop_handler();
+bool stop_requested();
+
 // Median wall time of f() in milliseconds over `reps` calls after `warmup`.
 double median_ms(const std::function<void()>& f, int reps = 30, int warmup = 5);
 

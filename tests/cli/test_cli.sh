@@ -305,5 +305,25 @@ expect "distill quantized teacher" 2 "q.safetensors is quantized; the teacher mu
   -- "$LOWBIT" distill --teacher "$tmp/q.safetensors" --teacher-model resnet20 "${mb[@]}" --limit 64 --out "$tmp/x.safetensors"
 expect "distill no teacher" 2 "--teacher T.safetensors is required" -- "$LOWBIT" distill "${mb[@]}" --out "$tmp/x.safetensors"
 
+# Ctrl-C: train and qat stop at the next step, exit 130, say how to resume, and
+# the resumed run ends byte-identical to an uninterrupted one.
+interrupt_then_resume() {  # NAME CMD-ARGS...: run, SIGINT after the first epoch, resume, compare
+  local name="$1"; shift
+  "$LOWBIT" "$@" --epochs 3 --quiet --out "$tmp/$name.u.safetensors" 2>/dev/null
+  "$LOWBIT" "$@" --epochs 3 --quiet --out "$tmp/$name.i.safetensors" 2>"$tmp/$name.err" & local pid=$!
+  for _ in $(seq 1 1200); do [ -f "$tmp/$name.i.safetensors" ] && break; sleep 0.05; done
+  kill -INT "$pid"; wait "$pid"; local rc=$?
+  if [ "$rc" != 130 ] || ! grep -q "interrupted .* epoch [23] of 3\. .*holds the state after epoch [12]; continue with: lowbit" "$tmp/$name.err"; then
+    echo "FAIL $name Ctrl-C: exit $rc, stderr: $(cat "$tmp/$name.err")" >&2; failed=$((failed + 1)); return; fi
+  passed=$((passed + 1))
+  local args=("$@")
+  [ "$1" = qat ] && args=(qat --limit 1024 --val-limit 64 --batch 64)  # a resumed qat reads its model from the file
+  "$LOWBIT" "${args[@]}" --epochs 3 --quiet --resume "$tmp/$name.i.safetensors" --out "$tmp/$name.i.safetensors" 2>/dev/null
+  if cmp -s "$tmp/$name.u.safetensors" "$tmp/$name.i.safetensors"; then passed=$((passed + 1)); else
+    echo "FAIL $name: interrupted + resumed differs from an uninterrupted run" >&2; failed=$((failed + 1)); fi
+}
+interrupt_then_resume train-int train --model resnet20 --limit 1024 --val-limit 64 --batch 64
+interrupt_then_resume qat-int qat --weights "$tmp/a.safetensors" --limit 1024 --val-limit 64 --batch 64
+
 echo "lowbit-tests: test_cli $passed passed, $failed failed"
 [ "$failed" = 0 ]
