@@ -325,5 +325,12 @@ interrupt_then_resume() {  # NAME CMD-ARGS...: run, SIGINT after the first epoch
 interrupt_then_resume train-int train --model resnet20 --limit 1024 --val-limit 64 --batch 64
 interrupt_then_resume qat-int qat --weights "$tmp/a.safetensors" --limit 1024 --val-limit 64 --batch 64
 
+# The README's library example: the file it shows, built and run.
+readme="$(dirname "$0")/../../README.md"
+if diff -q <(sed -n '/^<!-- examples\/cycle.cpp -->$/,/^```$/p' "$readme" | sed '1,2d;$d') \
+           "$(dirname "$0")/../../examples/cycle.cpp" >/dev/null; then passed=$((passed + 1)); else
+  echo "FAIL README's library example differs from examples/cycle.cpp" >&2; failed=$((failed + 1)); fi
+expect_out "examples/cycle" '^teacher 0\.[0-9]{3}  w4a4 student (0\.[0-9]{3})  int8 engine \1 *$' -- "$(dirname "$LOWBIT")/../examples/cycle"
+
 echo "lowbit-tests: test_cli $passed passed, $failed failed"
 [ "$failed" = 0 ]
