@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# lowbit as a library in another project (examples/embed): built against the
+# installed lowbit (meson install --destdir of BUILD_DIR, found by pkg-config)
+# and run; then, with LOWBIT_EMBED_SUBPROJECT=1 (.ci/run sets it; it compiles
+# lowbit once more), as a Meson subproject.
+# Usage: tests/embed/test_embed.sh BUILD_DIR
+# Prints "lowbit-tests: test_embed N passed, M failed, K skipped".
+set -uo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+build="$(cd "$1" && pwd)"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0 skipped=0
+
+# run_embed NAME BUILD: the example's program must say the module and the engine agree.
+run_embed() {
+  local out
+  if out="$("$@" 2>&1)" && grep -q "module = engine" <<<"$out"; then passed=$((passed + 1)); else
+    echo "FAIL embed ($1): $out" >&2; failed=$((failed + 1)); fi
+}
+
+# 1. Installed: headers, liblowbit and lowbit.pc under a staging root.
+if meson install -C "$build" --destdir "$tmp/inst" --quiet >"$tmp/install.log" 2>&1; then
+  pc="$(find "$tmp/inst" -name lowbit.pc | head -1)"
+  libdir="$(dirname "$(dirname "$pc")")"
+  if PKG_CONFIG_PATH="$(dirname "$pc")" PKG_CONFIG_SYSROOT_DIR="$tmp/inst" \
+       meson setup "$tmp/installed" "$root/examples/embed" --wrap-mode=nofallback >"$tmp/setup1.log" 2>&1 &&
+     ninja -C "$tmp/installed" >"$tmp/build1.log" 2>&1; then
+    run_embed env LD_LIBRARY_PATH="$libdir" "$tmp/installed/embed"
+  else
+    echo "FAIL embed against the installed lowbit: $(tail -5 "$tmp/setup1.log" "$tmp/build1.log" 2>/dev/null)" >&2
+    failed=$((failed + 1))
+  fi
+else
+  echo "FAIL meson install: $(tail -5 "$tmp/install.log")" >&2
+  failed=$((failed + 1))
+fi
+
+# 2. As a subproject (subprojects/lowbit → this checkout).
+if [ "${LOWBIT_EMBED_SUBPROJECT:-0}" = 1 ]; then
+  cp -r "$root/examples/embed" "$tmp/sub"
+  mkdir -p "$tmp/sub/subprojects"
+  ln -s "$root" "$tmp/sub/subprojects/lowbit"
+  if meson setup "$tmp/subbuild" "$tmp/sub" --wrap-mode=forcefallback >"$tmp/setup2.log" 2>&1 &&
+     ninja -C "$tmp/subbuild" embed >"$tmp/build2.log" 2>&1; then
+    run_embed "$tmp/subbuild/embed"
+  else
+    echo "FAIL embed with lowbit as a subproject: $(tail -5 "$tmp/setup2.log" "$tmp/build2.log" 2>/dev/null)" >&2
+    failed=$((failed + 1))
+  fi
+else
+  echo "SKIPPED embed as a Meson subproject (LOWBIT_EMBED_SUBPROJECT=1 runs it; CI does)" >&2
+  skipped=$((skipped + 1))
+fi
+
+echo "lowbit-tests: test_embed $passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
