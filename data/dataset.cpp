@@ -218,7 +218,8 @@ DatasetPtr open_dataset(const DatasetSpec& spec) {
     const fs::path v = fs::path(dir) / sub;
     if (fs::is_directory(v, ec)) return load_image_folder(v.string(), spec.color);
   }
-  fail(dir, ": no val/ or test/ folder for the evaluation split of --dataset imagefolder");
+  fail(dir, ": no val/ or test/ folder for the evaluation split of --dataset imagefolder (a flat DIR/CLASS/IMAGE "
+       "folder: train with --val-split 0.1 to validate on a held-out tenth of it)");
 }
 
 }  // namespace lowbit::data

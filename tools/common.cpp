@@ -52,6 +52,13 @@ DataFlags data_flags(const Args& a) {
   f.limit = a.get_int("--limit", 0);
   if (a.has("--limit") && f.limit < 1) throw UsageError("--limit must be at least 1 (leave it out for all images)");
   f.norm = data::default_normalization(f.dataset);
+  if (f.dataset == "imagefolder" && a.has("--in-channels")) {
+    const int64_t c = a.get_int("--in-channels", 3);
+    if (c != 1 && c != 3) throw UsageError("--in-channels must be 1 (grayscale) or 3 (RGB) for image folders");
+    f.color = c == 1 ? data::ColorMode::grayscale : data::ColorMode::rgb;
+    if (c == 1 && !a.has("--mean")) f.norm.mean.resize(1);
+    if (c == 1 && !a.has("--std")) f.norm.std.resize(1);
+  }
   if (a.has("--mean")) f.norm.mean = parse_floats("--mean", a.get("--mean", ""));
   if (a.has("--std")) f.norm.std = parse_floats("--std", a.get("--std", ""));
   if (f.norm.mean.size() != f.norm.std.size())
@@ -86,6 +93,7 @@ data::DatasetPtr open_split(const DataFlags& f, bool train, uint64_t seed) {
   spec.name = f.dataset;
   spec.dir = f.dir;
   spec.train = train;
+  spec.color = f.color;
   data::DatasetPtr ds = data::open_dataset(spec);
   const int64_t channels = ds->get(0).image.shape()[0];
   for (const auto& [flag, v] : {std::pair{"--mean", f.norm.mean}, std::pair{"--std", f.norm.std}})

@@ -21,6 +21,9 @@ struct DataFlags {
   std::string dir;
   int64_t limit = 0;  // 0: all
   data::Normalization norm;
+  // imagefolder: the images as --in-channels asks (1: grayscale as torchvision's
+  // Grayscale, 3: RGB); the files' own mode is converted.
+  data::ColorMode color = data::ColorMode::rgb;
 };
 DataFlags data_flags(const Args& a);
 const std::vector<std::string>& data_flag_names();

@@ -332,5 +332,18 @@ if diff -q <(sed -n '/^<!-- examples\/cycle.cpp -->$/,/^```$/p' "$readme" | sed 
   echo "FAIL README's library example differs from examples/cycle.cpp" >&2; failed=$((failed + 1)); fi
 expect_out "examples/cycle" '^teacher 0\.[0-9]{3}  w4a4 student (0\.[0-9]{3})  int8 engine \1 *$' -- "$(dirname "$LOWBIT")/../examples/cycle"
 
+# Image folders as a user brings them: flat DIR/CLASS/IMAGE, RGB files, a 1-channel model.
+for c in boot rgb; do mkdir -p "$tmp/flat/$c"; done
+for i in 1 2 3 4 5 6; do
+  cp "$imgs/fmnist_test_0_ankle_boot.png" "$tmp/flat/boot/$i.png"
+  cp "$imgs/fmnist_test_0_rgb.png" "$tmp/flat/rgb/$i.png"
+done
+expect "flat folder, no val/" 2 "no val/ or test/ folder .* train with --val-split 0\.1" \
+  -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 1 --batch 4 --quiet --out "$tmp/x.safetensors"
+expect "flat folder, RGB as 1 channel" 0 "^epoch 1/1 " \
+  -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 1 --val-split 0.25 --batch 4 --out "$tmp/gray.safetensors"
+expect "image folder, 2 channels" 2 "--in-channels must be 1 \(grayscale\) or 3 \(RGB\) for image folders" \
+  -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 2 --val-split 0.25 --out "$tmp/x.safetensors"
+
 echo "lowbit-tests: test_cli $passed passed, $failed failed"
 [ "$failed" = 0 ]
