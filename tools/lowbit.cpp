@@ -153,7 +153,7 @@ const char* kUsage =
     "  qat --weights F --out Q        quantization-aware training (--qconfig --quantizer --epochs ...)\n"
     "  distill --teacher T --teacher-model M --model S --out F   teacher–student training (float or --qconfig)\n"
     "  infer --weights F.int8 IMAGE   top-5 classes of images on the int8 engine\n"
-    "  demo [--full]                  train a small model end to end\n"
+    "  demo [--full] [--out DIR]      the whole cycle: teacher, distilled student, PTQ, QAT+KD, int8; a table\n"
     "\n"
     "common options: --threads N  --seed S  --json   (lowbit COMMAND --help lists a command's options)\n"
     "environment: LOWBIT_ISA=ref|avx2|avxvnni|avx512vnni|neon|neondot  LOWBIT_THREADS=N (else OMP_NUM_THREADS)\n"
@@ -232,7 +232,13 @@ const char* command_usage(const std::string& cmd) {
            "             --attention T_MOD:S_MOD[,...] (attention transfer; --attention-weight 1000 --attention-p 2)\n"
            "             module names as PyTorch's (layer2, features.7); a tap reads the module's output\n"
            "  training:  as lowbit train (--epochs --lr --batch --schedule --resume --stop-after --json ...)\n";
-  if (cmd == "demo") return "usage: lowbit demo [--full] [--out F] [--data DIR] [--quiet] [--seed S]\n";
+  if (cmd == "demo")
+    return "usage: lowbit demo [--full] [--out DIR] [--data DIR] [--quiet] [--seed S] [--limit N]\n"
+           "  train a resnet20 teacher, distill a mobilenet_v2 (width 0.5, small input) student, quantize it (PTQ\n"
+           "  per-tensor MinMax, PTQ per-channel histogram, QAT w8a8 and w4a4 LSQ + KD), run each on the int8 engine;\n"
+           "  ends with a table. Short schedules (about 12 minutes on 2 cores); --full: the recipes (hours);\n"
+           "  --limit N: every stage on N images (a quick look). Writes everything to DIR (default\n"
+           "  lowbit-demo-DATE-TIME): checkpoints, int8 models, metrics.jsonl, table.md\n";
   if (cmd == "info") return "usage: lowbit info [--json]\n";
   return nullptr;
 }

@@ -345,5 +345,11 @@ expect "flat folder, RGB as 1 channel" 0 "^epoch 1/1 " \
 expect "image folder, 2 channels" 2 "--in-channels must be 1 \(grayscale\) or 3 \(RGB\) for image folders" \
   -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 2 --val-split 0.25 --out "$tmp/x.safetensors"
 
+# The demo, every stage on 256 images: the whole cycle runs and ends in its table.
+expect_out "demo --limit 256" '\| QAT w4a4 LSQ \+ KD \| mobilenet_v2 w0\.5 \| [0-9.]+% \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+x \| .*run folder: ' \
+  -- "$LOWBIT" demo --limit 256 --quiet --out "$tmp/demo"
+if [ -s "$tmp/demo/table.md" ] && [ "$(wc -l < "$tmp/demo/metrics.jsonl")" = 12 ]; then passed=$((passed + 1)); else
+  echo "FAIL demo: no table.md or not 12 stage results in metrics.jsonl" >&2; failed=$((failed + 1)); fi
+
 echo "lowbit-tests: test_cli $passed passed, $failed failed"
 [ "$failed" = 0 ]
