@@ -24,13 +24,13 @@ std::vector<std::string> tap_names(Module& model) {
   return names;
 }
 
-TapScope::TapScope(Module& model, const std::vector<std::string>& names) : prev_(g_scope) {
+TapScope::TapScope(Module& model, const std::vector<std::string>& names, bool allow_chain_members) : prev_(g_scope) {
   std::map<std::string, Module*> modules;
   model.for_each_module([&](const std::string& path, Module& m) { modules[path] = &m; });
   const std::vector<std::string> valid = tap_names(model);
   const std::set<std::string> ok(valid.begin(), valid.end());
   for (const std::string& n : names) {
-    if (!ok.count(n)) {
+    if (!ok.count(n) && !(allow_chain_members && modules.count(n) && !n.empty())) {
       std::string list;
       for (const auto& v : valid) list += (list.empty() ? "" : ", ") + v;
       fail(modules.count(n) ? "cannot tap '" + n + "': it is inside a conv → BN → activation chain, which fusion "

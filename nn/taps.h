@@ -34,7 +34,8 @@ std::vector<std::string> tap_names(Module& model);
 class TapScope {
  public:
   // Error "no module 'x' to tap (valid: …)" for a name tap_names does not list.
-  TapScope(Module& model, const std::vector<std::string>& names);
+  // allow_chain_members: any module path (analysis of an already fused model).
+  TapScope(Module& model, const std::vector<std::string>& names, bool allow_chain_members = false);
   ~TapScope();
   TapScope(const TapScope&) = delete;
   TapScope& operator=(const TapScope&) = delete;

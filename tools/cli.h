@@ -46,6 +46,7 @@ int cmd_eval(const Args& a);
 int cmd_quantize(const Args& a);
 int cmd_qat(const Args& a);
 int cmd_distill(const Args& a);
+int cmd_analyze(const Args& a);
 int cmd_infer(const Args& a);
 
 }  // namespace lowbit::cli

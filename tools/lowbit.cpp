@@ -152,6 +152,7 @@ const char* kUsage =
     "                                 or --dynamic (Linear layers, no calibration)\n"
     "  qat --weights F --out Q        quantization-aware training (--qconfig --quantizer --epochs ...)\n"
     "  distill --teacher T --teacher-model M --model S --out F   teacher–student training (float or --qconfig)\n"
+    "  analyze --weights Q            per-layer quantization error (weight and output SQNR) of Q\n"
     "  infer --weights F.int8 IMAGE   top-5 classes of images on the int8 engine\n"
     "  demo [--full] [--out DIR]      the whole cycle: teacher, distilled student, PTQ, QAT+KD, int8; a table\n"
     "\n"
@@ -182,6 +183,10 @@ const char* command_usage(const std::string& cmd) {
            "     int8 model file (--int8-out; runs on the int8 engine)\n"
            "  --compare-sim (quantized F): convert to int8 in memory and compare with the simulation image by image\n"
            "  the model is rebuilt from the checkpoint's metadata (written by lowbit train)\n";
+  if (cmd == "analyze")
+    return "usage: lowbit analyze --weights Q.safetensors [--calib N (256)] [--json]\n"
+           "  per quantized layer: SQNR in dB of its weights (float, BN folded, vs fake-quantized) and of its output\n"
+           "  (the float model vs the quantized one, on N training images)\n";
   if (cmd == "infer")
     return "usage: lowbit infer --weights F.int8.safetensors IMAGE... [--top K (5)] [--json]\n"
            "  decodes PNG/JPEG/BMP/GIF/TGA/PNM, resizes to the model's input, normalizes as the file says\n";
@@ -273,7 +278,7 @@ int main(int argc, char** argv) {
     const std::vector<std::string> words(argv + std::min(argc, 2), argv + argc);
     const std::string first = argc > 1 ? argv[1] : "";
     if (first.empty()) {
-      std::fputs("usage: lowbit <command> [options] (commands: info, train, distill, eval, quantize, qat, infer, bench, demo; see lowbit --help)\n", stderr);
+      std::fputs("usage: lowbit <command> [options] (commands: info, train, distill, eval, quantize, qat, analyze, infer, bench, demo; see lowbit --help)\n", stderr);
       return 2;
     }
     if (first == "--version") {
@@ -283,7 +288,7 @@ int main(int argc, char** argv) {
     // lowbit --help | lowbit help [COMMAND] | lowbit COMMAND --help
     if (first == "--help" || first == "-h" || first == "help") {
       const char* u = words.empty() ? kUsage : command_usage(words[0]);
-      if (!u) throw UsageError("no help for '" + words[0] + "' (commands: info, train, distill, eval, quantize, qat, infer, bench, demo)");
+      if (!u) throw UsageError("no help for '" + words[0] + "' (commands: info, train, distill, eval, quantize, qat, analyze, infer, bench, demo)");
       std::fputs(u, stdout);
       return 0;
     }
@@ -316,8 +321,9 @@ int main(int argc, char** argv) {
     if (a.command == "quantize") return cmd_quantize(a);
     if (a.command == "qat") return cmd_qat(a);
     if (a.command == "distill") return cmd_distill(a);
+    if (a.command == "analyze") return cmd_analyze(a);
     if (a.command == "infer") return cmd_infer(a);
-    throw UsageError("unknown command '" + a.command + "' (commands: info, train, distill, eval, quantize, qat, infer, bench, demo; see lowbit --help)");
+    throw UsageError("unknown command '" + a.command + "' (commands: info, train, distill, eval, quantize, qat, analyze, infer, bench, demo; see lowbit --help)");
   } catch (const UsageError& e) {
     std::cerr << "lowbit " << a.command << ": " << e.what() << "\n";
     return 2;

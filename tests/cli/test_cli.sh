@@ -351,5 +351,14 @@ expect_out "demo --limit 256" '\| QAT w4a4 LSQ \+ KD \| mobilenet_v2 w0\.5 \| [0
 if [ -s "$tmp/demo/table.md" ] && [ "$(wc -l < "$tmp/demo/metrics.jsonl")" = 12 ]; then passed=$((passed + 1)); else
   echo "FAIL demo: no table.md or not 12 stage results in metrics.jsonl" >&2; failed=$((failed + 1)); fi
 
+# lowbit analyze: the per-layer error table of a quantized checkpoint, and what it refuses.
+expect_json "analyze --json" '"qconfig": "w8a8"' '\{"layer": "conv1", "kind": "conv", "weight_bits": 8, "weight_sqnr_db": [0-9.]+, "output_sqnr_db": [0-9.-]+\}' \
+  '"layer": "fc", "kind": "linear"' -- "$LOWBIT" analyze --weights "$tmp/q.safetensors" --calib 32 --json
+expect_out "analyze table" '^resnet20, w8a8: quantization error per layer .* layer1\.0\.add_relu +add +- +- +[0-9.-]+' \
+  -- "$LOWBIT" analyze --weights "$tmp/q.safetensors" --calib 32
+expect "analyze float"     2 "a.safetensors is a float checkpoint; analyze takes a static quantized one" \
+  -- "$LOWBIT" analyze --weights "$tmp/a.safetensors"
+expect "analyze int8 file" 2 "is an int8 model file" -- "$LOWBIT" analyze --weights "$tmp/m.int8.safetensors"
+
 echo "lowbit-tests: test_cli $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -17,6 +17,7 @@
 #include "nn/checkpoint.h"
 #include "nn/layers.h"
 #include "nn/models.h"
+#include "quant/analyze.h"
 #include "quant/checkpoint.h"
 #include "quant/engine/model.h"
 #include "quant/engine/runner.h"
@@ -348,4 +349,30 @@ TEST_CASE("int8 file: the fuzz seeds load and run") {
     ++n;
   }
   CHECK(n == 3);
+}
+
+TEST_CASE("analyze: per-layer SQNR, higher at 8 bits than at 4, and the model is unchanged") {
+  Case k = make_case("resnet20", 3);
+  Case k4 = make_case("resnet20", 3);
+  auto q8 = quantized(k, "w8a8"), q4 = quantized(k4, "w4a4");
+  const Tensor x = images(4, 1, 16, 31);
+  NoGradGuard ng;
+  const std::vector<float> before = q8->forward(x).to_vector();
+  const auto e8 = analyze(*q8, x), e4 = analyze(*q4, x);
+  CHECK(q8->forward(x).to_vector() == before);
+  REQUIRE(e8.size() == e4.size());
+  REQUIRE(e8.size() == 31);  // 21 convs (stem, 18 in blocks, 2 downsample), 9 residual adds, the fc
+  int convs = 0;
+  for (size_t i = 0; i < e8.size(); ++i) {
+    INFO(e8[i].path);
+    CHECK(std::isfinite(e8[i].output_sqnr_db));
+    if (e8[i].kind == "conv") {
+      ++convs;
+      CHECK(e8[i].weight_bits == 8);
+      CHECK(e8[i].weight_sqnr_db > 35);  // 8-bit per-channel weights: about 6 dB per bit
+      if (e4[i].weight_bits == 4) CHECK(e4[i].weight_sqnr_db < e8[i].weight_sqnr_db - 10);
+    }
+  }
+  CHECK(convs == 21);
+  CHECK(sqnr_db(x, x) == std::numeric_limits<double>::infinity());
 }
