@@ -47,6 +47,7 @@ int cmd_quantize(const Args& a);
 int cmd_qat(const Args& a);
 int cmd_distill(const Args& a);
 int cmd_analyze(const Args& a);
+int cmd_report(const Args& a);
 int cmd_infer(const Args& a);
 
 }  // namespace lowbit::cli

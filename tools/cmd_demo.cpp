@@ -155,13 +155,15 @@ int cmd_demo(const Args& a) {
   };
   try {
     // 1. The teacher.
-    std::string r = run_stage(with({"train", "--model", "resnet20", "--epochs", teacher_epochs, "--out", T}, train_subset),
+    std::string r = run_stage(with({"train", "--model", "resnet20", "--epochs", teacher_epochs, "--out", T, "--metrics",
+                                    dir + "/curves-1-teacher.jsonl"},
+                                   train_subset),
                               log, "teacher");
     float_row("teacher (float)", "resnet20", T, field(r, "accuracy"));
     // 2. The student, distilled.
     std::vector<std::string> d{"distill", "--teacher", T, "--teacher-model", "resnet20"};
     d.insert(d.end(), student_model.begin(), student_model.end());
-    d.insert(d.end(), {"--epochs", student_epochs, "--out", S});
+    d.insert(d.end(), {"--epochs", student_epochs, "--out", S, "--metrics", dir + "/curves-2-student-kd.jsonl"});
     r = run_stage(with(d, train_subset), log, "student");
     const double student_ms = float_row("student, distilled (float)", "mobilenet_v2 w0.5", S, field(r, "accuracy"));
     // 3. PTQ, two ways.
@@ -181,7 +183,8 @@ int cmd_demo(const Args& a) {
       std::vector<std::string> q{"distill", "--teacher", T, "--teacher-model", "resnet20", "--init", S};
       q.insert(q.end(), student_model.begin(), student_model.end());
       q.insert(q.end(), {"--qconfig", qc, "--quantizer", "lsq", "--epochs", qat_epochs, "--out", f + ".safetensors",
-                         "--int8-out", f + ".int8.safetensors"});
+                         "--int8-out", f + ".int8.safetensors", "--metrics",
+                         dir + "/curves-" + (qc == "w8a8" ? "3" : "4") + "-qat-" + qc + "-kd.jsonl"});
       run_stage(with(q, qat_subset), log, "qat_" + qc + "_kd");
       int8_row("QAT " + qc + " LSQ + KD", f + ".int8.safetensors", student_ms);
     }
@@ -205,7 +208,16 @@ int cmd_demo(const Args& a) {
     table += b;
   }
   std::ofstream(dir + "/table.md") << table;
-  std::printf("\n%s\nrun folder: %s (checkpoints, int8 models, metrics.jsonl, table.md)\n", table.c_str(), dir.c_str());
+  std::vector<std::string> rep{"report", dir};
+  if (a.has("--data")) rep.insert(rep.end(), {"--data", a.get("--data", "")});
+  try {
+    run_stage(rep, log, "report");
+  } catch (const Error& e) {
+    std::fprintf(stderr, "lowbit demo: %s\n", e.what());
+    return 2;
+  }
+  std::printf("\n%s\nrun folder: %s (checkpoints, int8 models, metrics.jsonl, curves-*.jsonl, table.md, report.html)\n",
+              table.c_str(), dir.c_str());
   return 0;
 }
 

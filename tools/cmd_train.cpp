@@ -50,7 +50,7 @@ int run_training(const Args& a, TrainVariant* variant) {
   std::vector<std::string> known{"--epochs", "--out", "--batch", "--lr", "--momentum", "--wd", "--nesterov",
                                  "--optimizer", "--schedule", "--warmup-epochs", "--label-smoothing", "--no-augment",
                                  "--resume", "--init", "--clip-grad", "--val-limit", "--val-split", "--quiet",
-                                 "--stop-after", "--lr-step", "--lr-gamma", "--lr-milestones"};
+                                 "--stop-after", "--lr-step", "--lr-gamma", "--lr-milestones", "--metrics"};
   if (variant)
     for (auto& n : variant->flags) known.push_back(n);
   for (auto& n : data_flag_names()) known.push_back(n);
@@ -86,6 +86,20 @@ int run_training(const Args& a, TrainVariant* variant) {
   // Fail now, not after the first epoch has trained.
   check_output_path("--out", out);
   check_output_path("--out", best_path(out));
+  // --metrics F: JSON lines appended while training — {"step": …} every 20 steps
+  // (running train loss/accuracy) and {"epoch": …} after each validation.
+  std::FILE* metrics = nullptr;
+  if (a.has("--metrics")) {
+    check_output_path("--metrics", a.get("--metrics", ""));
+    metrics = std::fopen(a.get("--metrics", "").c_str(), "a");
+    if (!metrics) throw UsageError("--metrics " + a.get("--metrics", "") + ": cannot open for appending");
+  }
+  struct CloseFile {
+    std::FILE* f;
+    ~CloseFile() {
+      if (f) std::fclose(f);
+    }
+  } close_metrics{metrics};
 
   // ---- data
   DataFlags df = data_flags(a);
@@ -262,6 +276,12 @@ int run_training(const Args& a, TrainVariant* variant) {
         meter.update(logits.detach(), b.labels, lv);
       }
       ++step;
+      if (metrics && step % 20 == 0) {
+        std::fprintf(metrics, "{\"step\": %lld, \"epoch_progress\": %.6f, \"train_loss\": %.6f, \"train_accuracy\": %.6f, \"lr\": %.8g}\n",
+                     (long long)(e * steps_per_epoch + step), (double)e + (double)step / steps_per_epoch,
+                     meter.mean_loss(), meter.top1(), opt->lr());
+        std::fflush(metrics);
+      }
       bar.update(step * batch, "loss " + fmt(meter.mean_loss()) + " acc " + fmt(meter.top1()) + " lr " + fmt(opt->lr(), 5));
     }
     if (stop_requested()) return stopped(e, true);
@@ -281,6 +301,12 @@ int run_training(const Args& a, TrainVariant* variant) {
                {"act", cfg.relu6 ? "relu6" : "relu"},
                {"hidden", hidden_text(cfg.hidden)},
                {"rng_counter", std::to_string(default_generator().counter())}});
+    if (metrics) {
+      std::fprintf(metrics, "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_accuracy\": %.6f, \"val_loss\": %.6f, "
+                            "\"val_accuracy\": %.6f}\n",
+                   (long long)e + 1, train_loss, meter.top1(), last.loss, last.top1);
+      std::fflush(metrics);
+    }
     const bool improved = last.top1 > best;
     if (improved) best = last.top1;
     md["best_accuracy"] = fmt(best, 6);

@@ -155,6 +155,7 @@ const char* kUsage =
     "  analyze --weights Q            per-layer quantization error (weight and output SQNR) of Q\n"
     "  infer --weights F.int8 IMAGE   top-5 classes of images on the int8 engine\n"
     "  demo [--full] [--out DIR]      the whole cycle: teacher, distilled student, PTQ, QAT+KD, int8; a table\n"
+    "  report RUN_DIR                 one self-contained HTML report of a demo run folder\n"
     "\n"
     "common options: --threads N  --seed S  --json   (lowbit COMMAND --help lists a command's options)\n"
     "environment: LOWBIT_ISA=ref|avx2|avxvnni|avx512vnni|neon|neondot  LOWBIT_THREADS=N (else OMP_NUM_THREADS)\n"
@@ -244,6 +245,10 @@ const char* command_usage(const std::string& cmd) {
            "  ends with a table. Short schedules (about 12 minutes on 2 cores); --full: the recipes (hours);\n"
            "  --limit N: every stage on N images (a quick look). Writes everything to DIR (default\n"
            "  lowbit-demo-DATE-TIME): checkpoints, int8 models, metrics.jsonl, table.md\n";
+  if (cmd == "report")
+    return "usage: lowbit report RUN_DIR [--out F.html (RUN_DIR/report.html)] [--data DIR]\n"
+           "  training curves, the comparison table, accuracy against size, per-layer quantization error and a\n"
+           "  4-bit layer's weight histogram with its grid, as inline SVG in one HTML file (no network needed)\n";
   if (cmd == "info") return "usage: lowbit info [--json]\n";
   return nullptr;
 }
@@ -278,7 +283,7 @@ int main(int argc, char** argv) {
     const std::vector<std::string> words(argv + std::min(argc, 2), argv + argc);
     const std::string first = argc > 1 ? argv[1] : "";
     if (first.empty()) {
-      std::fputs("usage: lowbit <command> [options] (commands: info, train, distill, eval, quantize, qat, analyze, infer, bench, demo; see lowbit --help)\n", stderr);
+      std::fputs("usage: lowbit <command> [options] (commands: info, train, distill, eval, quantize, qat, analyze, infer, bench, demo, report; see lowbit --help)\n", stderr);
       return 2;
     }
     if (first == "--version") {
@@ -288,7 +293,7 @@ int main(int argc, char** argv) {
     // lowbit --help | lowbit help [COMMAND] | lowbit COMMAND --help
     if (first == "--help" || first == "-h" || first == "help") {
       const char* u = words.empty() ? kUsage : command_usage(words[0]);
-      if (!u) throw UsageError("no help for '" + words[0] + "' (commands: info, train, distill, eval, quantize, qat, analyze, infer, bench, demo)");
+      if (!u) throw UsageError("no help for '" + words[0] + "' (commands: info, train, distill, eval, quantize, qat, analyze, infer, bench, demo, report)");
       std::fputs(u, stdout);
       return 0;
     }
@@ -322,8 +327,9 @@ int main(int argc, char** argv) {
     if (a.command == "qat") return cmd_qat(a);
     if (a.command == "distill") return cmd_distill(a);
     if (a.command == "analyze") return cmd_analyze(a);
+    if (a.command == "report") return cmd_report(a);
     if (a.command == "infer") return cmd_infer(a);
-    throw UsageError("unknown command '" + a.command + "' (commands: info, train, distill, eval, quantize, qat, analyze, infer, bench, demo; see lowbit --help)");
+    throw UsageError("unknown command '" + a.command + "' (commands: info, train, distill, eval, quantize, qat, analyze, infer, bench, demo, report; see lowbit --help)");
   } catch (const UsageError& e) {
     std::cerr << "lowbit " << a.command << ": " << e.what() << "\n";
     return 2;

@@ -348,8 +348,19 @@ expect "image folder, 2 channels" 2 "--in-channels must be 1 \(grayscale\) or 3 
 # The demo, every stage on 256 images: the whole cycle runs and ends in its table.
 expect_out "demo --limit 256" '\| QAT w4a4 LSQ \+ KD \| mobilenet_v2 w0\.5 \| [0-9.]+% \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+x \| .*run folder: ' \
   -- "$LOWBIT" demo --limit 256 --quiet --out "$tmp/demo"
-if [ -s "$tmp/demo/table.md" ] && [ "$(wc -l < "$tmp/demo/metrics.jsonl")" = 12 ]; then passed=$((passed + 1)); else
-  echo "FAIL demo: no table.md or not 12 stage results in metrics.jsonl" >&2; failed=$((failed + 1)); fi
+if [ -s "$tmp/demo/table.md" ] && [ "$(wc -l < "$tmp/demo/metrics.jsonl")" = 13 ]; then passed=$((passed + 1)); else
+  echo "FAIL demo: no table.md or not 13 stage results (12 and the report) in metrics.jsonl" >&2; failed=$((failed + 1)); fi
+# The demo's report, rendered by headless Chromium: every chart laid out with a size and marks.
+if command -v chromium >/dev/null; then
+  dom="$(timeout 120 chromium --headless --no-sandbox --disable-gpu --dump-dom "file://$tmp/demo/report.html" 2>/dev/null)"
+  rendered="$(grep -oE 'data-rendered="[0-9]+x[0-9]+:[0-9]+"' <<<"$dom" | grep -cvE '"0x|x0:|:0"')"
+  charts="$(grep -o '<svg class="chart"' "$tmp/demo/report.html" | wc -l)"
+  if [ "$charts" = 7 ] && [ "$rendered" = 7 ]; then passed=$((passed + 1)); else
+    echo "FAIL report: $charts charts in the file, $rendered rendered non-empty by chromium" >&2; failed=$((failed + 1)); fi
+else
+  echo "SKIPPED report render test: no chromium (tools/run test installs it)" >&2
+fi
+expect "report, not a run folder" 2 "not a finished demo run folder" -- "$LOWBIT" report "$tmp"
 
 # lowbit analyze: the per-layer error table of a quantized checkpoint, and what it refuses.
 expect_json "analyze --json" '"qconfig": "w8a8"' '\{"layer": "conv1", "kind": "conv", "weight_bits": 8, "weight_sqnr_db": [0-9.]+, "output_sqnr_db": [0-9.-]+\}' \
