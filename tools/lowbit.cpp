@@ -145,7 +145,7 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  info                           version, CPU features, chosen kernel paths\n"
-    "  bench peak|conv|train|kernels  machine peak; float conv, training step, int8 kernels vs references\n"
+    "  bench peak|conv|train|distill|kernels|models   machine peak; float conv; training and distillation steps; int8 vs references\n"
     "  train --model M --out F        float training (--epochs --lr --batch --dataset --data --resume ...)\n"
     "  eval --weights F               accuracy, loss, size and latency: float, quantized (simulated) or int8 file\n"
     "  quantize --weights F --out Q   post-training static quantization (--qconfig --observer --calib ...),\n"
@@ -177,6 +177,8 @@ const char* command_usage(const std::string& cmd) {
            "             --label-smoothing X --clip-grad X   (--batch-size, --weight-decay: aliases)\n"
            "  run:       --resume F (continue F's run with its settings) --init F (start from F's weights)\n"
            "             --stop-after N --quiet (no progress bar) --json --threads N --seed S\n"
+           "             --metrics F (JSON lines: every 20 steps and every epoch; lowbit report plots them)\n"
+           "  Ctrl-C stops at the next step (exit 130) and names the checkpoint to --resume from\n"
            "  writes F (last epoch, with optimizer state) and F's .best twin (best validation accuracy)\n";
   if (cmd == "eval")
     return "usage: lowbit eval --weights F.safetensors [--batch N] [--dataset D --data DIR --limit N] [--quiet] [--json]\n"
