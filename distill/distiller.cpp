@@ -83,11 +83,17 @@ void Distiller::prepare(nn::Module& student, const Tensor& sample) {
     nn::TapScope taps(*teacher_, teacher_taps_);  // Error naming the teacher's valid taps
     zt = teacher_->forward(sample);
     for (const TapPair& h : cfg_.hints) ft.push_back(taps.get(h.teacher));
+    for (const TapPair& p : cfg_.attention)
+      LOWBIT_CHECK(taps.get(p.teacher).dim() == 4, "attention ", p.teacher, ":", p.student, ": the teacher's ",
+                   p.teacher, " gives ", shape_str(taps.get(p.teacher).shape()), ", not an N×C×H×W map");
   }
   {
     nn::TapScope taps(tap_root(student), student_taps_);
     zs = student.forward(sample);
     for (const TapPair& h : cfg_.hints) fs.push_back(taps.get(h.student));
+    for (const TapPair& p : cfg_.attention)
+      LOWBIT_CHECK(taps.get(p.student).dim() == 4, "attention ", p.teacher, ":", p.student, ": the student's ",
+                   p.student, " gives ", shape_str(taps.get(p.student).shape()), ", not an N×C×H×W map");
   }
   student.train(was_training);
   LOWBIT_CHECK(zt.dim() == 2 && zs.dim() == 2 && zt.shape()[1] == zs.shape()[1], "the teacher gives ",

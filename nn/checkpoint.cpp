@@ -41,13 +41,6 @@ Metadata load_checkpoint(const std::string& path, Module& model, Optimizer* opti
     if (is_aux_key(n)) aux_part.emplace_back(n.substr(4), t);
     else (is_optim_key(n) ? optim_part.tensors : model_part).emplace_back(n, t);
   }
-  if (aux) {
-    try {
-      aux->load_state_dict(aux_part, true);
-    } catch (const Error& e) {
-      fail("checkpoint ", path, ": aux (training-only modules): ", e.what());
-    }
-  }
   Metadata user;
   for (auto& [k, v] : file.metadata) {
     if (is_optim_key(k)) optim_part.scalars[k] = v;
@@ -71,6 +64,13 @@ Metadata load_checkpoint(const std::string& path, Module& model, Optimizer* opti
   } catch (const Error& e) {
     if (optimizer) optimizer->load_state_dict(backup);
     fail("checkpoint ", path, ": ", e.what());
+  }
+  if (aux) {
+    try {
+      aux->load_state_dict(aux_part, true);
+    } catch (const Error& e) {
+      fail("checkpoint ", path, ": aux (training-only modules): ", e.what());
+    }
   }
   return user;
 }

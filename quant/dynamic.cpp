@@ -36,6 +36,9 @@ DynamicLinearKernel::DynamicLinearKernel(const kernels::Int8Kernels& k, const in
   LOWBIT_CHECK(weight_scale_.size() == 1 || (int64_t)weight_scale_.size() == out, "dynamic linear: ",
                weight_scale_.size(), " weight scales for ", out, " outputs");
   LOWBIT_CHECK((int64_t)bias_.size() == out, "dynamic linear: ", bias_.size(), " bias values for ", out, " outputs");
+  // u8 × s8 products summed over K: no int32 wrap for K ≤ 65792 (kernels/int8.h).
+  LOWBIT_CHECK(in >= 1 && in <= 65792, "dynamic linear: ", in, " input features; the int8 GEMM's int32 sums are ",
+               "exact up to 65792");
   k.qgemm_pack(w_, w, out, in);
 }
 
@@ -43,6 +46,7 @@ void DynamicLinearKernel::run(const float* x, int64_t m, float* y, std::vector<u
                               const std::string& name) const {
   LOWBIT_CHECK(k_ != nullptr, name, ": dynamic linear layer used before it was packed");
   const int64_t in = w_.k, out = w_.n;
+  if (m == 0) return;  // an empty batch: an empty output (as PyTorch)
   float mn = 0, mx = 0;
   LOWBIT_CHECK(k_->f32_minmax(&mn, &mx, x, m * in), name, ": the input holds NaN or Inf; a dynamic layer cannot ",
                "choose a grid for it");
@@ -74,6 +78,8 @@ void DynamicLinearKernel::run(const float* x, int64_t m, float* y, std::vector<u
 
 DynamicLinear::DynamicLinear(const nn::Linear& linear, bool relu, const DynamicConfig& cfg)
     : in_features(linear.in_features), out_features(linear.out_features), relu_(relu), cfg_(cfg) {
+  LOWBIT_CHECK(in_features <= 65792, "quantize_dynamic: a Linear with ", in_features,
+               " input features; the int8 GEMM's int32 sums are exact up to 65792");
   QSpec spec;
   spec.bits = 8;
   spec.is_signed = true;

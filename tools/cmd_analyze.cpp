@@ -13,7 +13,7 @@ namespace lowbit::cli {
 
 namespace {
 std::string db(double v) {
-  if (std::isinf(v)) return "inf";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   char b[32];
   std::snprintf(b, sizeof b, "%.2f", v);
   return b;
@@ -51,7 +51,7 @@ int cmd_analyze(const Args& a_in) {
                 info->qconfig.name.c_str(), (long long)train->size());
     for (size_t i = 0; i < layers.size(); ++i) {
       const auto& l = layers[i];
-      auto num = [](double v) { return std::isinf(v) ? std::string("null") : db(v); };
+      auto num = [](double v) { return std::isinf(v) ? std::string(v > 0 ? "null" : "-1e308") : db(v); };
       std::printf("%s{\"layer\": \"%s\", \"kind\": \"%s\", \"weight_bits\": %d, \"weight_sqnr_db\": %s, "
                   "\"output_sqnr_db\": %s}",
                   i ? ", " : "", l.path.c_str(), l.kind.c_str(), l.weight_bits,

@@ -13,6 +13,7 @@
 //
 // Default: short schedules, about 12 minutes on 2 cores (stated in the
 // header it prints); --full: the documented recipes (hours).
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +43,9 @@ std::string join_words(const std::vector<std::string>& v) {
 // passes through. Returns the last non-empty stdout line (the --json result).
 std::string run_stage(const std::vector<std::string>& args, std::ofstream& log, const std::string& stage) {
   std::fprintf(stderr, "\n$ lowbit %s\n", join_words(args).c_str());
+  std::vector<char*> argv{const_cast<char*>("lowbit")};  // made before fork: the child only execs
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   int fd[2];
   LOWBIT_CHECK(pipe(fd) == 0, "demo: pipe: ", std::strerror(errno));
   const pid_t pid = fork();
@@ -50,9 +54,6 @@ std::string run_stage(const std::vector<std::string>& args, std::ofstream& log, 
     dup2(fd[1], 1);
     close(fd[0]);
     close(fd[1]);
-    std::vector<char*> argv{const_cast<char*>("lowbit")};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
     execv("/proc/self/exe", argv.data());
     _exit(127);
   }
@@ -105,8 +106,15 @@ int cmd_demo(const Args& a) {
     std::strftime(b, sizeof b, "lowbit-demo-%Y%m%d-%H%M%S", std::localtime(&t));
     dir = b;
   }
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    throw UsageError("--out " + dir + ": cannot create the run folder: " + std::strerror(errno));
+  if (mkdir(dir.c_str(), 0755) != 0) {
+    if (errno != EEXIST) throw UsageError("--out " + dir + ": cannot create the run folder: " + std::strerror(errno));
+    if (DIR* d = opendir(dir.c_str())) {
+      int entries = 0;
+      while (dirent* e = readdir(d)) entries += std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..");
+      closedir(d);
+      if (entries) throw UsageError("--out " + dir + " is not empty; the demo writes a new run folder");
+    }
+  }
   check_output_path("--out", dir + "/teacher.safetensors");
   install_stop_handler();  // Ctrl-C: the running stage stops and says how to resume; so does the demo
   std::ofstream log(dir + "/metrics.jsonl", std::ios::app);

@@ -106,9 +106,10 @@ int quantize_dynamic_cmd(const Args& a_in) {
     im = quant::engine::convert_dynamic(*model, loader.make_batch(0, 0).images.slice(0, 0, 2).contiguous());
 
   // Latency of batch 1 and 32 (the first test images), median of 30.
+  data::DataLoader lat_loader(test, {.batch_size = 32}, eval_transform(df));
   auto latencies = [&](nn::Module& m) {
     NoGradGuard ng;
-    const Tensor b32 = loader.make_batch(0, 0).images.slice(0, 0, std::min<int64_t>(32, test->size())).contiguous();
+    const Tensor b32 = lat_loader.make_batch(0, 0).images;  // 32 images (fewer only if the test set is smaller)
     const Tensor b1 = b32.slice(0, 0, 1).contiguous();
     return std::pair{median_ms([&] { m.forward(b1); }), median_ms([&] { m.forward(b32); })};
   };

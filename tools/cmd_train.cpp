@@ -16,6 +16,7 @@
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "core/safetensors.h"
 #include "kernels/kernels.h"
 #include "nn/checkpoint.h"
 #include "nn/clip.h"
@@ -91,7 +92,8 @@ int run_training(const Args& a, TrainVariant* variant) {
   std::FILE* metrics = nullptr;
   if (a.has("--metrics")) {
     check_output_path("--metrics", a.get("--metrics", ""));
-    metrics = std::fopen(a.get("--metrics", "").c_str(), "a");
+    // A new run starts the file; a resumed one continues it.
+    metrics = std::fopen(a.get("--metrics", "").c_str(), a.has("--resume") ? "a" : "w");
     if (!metrics) throw UsageError("--metrics " + a.get("--metrics", "") + ": cannot open for appending");
   }
   struct CloseFile {
@@ -204,6 +206,8 @@ int run_training(const Args& a, TrainVariant* variant) {
   if (a.has("--resume")) {
     const std::string from = a.get("--resume", "");
     check_checkpoint_model(from, model_name, cfg);
+    // The variant's settings first (a changed --hint list is named as such, not as missing aux keys).
+    if (variant) variant->check_resume(load_safetensors(from).metadata, from);
     nn::Metadata md = nn::load_checkpoint(from, *model, opt.get(), true, aux);
     auto need = [&](const char* k) {
       LOWBIT_CHECK(md.count(k), "", from, " has no '", k, "' entry; not a lowbit train checkpoint");
@@ -222,7 +226,6 @@ int run_training(const Args& a, TrainVariant* variant) {
     best = std::stod(need("best_accuracy"));
     default_generator().set_counter(std::stoull(need("rng_counter")));
     LOWBIT_CHECK(start_epoch < epochs, "", from, " already finished ", start_epoch, " of ", epochs, " epochs");
-    if (variant) variant->check_resume(md, from);
   }
 
   if (!json)

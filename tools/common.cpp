@@ -3,6 +3,8 @@
 #include "quant/engine/model.h"
 
 #include <fcntl.h>
+
+#include <atomic>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -289,7 +291,7 @@ void check_checkpoint_model(const std::string& path, const std::string& model, c
 }
 
 namespace {
-volatile sig_atomic_t g_stop = 0;
+std::atomic<int> g_stop{0};  // lock-free: safe in a handler, and read by any thread
 void on_stop_signal(int sig) {
   g_stop = 1;
   signal(sig, SIG_DFL);  // a second Ctrl-C ends the process at once

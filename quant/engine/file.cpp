@@ -116,6 +116,8 @@ void validate(const Model& m, const std::string& what) {
                      " values for shape ", shape_str(L.weight_shape));
         LOWBIT_CHECK(L.weight_shape[1] == shape_numel(in->shape), where, "weight ", shape_str(L.weight_shape),
                      " does not take an input of ", shape_str(in->shape));
+        LOWBIT_CHECK(L.weight_shape[1] <= 65792, where, L.weight_shape[1],
+                     " input features; the int8 GEMM's int32 sums are exact up to 65792");
         LOWBIT_CHECK((int64_t)L.weight_scale.size() == k || L.weight_scale.size() == 1, where, "has ",
                      L.weight_scale.size(), " weight scales for ", k, " outputs");
         for (float sc : L.weight_scale)

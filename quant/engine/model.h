@@ -94,8 +94,9 @@ Model convert(QuantModel& q, const Tensor& sample);
 
 // The graph of a dynamically quantized model (quant::quantize_dynamic): every
 // layer must be a DynamicLinear, a Flatten or fused away, so that the float
-// input flows only through dynamic layers. Error naming the first layer that
-// breaks that (a float conv, an unfused activation, …). The graph is run on
+// input flows only through dynamic layers. Error naming the dynamic layer whose
+// input comes from anything else (a float conv, an unfused activation, …
+// before it), or saying that float layers follow the last one. The graph is run on
 // `sample` and checked to give the module's output bit for bit.
 Model convert_dynamic(nn::Module& model, const Tensor& sample);
 

@@ -243,6 +243,7 @@ Tensor Runner::run(const Tensor& x_in) {
                m.input_shape[0], "×", m.input_shape[1], "×", m.input_shape[2]);
   const Tensor x = x_in.contiguous();
   const int64_t n = x.shape()[0];
+  LOWBIT_CHECK(n >= 1, "int8 engine: an empty batch ", shape_str(x_in.shape()));
   impl_->mark = std::chrono::steady_clock::now();
   impl_->plan(n);
   Shape out_shape{n};

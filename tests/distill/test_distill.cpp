@@ -164,9 +164,16 @@ TEST_CASE("taps: names, refusals, and the same tensor in the float, fused and QA
   nn::ModulePtr s = small_mbv2(2);
   auto q = quant::prepare_qat(s, quant::preset("w8a8"));
   q->train();
-  nn::TapScope taps(tap_root(*q), {"features.6"});
+  q->forward(x);  // observers see one batch
+  q->eval();
+  quant::enable_observers(*q, false);
+  nn::TapScope taps(tap_root(*q), {"features.5", "features.6"});
   q->forward(x);
+  // The tap is the block's own (fake-quantized) output: running the block on
+  // the previous tap gives it again, bit for bit.
+  const Tensor again = tap_root(*q).child("features")->child("6")->forward(taps.get("features.5"));
   CHECK(taps.get("features.6").dim() == 4);
+  CHECK(again.to_vector() == taps.get("features.6").to_vector());
 }
 
 TEST_CASE("distiller: the teacher stays frozen (parameters and running stats bit-identical)") {
