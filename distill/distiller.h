@@ -37,7 +37,7 @@ struct DistillConfig {
   float temperature = 4.0f;
   float alpha = 0.9f;  // weight of the soft (teacher) term; 1 − α on the labels
   float label_smoothing = 0.0f;
-  std::vector<TapPair> hints, attention;
+  std::vector<TapPair> hints{}, attention{};
   float hint_weight = 1.0f;
   float attention_weight = 1000.0f;  // β; the loss adds β/2 · Σ attention_loss
   float attention_p = 2.0f;
