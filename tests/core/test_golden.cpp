@@ -37,6 +37,7 @@
 
 #include "core/ops.h"
 #include "core/safetensors.h"
+#include "tests/test_util.h"
 
 using namespace lowbit;
 
@@ -65,14 +66,7 @@ const SafetensorsFile& fixture() {
   return *file;
 }
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  if (s.empty()) return out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, sep)) out.push_back(item);
-  return out;
-}
+using testing::split;
 
 struct MissingKey : std::runtime_error {
   using std::runtime_error::runtime_error;

@@ -11,6 +11,7 @@
 #include "core/safetensors.h"
 #include "data/transforms.h"
 #include "tests/data/helpers.h"
+#include "tests/test_util.h"
 
 using namespace lowbit;
 using namespace lowbit::data;
@@ -27,13 +28,7 @@ const SafetensorsFile& fixture() {
   return f;
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(item);
-  return out;
-}
+using testing::split;
 std::vector<float> floats(const std::string& s) {
   std::vector<float> v;
   for (const std::string& x : split(s)) v.push_back(std::stof(x));

@@ -24,7 +24,7 @@
 #include "quant/dynamic.h"
 #include "quant/engine/model.h"
 #include "quant/engine/runner.h"
-#include "tests/skip.h"
+#include "tests/quant/engine_paths.h"
 #include "tests/test_util.h"
 
 using namespace lowbit;
@@ -69,23 +69,7 @@ nn::ModulePtr small_mlp(const std::vector<int64_t>& hidden, uint64_t seed) {
 void check_engine_paths(nn::Module& model, const Tensor& x, const std::string& what) {
   NoGradGuard ng;
   const std::vector<float> mod = model.forward(x).to_vector();
-  const engine::Model m = engine::convert_dynamic(model, x.slice(0, 0, 1).contiguous());
-  for (kernels::Isa isa : {kernels::Isa::ref, kernels::Isa::avx2, kernels::Isa::avxvnni, kernels::Isa::avx512vnni,
-                           kernels::Isa::neon, kernels::Isa::neondot}) {
-    if (!kernels::isa_available(isa)) {
-      if (kernels::isa_built(isa))
-        lowbit::testing::skip(std::string("dynamic engine on '") + kernels::isa_name(isa) + "': this CPU lacks it");
-      continue;
-    }
-    const kernels::KernelTable table = kernels::make_table(isa);
-    engine::Runner r(m, &table);
-    const std::vector<float> got = r.run(x).to_vector();
-    REQUIRE(got.size() == mod.size());
-    size_t diff = 0;
-    for (size_t i = 0; i < got.size(); ++i) diff += got[i] != mod[i];
-    INFO(what, " on ", kernels::isa_name(isa), ": first outputs engine ", got[0], " module ", mod[0]);
-    CHECK(diff == 0);
-  }
+  testing::check_engine_on_every_path(engine::convert_dynamic(model, x.slice(0, 0, 1).contiguous()), x, mod, what);
 }
 
 }  // namespace

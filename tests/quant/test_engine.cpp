@@ -21,6 +21,7 @@
 #include "quant/checkpoint.h"
 #include "quant/engine/model.h"
 #include "quant/engine/runner.h"
+#include "tests/quant/engine_paths.h"
 #include "quant/integer.h"
 #include "quant/quantize.h"
 #include "tests/skip.h"
@@ -111,23 +112,7 @@ std::shared_ptr<QuantModel> quantized(Case& k, const std::string& preset_name) {
 // The engine on one path against the simulation: logits bit-identical.
 void check_paths(QuantModel& q, const engine::Model& m, const Tensor& x, const std::string& what) {
   NoGradGuard ng;
-  const std::vector<float> sim = q.forward(x).to_vector();
-  for (kernels::Isa isa : {kernels::Isa::ref, kernels::Isa::avx2, kernels::Isa::avxvnni, kernels::Isa::avx512vnni,
-                           kernels::Isa::neon, kernels::Isa::neondot}) {
-    if (!kernels::isa_available(isa)) {
-      if (kernels::isa_built(isa))
-        lowbit::testing::skip(std::string("engine on '") + kernels::isa_name(isa) + "': this CPU lacks it");
-      continue;
-    }
-    const kernels::KernelTable table = kernels::make_table(isa);
-    engine::Runner r(m, &table);
-    const std::vector<float> got = r.run(x).to_vector();
-    REQUIRE(got.size() == sim.size());
-    size_t diff = 0;
-    for (size_t i = 0; i < got.size(); ++i) diff += got[i] != sim[i];
-    INFO(what, " on ", kernels::isa_name(isa), ": first logits engine ", got[0], " sim ", sim[0]);
-    CHECK(diff == 0);
-  }
+  testing::check_engine_on_every_path(m, x, q.forward(x).to_vector(), what);
 }
 
 std::string tmp(const std::string& name) {

@@ -13,6 +13,7 @@
 #include "core/safetensors.h"
 #include "quant/fake_quant_ops.h"
 #include "quant/observer.h"
+#include "tests/test_util.h"
 
 using namespace lowbit;
 using namespace lowbit::quant;
@@ -24,13 +25,7 @@ const SafetensorsFile& fixture() {
   return f;
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(item);
-  return out;
-}
+using testing::split;
 
 std::vector<std::string> cases(const std::string& prefix) {
   std::vector<std::string> out;
