@@ -97,14 +97,7 @@ void run_distill_bench(std::FILE* out, const DistillBenchOptions& d) {
   tcfg.small_input = false;
   nn::ModulePtr teacher = nn::create_model(d.teacher, tcfg);
   distill::DistillConfig dc;
-  size_t start = 0;
-  while (!d.attention.empty()) {
-    const size_t comma = d.attention.find(',', start);
-    dc.attention.push_back(distill::parse_tap_pair(
-        d.attention.substr(start, comma == std::string::npos ? std::string::npos : comma - start), "--attention"));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  if (!d.attention.empty()) dc.attention = distill::parse_tap_pairs(d.attention, "--attention");
   distill::Distiller dist(teacher, dc);
   Tensor x = randn({o.batch, o.channels, o.size, o.size});
   dist.prepare(*student, x.slice(0, 0, std::min<int64_t>(2, o.batch)).contiguous());

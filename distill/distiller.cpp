@@ -6,6 +6,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "quant/qmodules.h"
 
 namespace lowbit::distill {
@@ -35,6 +36,12 @@ TapPair parse_tap_pair(const std::string& s, const std::string& flag) {
   LOWBIT_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < s.size() && s.find(':', colon + 1) == std::string::npos,
                flag, " takes TEACHER_MODULE:STUDENT_MODULE (e.g. layer2:features.7), got '", s, "'");
   return {s.substr(0, colon), s.substr(colon + 1)};
+}
+
+std::vector<TapPair> parse_tap_pairs(const std::string& list, const std::string& flag) {
+  std::vector<TapPair> out;
+  for (const std::string& item : split_all(list, ',')) out.push_back(parse_tap_pair(item, flag));
+  return out;
 }
 
 void DistillConfig::validate() const {

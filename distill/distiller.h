@@ -32,6 +32,8 @@ struct TapPair {
 };
 // "layer2:features.7" → {layer2, features.7}; Error naming `flag` otherwise.
 TapPair parse_tap_pair(const std::string& s, const std::string& flag);
+// "layer1:features.3,layer2:features.6" → the pairs, each as parse_tap_pair.
+std::vector<TapPair> parse_tap_pairs(const std::string& list, const std::string& flag);
 
 struct DistillConfig {
   float temperature = 4.0f;

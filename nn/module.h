@@ -102,4 +102,14 @@ class Module : public std::enable_shared_from_this<Module> {
 
 using ModulePtr = std::shared_ptr<Module>;
 
+// Every module of `root` (itself included) that is a T, by dotted path, in module order.
+template <class T>
+std::vector<std::pair<std::string, T*>> modules_of(Module& root) {
+  std::vector<std::pair<std::string, T*>> out;
+  root.for_each_module([&](const std::string& path, Module& m) {
+    if (auto* t = dynamic_cast<T*>(&m)) out.emplace_back(path, t);
+  });
+  return out;
+}
+
 }  // namespace lowbit::nn

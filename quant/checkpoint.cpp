@@ -1,6 +1,7 @@
 #include "quant/checkpoint.h"
 
 #include "core/safetensors.h"
+#include "core/strings.h"
 
 namespace lowbit::quant {
 
@@ -28,14 +29,9 @@ std::optional<QuantInfo> quant_info(const nn::Metadata& md, const std::string& p
     } catch (const Error& e) {
       fail(path, ": ", e.what());
     }
-    size_t start = 0;
-    while (start <= layers->second.size()) {
-      const size_t comma = layers->second.find(',', start);
-      const std::string p = layers->second.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    for (const std::string& p : split_all(layers->second, ',')) {
       LOWBIT_CHECK(!p.empty(), path, ": empty name in dynamic_layers '", layers->second, "'");
       info.dynamic_layers.push_back(p);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
     }
     return info;
   }

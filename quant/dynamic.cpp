@@ -104,7 +104,7 @@ DynamicLinear::DynamicLinear(const nn::Linear& linear, bool relu, const DynamicC
   register_buffer("weight", wq);
   register_buffer("weight_scale", Tensor::from_vector(qp.scale, {(int64_t)qp.scale.size()}));
   for (const auto& [name, t] : linear.named_parameters())
-    if (name == "bias") register_buffer("bias", t.detach().clone());
+    if (name == "bias") register_buffer("bias", t.detach().clone()), has_bias_ = true;
 }
 
 std::string DynamicLinear::extra_repr() const {
@@ -113,18 +113,14 @@ std::string DynamicLinear::extra_repr() const {
 }
 
 std::vector<float> DynamicLinear::bias_values() const {
-  for (const auto& [name, t] : named_buffers())
-    if (name == "bias") return t.to_vector();
-  return std::vector<float>((size_t)out_features, 0.0f);
+  return has_bias_ ? buffer("bias").to_vector() : std::vector<float>((size_t)out_features, 0.0f);
 }
 
 const DynamicLinearKernel& DynamicLinear::kernel(const kernels::KernelTable& table) const {
   const Tensor& w = buffer("weight");
   const Tensor& s = buffer("weight_scale");
-  const auto bufs = named_buffers();
-  const bool has_bias = bufs.size() > 2;
   // Any of the three loaded anew (copy_ bumps the version counter) repacks.
-  const uint64_t version = w.version() + s.version() + (has_bias ? buffer("bias").version() : 0);
+  const uint64_t version = w.version() + s.version() + (has_bias_ ? buffer("bias").version() : 0);
   if (packed_table_ != &table || version != packed_version_) {
     LOWBIT_CHECK(w.dtype() == DType::s8 && w.shape() == (Shape{out_features, in_features}), path,
                  ": weight must be s8 ", out_features, "×", in_features);
@@ -234,11 +230,7 @@ int quantize_dynamic(nn::Module& model, const std::set<std::string>& targets, co
 }
 
 std::vector<std::pair<std::string, DynamicLinear*>> dynamic_layers(nn::Module& model) {
-  std::vector<std::pair<std::string, DynamicLinear*>> out;
-  model.for_each_module([&](const std::string& path, nn::Module& m) {
-    if (auto* d = dynamic_cast<DynamicLinear*>(&m)) out.emplace_back(path, d);
-  });
-  return out;
+  return nn::modules_of<DynamicLinear>(model);
 }
 
 int64_t dynamic_model_bytes(nn::Module& model) {

@@ -91,6 +91,7 @@ class DynamicLinear : public nn::Module {
 
  private:
   bool relu_;
+  bool has_bias_ = false;  // the "bias" buffer exists (fixed at construction)
   DynamicConfig cfg_;
   mutable DynamicLinearKernel kernel_;
   mutable uint64_t packed_version_ = ~uint64_t(0);

@@ -143,11 +143,7 @@ std::shared_ptr<QuantModel> prepare_qat(const nn::ModulePtr& model, const QConfi
 }
 
 std::vector<std::pair<std::string, Quantizer*>> quantizers(nn::Module& prepared) {
-  std::vector<std::pair<std::string, Quantizer*>> out;
-  prepared.for_each_module([&](const std::string& path, nn::Module& m) {
-    if (auto* q = dynamic_cast<Quantizer*>(&m)) out.emplace_back(path, q);
-  });
-  return out;
+  return nn::modules_of<Quantizer>(prepared);
 }
 
 void enable_calibration(nn::Module& prepared) {

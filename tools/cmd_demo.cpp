@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -83,10 +84,9 @@ std::string run_stage(const std::vector<std::string>& args, std::ofstream& log, 
 
 // A number field of a flat JSON object ("key": 1.5); Error if absent.
 double field(const std::string& json, const std::string& key) {
-  const std::string k = "\"" + key + "\": ";
-  const size_t at = json.find(k);
-  LOWBIT_CHECK(at != std::string::npos, "demo: no '", key, "' in the result ", json);
-  return std::strtod(json.c_str() + at + k.size(), nullptr);
+  const double v = json_number(json, key);
+  LOWBIT_CHECK(!std::isnan(v), "demo: no '", key, "' in the result ", json);
+  return v;
 }
 
 struct Row {

@@ -21,20 +21,11 @@ namespace lowbit::cli {
 namespace {
 
 std::vector<distill::TapPair> tap_pairs(const Args& a, const char* flag) {
-  std::vector<distill::TapPair> out;
-  if (!a.has(flag)) return out;
-  const std::string v = a.get(flag, "");
-  size_t start = 0;
-  while (true) {
-    const size_t comma = v.find(',', start);
-    try {
-      out.push_back(distill::parse_tap_pair(v.substr(start, comma == std::string::npos ? std::string::npos : comma - start),
-                                            flag));
-    } catch (const Error& e) {
-      throw UsageError(e.what());
-    }
-    if (comma == std::string::npos) return out;
-    start = comma + 1;
+  if (!a.has(flag)) return {};
+  try {
+    return distill::parse_tap_pairs(a.get(flag, ""), flag);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
   }
 }
 

@@ -14,6 +14,7 @@
 
 #include "core/autograd.h"
 #include "core/safetensors.h"
+#include "core/strings.h"
 #include "nn/checkpoint.h"
 #include "quant/checkpoint.h"
 #include "quant/dynamic.h"
@@ -46,15 +47,11 @@ std::pair<SafetensorsFile, Args> open_float_weights(const Args& a_in) {
 
 std::set<std::string> split_commas(const std::string& s) {
   std::set<std::string> out;
-  size_t start = 0;
-  while (true) {
-    const size_t comma = s.find(',', start);
-    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& item : split_all(s, ',')) {
     if (item.empty()) throw UsageError("--layers takes module types or paths separated by commas, got '" + s + "'");
     out.insert(item);
-    if (comma == std::string::npos) return out;
-    start = comma + 1;
   }
+  return out;
 }
 
 int quantize_dynamic_cmd(const Args& a_in) {

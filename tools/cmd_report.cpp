@@ -185,13 +185,6 @@ std::string histogram(const std::string& title, const std::vector<float>& values
   return o.str();
 }
 
-// A number field of a flat JSON line, NaN if absent.
-double jfield(const std::string& line, const std::string& key) {
-  const std::string k = "\"" + key + "\": ";
-  const size_t at = line.find(k);
-  return at == std::string::npos ? NAN : std::strtod(line.c_str() + at + k.size(), nullptr);
-}
-
 std::vector<std::string> lines_of(const std::string& path) {
   std::vector<std::string> out;
   std::ifstream in(path);
@@ -230,12 +223,12 @@ int cmd_report(const Args& a) {
       Series l{name, {}}, t{name, {}}, v{name, {}, false};
       for (const auto& line : lines_of(dir + "/" + f)) {
         if (line.rfind("{\"step\"", 0) == 0) {
-          l.pts.emplace_back(jfield(line, "epoch_progress"), jfield(line, "train_loss"));
-          t.pts.emplace_back(jfield(line, "epoch_progress"), 100 * jfield(line, "train_accuracy"));
+          l.pts.emplace_back(json_number(line, "epoch_progress"), json_number(line, "train_loss"));
+          t.pts.emplace_back(json_number(line, "epoch_progress"), 100 * json_number(line, "train_accuracy"));
         } else if (line.rfind("{\"epoch\"", 0) == 0) {  // the epoch's mean, at its end
-          l.pts.emplace_back(jfield(line, "epoch"), jfield(line, "train_loss"));
-          t.pts.emplace_back(jfield(line, "epoch"), 100 * jfield(line, "train_accuracy"));
-          v.pts.emplace_back(jfield(line, "epoch"), 100 * jfield(line, "val_accuracy"));
+          l.pts.emplace_back(json_number(line, "epoch"), json_number(line, "train_loss"));
+          t.pts.emplace_back(json_number(line, "epoch"), 100 * json_number(line, "train_accuracy"));
+          v.pts.emplace_back(json_number(line, "epoch"), 100 * json_number(line, "val_accuracy"));
         }
       }
       loss.push_back(l), acc.push_back(t), val.push_back(v);

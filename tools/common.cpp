@@ -21,6 +21,7 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/safetensors.h"
+#include "core/strings.h"
 #include "nn/metrics.h"
 #include "quant/quantize.h"
 #include "tools/progress.h"
@@ -133,18 +134,13 @@ const std::vector<std::string>& model_flag_names() {
 std::vector<int64_t> parse_hidden(const std::string& s) {
   std::vector<int64_t> v;
   if (s == "none") return v;
-  size_t start = 0;
-  while (true) {
-    const size_t comma = s.find(',', start);
-    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& item : split_all(s, ',')) {
     char* end = nullptr;
     const long long x = std::strtoll(item.c_str(), &end, 10);
     if (item.empty() || *end || x < 1 || x > (1 << 20))
       throw UsageError("--hidden takes sizes from 1 to 1048576 separated by commas (e.g. 1024,1024) or 'none', got '" +
                        s + "'");
     v.push_back(x);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return v;
 }
@@ -312,6 +308,12 @@ bool stop_requested() { return g_stop != 0; }
 Tensor TrainVariant::step_loss(nn::Module& model, const data::Batch& b, float label_smoothing, Tensor& logits) {
   logits = model.forward(b.images);
   return cross_entropy(logits, b.labels, label_smoothing);
+}
+
+double json_number(const std::string& line, const std::string& key) {
+  const std::string k = "\"" + key + "\": ";
+  const size_t at = line.find(k);
+  return at == std::string::npos ? NAN : std::strtod(line.c_str() + at + k.size(), nullptr);
 }
 
 double median_ms(const std::function<void()>& f, int reps, int warmup) {

@@ -53,6 +53,10 @@ const std::vector<std::string>& model_flag_names();
 void install_stop_handler();
 bool stop_requested();
 
+// A number field of a flat JSON line (`"key": 1.5`, as the --json lines
+// print it); NaN when absent.
+double json_number(const std::string& line, const std::string& key);
+
 // Median wall time of f() in milliseconds over `reps` calls after `warmup`.
 double median_ms(const std::function<void()>& f, int reps = 30, int warmup = 5);
 
