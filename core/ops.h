@@ -90,9 +90,12 @@ enum class Activation { none, relu, relu6 };
 // training: normalise with batch statistics and update running_mean/var in
 // place (momentum, unbiased variance, as PyTorch); eval: use running stats.
 // weight/bias may be undefined (affine=false). act: fused activation.
+// input_scale (optional, [C], differentiable): batch-normalise x·input_scale
+// (per channel) without forming it — the QAT conv+BN's division of the conv
+// output by γ/σ, one pass forward and backward instead of two.
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, float momentum = 0.1f,
-                  float eps = 1e-5f, Activation act = Activation::none);
+                  float eps = 1e-5f, Activation act = Activation::none, const Tensor& input_scale = Tensor());
 
 // ---- shape ----
 Tensor flatten(const Tensor& x, int64_t start_dim = 1, int64_t end_dim = -1);

@@ -18,10 +18,12 @@ static_assert(int(Activation::none) == int(kernels::Act::none) && int(Activation
 
 class BatchNormBackward final : public Node {
  public:
+  // scale_a/scale_b: with an input scale c, dL/dc = a·(dL/dγ-like Σ g·x̂) + b·Σ g (see batch_norm).
   BatchNormBackward(const Tensor& x, Tensor mean, Tensor invstd, const Tensor& weight, bool training,
-                    kernels::Act act, const Tensor& y)
+                    kernels::Act act, const Tensor& y, std::vector<float> scale_a, std::vector<float> scale_b)
       : x_(x, name_of(act)), mean_(std::move(mean)), invstd_(std::move(invstd)), w_(weight, name_of(act)),
-        y_(act == kernels::Act::none ? Tensor() : y.detach(), name_of(act)), training_(training), act_(act) {}
+        y_(act == kernels::Act::none ? Tensor() : y.detach(), name_of(act)), training_(training), act_(act),
+        scale_a_(std::move(scale_a)), scale_b_(std::move(scale_b)) {}
   const char* name() const override { return name_of(act_); }
   static const char* name_of(kernels::Act a) {
     return a == kernels::Act::relu ? "BatchNormReluBackward"
@@ -39,7 +41,13 @@ class BatchNormBackward final : public Node {
                                  x.data<float>(), gc.data<float>(), y.defined() ? y.data<float>() : nullptr, act_,
                                  mean_.data<float>(), invstd_.data<float>(),
                                  w.defined() ? w.data<float>() : nullptr, training_, n, c, hw);
-    return {gx, needs_input_grad(1) ? gw : Tensor(), needs_input_grad(2) ? gb : Tensor()};
+    Tensor gs;
+    if (needs_input_grad(3)) {
+      gs = Tensor::empty({c});
+      for (int64_t i = 0; i < c; ++i)
+        gs.data<float>()[i] = scale_a_[(size_t)i] * gw.data<float>()[i] + scale_b_[(size_t)i] * gb.data<float>()[i];
+    }
+    return {gx, needs_input_grad(1) ? gw : Tensor(), needs_input_grad(2) ? gb : Tensor(), gs};
   }
   void release_saved() override { x_.release(); w_.release(); y_.release(); }
 
@@ -49,6 +57,7 @@ class BatchNormBackward final : public Node {
   SavedTensor w_, y_;
   bool training_;
   kernels::Act act_;
+  std::vector<float> scale_a_, scale_b_;
 };
 
 void check_channel_vec(const Tensor& t, int64_t c, const char* what, const Shape& xs) {
@@ -61,7 +70,8 @@ void check_channel_vec(const Tensor& t, int64_t c, const char* what, const Shape
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
-                  const Tensor& bias, bool training, float momentum, float eps, Activation act) {
+                  const Tensor& bias, bool training, float momentum, float eps, Activation act,
+                  const Tensor& input_scale) {
   const auto kact = static_cast<kernels::Act>(act);
   detail::check_f32(x, "batch_norm", "input");
   LOWBIT_CHECK(x.dim() >= 2, "batch_norm: input must be at least 2-D [N, C, ...], got ", shape_str(x.shape()));
@@ -70,6 +80,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   check_channel_vec(running_var, c, "running_var", x.shape());
   check_channel_vec(weight, c, "weight", x.shape());
   check_channel_vec(bias, c, "bias", x.shape());
+  check_channel_vec(input_scale, c, "input_scale", x.shape());
   LOWBIT_CHECK(training || (running_mean.defined() && running_var.defined()),
                "batch_norm: eval mode needs running_mean and running_var");
   const int64_t count = n * hw;
@@ -78,6 +89,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 
   Tensor xc = x.detach().contiguous();
   const auto& k = detail::fk();
+  // The input scale c: the op normalises x' = c·x without forming it. Batch
+  // statistics of x' are c·mean(x) and c²·var(x); x̂ = (x' − mean')/√(var' + eps)
+  // = (x − mean(x))·invstd with invstd = c/√(c²·var(x) + eps), so the kernels
+  // run on x with that invstd (eval: mean = running_mean/c, invstd = c/√(rv + eps)).
+  std::vector<float> cs((size_t)c, 1.0f);
+  if (input_scale.defined()) cs = input_scale.detach().contiguous().to_vector();
   Tensor mean = Tensor::empty({c}), var = Tensor::empty({c});
   if (training) {
     k.f32_channel_moments(mean.data<float>(), var.data<float>(), xc.data<float>(), n, c, hw);
@@ -93,8 +110,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
       const float* pv = var.data<float>();
       const float unbias = (float)count / (float)(count - 1);
       for (int64_t i = 0; i < c; ++i) {
-        prm[i] = (1 - momentum) * prm[i] + momentum * pm[i];
-        prv[i] = (1 - momentum) * prv[i] + momentum * pv[i] * unbias;
+        const float ci = cs[(size_t)i];
+        prm[i] = (1 - momentum) * prm[i] + momentum * (ci * pm[i]);
+        prv[i] = (1 - momentum) * prv[i] + momentum * (ci * ci * pv[i]) * unbias;
       }
       Tensor(running_mean).copy_(rm);
       Tensor(running_var).copy_(rv);
@@ -103,10 +121,16 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     mean.copy_(running_mean.detach());
     var.copy_(running_var.detach());
   }
-  // y = x·scale + shift with scale = w/√(var+eps), shift = b − mean·scale.
+  // y = x·scale + shift with scale = w·invstd, shift = b − mean·scale; with an
+  // input scale, dL/dc = a·Σ g·x̂ + b·Σ g per channel:
+  //   training  a = w·eps/(c·(c²·var + eps)), b = 0   (the batch statistics
+  //             absorb c but for eps)
+  //   eval      a = w/c, b = w·running_mean·invstd_running/c
   Tensor invstd = Tensor::empty({c}), scale = Tensor::empty({c}), shift = Tensor::empty({c});
+  std::vector<float> ga, gb;
+  if (input_scale.defined()) ga.assign((size_t)c, 0.0f), gb.assign((size_t)c, 0.0f);
   {
-    const float* pm = mean.data<float>();
+    float* pm = mean.data<float>();
     const float* pv = var.data<float>();
     float* pi = invstd.data<float>();
     float* ps = scale.data<float>();
@@ -114,15 +138,29 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     Tensor wc = weight.defined() ? weight.detach().contiguous() : Tensor();
     Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
     for (int64_t i = 0; i < c; ++i) {
-      pi[i] = 1.0f / std::sqrt(pv[i] + eps);
-      ps[i] = pi[i] * (wc.defined() ? wc.data<float>()[i] : 1.0f);
+      const float w = wc.defined() ? wc.data<float>()[i] : 1.0f, ci = cs[(size_t)i];
+      if (!input_scale.defined()) {
+        pi[i] = 1.0f / std::sqrt(pv[i] + eps);
+      } else if (training) {
+        const float v2 = ci * ci * pv[i] + eps;
+        pi[i] = ci / std::sqrt(v2);
+        ga[(size_t)i] = w * eps / (ci * v2);
+      } else {
+        const float inv_r = 1.0f / std::sqrt(pv[i] + eps);
+        ga[(size_t)i] = w / ci;
+        gb[(size_t)i] = w * pm[i] * inv_r / ci;
+        pi[i] = ci * inv_r;
+        pm[i] = pm[i] / ci;
+      }
+      ps[i] = pi[i] * w;
       psh[i] = (bc.defined() ? bc.data<float>()[i] : 0.0f) - pm[i] * ps[i];
     }
   }
   Tensor y = Tensor::uninitialized(x.shape());
   if (y.numel()) k.f32_channel_affine(y.data<float>(), xc.data<float>(), scale.data<float>(), shift.data<float>(), kact, n, c, hw);
-  if (any_requires_grad({&x, &weight, &bias}))
-    record(y, std::make_shared<BatchNormBackward>(x, mean, invstd, weight, training, kact, y), {&x, &weight, &bias});
+  if (any_requires_grad({&x, &weight, &bias, &input_scale}))
+    record(y, std::make_shared<BatchNormBackward>(x, mean, invstd, weight, training, kact, y, std::move(ga), std::move(gb)),
+           {&x, &weight, &bias, &input_scale});
   return y;
 }
 

@@ -91,6 +91,10 @@ class Tensor {
   uint64_t version() const { return *impl_->version; }
   void bump_version() const { ++*impl_->version; }
   bool same_storage(const Tensor& o) const { return impl_->storage == o.impl_->storage; }
+  // The only handle on its storage (no other Tensor, view or saved copy): a
+  // backward node may overwrite such an incoming gradient in place, since
+  // nobody else can see it.
+  bool is_exclusive() const { return impl_.use_count() == 1 && impl_->storage.use_count() == 1; }
 
   // ---- raw data (checked dtype) ----
   template <class T> T* data() const;  // pointer to element 0 of this view

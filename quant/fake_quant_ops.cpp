@@ -1,5 +1,6 @@
 #include "quant/fake_quant_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -42,12 +43,29 @@ class MaskBackward final : public Node {
       : mask_(std::move(mask)), shape_(std::move(shape)) {}
   const char* name() const override { return "FakeQuantizeBackward"; }
   std::vector<Tensor> backward(const Tensor& g_in) override {
+    const uint8_t* m = mask_->data();
+    const int64_t n = shape_numel(shape_);
+    if (g_in.is_exclusive() && g_in.is_contiguous()) {
+      // Nobody else holds this gradient: zero the clipped elements in place.
+      // Most of an activation's mask is ones, so this reads the mask and
+      // writes little, where a fresh output reads and writes every element.
+      float* pg = g_in.data<float>();
+      constexpr int64_t kBlock = 64;
+#pragma omp parallel for schedule(static) if (n > 32768)
+      for (int64_t b = 0; b < n; b += kBlock) {
+        const int64_t e = std::min(n, b + kBlock);
+        uint8_t all = 1;
+        for (int64_t i = b; i < e; ++i) all &= m[i];
+        if (!all)
+          for (int64_t i = b; i < e; ++i)
+            if (!m[i]) pg[i] = 0.0f;
+      }
+      return {g_in};
+    }
     const Tensor g = g_in.contiguous();
     Tensor gx = Tensor::uninitialized(shape_);
     const float* pg = g.data<float>();
     float* px = gx.data<float>();
-    const uint8_t* m = mask_->data();
-    const int64_t n = gx.numel();
 #pragma omp parallel for schedule(static) if (n > 32768)
     for (int64_t i = 0; i < n; ++i) px[i] = m[i] ? pg[i] : 0.0f;
     return {gx};

@@ -11,6 +11,7 @@ namespace lowbit::quant {
 namespace {
 const char* const kObserverNames[] = {"minmax", "ema", "histogram", "entropy", "percentile", "mse"};
 const char* const kQuantizerNames[] = {"ste", "lsq", "lsq+"};
+const char* const kLsqInitNames[] = {"auto", "mean", "observer"};
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -47,6 +48,7 @@ std::string spec_to_string(const QSpec& s) {
      << (s.per_channel ? "per-channel:" + std::to_string(s.axis) : std::string("per-tensor"))
      << (s.reduce_range ? ",reduce-range" : "") << "," << observer_name(s.observer) << ","
      << quantizer_name(s.quantizer) << ",ema=" << s.ema_constant << ",pct=" << s.percentile;
+  if (s.lsq_init != LsqInit::automatic) os << ",init=" << lsq_init_name(s.lsq_init);  // older files: automatic
   return os.str();
 }
 
@@ -70,6 +72,7 @@ QSpec spec_from_string(const std::string& text) {
     } else if (p == "reduce-range") s.reduce_range = true;
     else if (p.rfind("ema=", 0) == 0) s.ema_constant = std::strtof(p.c_str() + 4, nullptr);
     else if (p.rfind("pct=", 0) == 0) s.percentile = std::strtof(p.c_str() + 4, nullptr);
+    else if (p.rfind("init=", 0) == 0) s.lsq_init = parse_lsq_init(p.substr(5));
     else {
       bool found = false;
       for (int k = 0; k < 6 && !found; ++k)
@@ -116,6 +119,14 @@ QuantizerKind parse_quantizer(const std::string& s) {
   fail("unknown quantizer '", s, "' (known: ste, lsq, lsq+)");
 }
 
+const char* lsq_init_name(LsqInit k) { return kLsqInitNames[(int)k]; }
+
+LsqInit parse_lsq_init(const std::string& s) {
+  for (int k = 0; k < 3; ++k)
+    if (s == kLsqInitNames[k]) return (LsqInit)k;
+  fail("unknown LSQ initialisation '", s, "' (known: auto, mean, observer)");
+}
+
 int QSpec::qmin() const {
   const int b = bits - (reduce_range ? 1 : 0);
   return is_signed ? -(1 << (b - 1)) : 0;
@@ -142,6 +153,7 @@ std::string QSpec::str() const {
      << (symmetric ? "symmetric" : "affine") << " "
      << (per_channel ? "per-channel(" + std::to_string(axis) + ")" : std::string("per-tensor")) << " "
      << observer_name(observer) << " " << quantizer_name(quantizer);
+  if (lsq_init != LsqInit::automatic) os << " init=" << lsq_init_name(lsq_init);
   return os.str();
 }
 
@@ -193,6 +205,10 @@ void set_quantizer(QConfig& c, QuantizerKind k) {
     l.weight.quantizer = k == QuantizerKind::lsq_plus ? QuantizerKind::lsq : k;  // weights are symmetric: no offset
     l.activation.quantizer = k;
   });
+}
+
+void set_lsq_init(QConfig& c, LsqInit k) {
+  for_each_layer(c, [&](LayerQConfig& l) { l.weight.lsq_init = l.activation.lsq_init = k; });
 }
 
 void set_weight_per_channel(QConfig& c, bool per_channel) {

@@ -17,11 +17,21 @@ namespace lowbit::quant {
 
 enum class ObserverKind { minmax, ema, histogram, entropy, percentile, mse };
 enum class QuantizerKind { ste, lsq, lsq_plus };
+// How an LSQ step starts (LSQ+ always starts from the min/max range):
+//   automatic  observer at 8 bits, mean_abs below (the default)
+//   mean_abs   the LSQ paper's 2·mean(|x|)/√Qp: sized for 2-4 bits; at 8 bits
+//              it puts a Gaussian weight's range at about 18σ, a step ~5×
+//              coarser than the min/max range gives
+//   observer   the spec's observer on the first tensor (min/max for weights,
+//              the activation observer, e.g. histogram): what PTQ would pick
+enum class LsqInit { automatic, mean_abs, observer };
 
 const char* observer_name(ObserverKind k);
 const char* quantizer_name(QuantizerKind k);
 ObserverKind parse_observer(const std::string& s);    // Error listing the names otherwise
 QuantizerKind parse_quantizer(const std::string& s);  // "ste", "lsq", "lsq+"
+const char* lsq_init_name(LsqInit k);
+LsqInit parse_lsq_init(const std::string& s);         // "auto", "mean", "observer"
 
 struct QSpec {
   int bits = 8;
@@ -34,6 +44,7 @@ struct QSpec {
   QuantizerKind quantizer = QuantizerKind::ste;
   float ema_constant = 0.01f;   // MovingAverage observers (PyTorch's averaging_constant)
   float percentile = 99.99f;    // Percentile observer: the kept fraction, in percent
+  LsqInit lsq_init = LsqInit::automatic;
 
   int qmin() const;
   int qmax() const;
@@ -77,6 +88,7 @@ const char* preset_names();  // "w8a8, w8a8-per-tensor, w4a8, w4a4, w2a2"
 void set_activation_observer(QConfig& c, ObserverKind k);
 void set_quantizer(QConfig& c, QuantizerKind k);
 void set_weight_per_channel(QConfig& c, bool per_channel);
+void set_lsq_init(QConfig& c, LsqInit k);
 
 // One-line text form for checkpoint metadata, and back (Error on bad text).
 std::string qconfig_to_string(const QConfig& c);

@@ -40,82 +40,6 @@ std::pair<Tensor, Tensor> fold_bn_into(const Tensor& w, const Tensor& b, const n
   return {(w.detach() * factor.view({-1, 1, 1, 1})).contiguous(), ((bias - mean) * factor + beta).contiguous()};
 }
 
-// y[n][c][…] = x[n][c][…] · s[c] for NCHW x and s[C], with one fused pass
-// backward (dx = g·s[c], ds[c] = Σ g·x): the QAT conv+BN's 1/factor, which
-// a broadcasting div would take four passes and a reduction to do.
-class ChannelScaleBackward final : public Node {
- public:
-  ChannelScaleBackward(const Tensor& x, const Tensor& s) : x_(x, "channel_scale"), s_(s, "channel_scale") {}
-  const char* name() const override { return "ChannelScaleBackward"; }
-  std::vector<Tensor> backward(const Tensor& g_in) override {
-    const Tensor x = x_.unpack(), s = s_.unpack(), g = g_in.contiguous();
-    const int64_t n = x.shape()[0], c = x.shape()[1], hw = x.numel() / std::max<int64_t>(1, n * c);
-    const float* px = x.data<float>();
-    const float* ps = s.data<float>();
-    const float* pg = g.data<float>();
-    Tensor gx = needs_input_grad(0) ? Tensor::uninitialized(x.shape()) : Tensor();
-    float* pgx = gx.defined() ? gx.data<float>() : nullptr;
-    std::vector<double> plane_sums((size_t)(n * c), 0.0);
-#pragma omp parallel for schedule(static) if (x.numel() > 32768)
-    for (int64_t p = 0; p < n * c; ++p) {
-      const float sc = ps[p % c];
-      const float* gp = pg + p * hw;
-      const float* xp = px + p * hw;
-      // Four independent double sums: the one-accumulator chain was latency-bound
-      // (8% of a MobileNetV2 QAT step); the order of additions is fixed, so the
-      // result does not depend on the thread count.
-      double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-      int64_t i = 0;
-      for (; i + 4 <= hw; i += 4) {
-        a0 += (double)gp[i] * xp[i];
-        a1 += (double)gp[i + 1] * xp[i + 1];
-        a2 += (double)gp[i + 2] * xp[i + 2];
-        a3 += (double)gp[i + 3] * xp[i + 3];
-      }
-      for (; i < hw; ++i) a0 += (double)gp[i] * xp[i];
-      plane_sums[(size_t)p] = (a0 + a1) + (a2 + a3);
-      if (pgx)
-        for (int64_t i = 0; i < hw; ++i) pgx[p * hw + i] = gp[i] * sc;
-    }
-    Tensor gs;
-    if (needs_input_grad(1)) {
-      gs = Tensor::zeros({c});
-      float* q = gs.data<float>();
-      for (int64_t ch = 0; ch < c; ++ch) {
-        double acc = 0;
-        for (int64_t b = 0; b < n; ++b) acc += plane_sums[(size_t)(b * c + ch)];
-        q[ch] = (float)acc;
-      }
-    }
-    return {gx, gs};
-  }
-  void release_saved() override {
-    x_.release();
-    s_.release();
-  }
-
- private:
-  SavedTensor x_, s_;
-};
-
-Tensor channel_scale(const Tensor& x_in, const Tensor& s_in) {
-  const Tensor x = x_in.contiguous(), s = s_in.contiguous();
-  LOWBIT_CHECK(x.dim() >= 2 && s.dim() == 1 && s.numel() == x.shape()[1], "channel_scale: input ",
-               shape_str(x.shape()), " and scales ", shape_str(s.shape()));
-  const int64_t n = x.shape()[0], c = x.shape()[1], hw = x.numel() / std::max<int64_t>(1, n * c);
-  Tensor y = Tensor::uninitialized(x.shape());
-  const float* px = x.data<float>();
-  const float* ps = s.data<float>();
-  float* py = y.data<float>();
-#pragma omp parallel for schedule(static) if (x.numel() > 32768)
-  for (int64_t p = 0; p < n * c; ++p) {
-    const float sc = ps[p % c];
-    for (int64_t i = 0; i < hw; ++i) py[p * hw + i] = px[p * hw + i] * sc;
-  }
-  if (any_requires_grad({&x_in, &s_in})) record(y, std::make_shared<ChannelScaleBackward>(x, s), {&x_in, &s_in});
-  return y;
-}
-
 // The output quantizer, if attached.
 Tensor quantize_output(const nn::Module& m, const Tensor& y) {
   auto q = m.child("activation_post_process");
@@ -259,14 +183,19 @@ Tensor FusedConv2d::forward(const Tensor& x) {
     Tensor factor = gamma / running_std;  // γ/σ: the gradient reaches γ through the folded weight too
     Tensor ws = w * factor.view({-1, 1, 1, 1});
     y = conv2d(x, wq ? wq->forward(ws) : ws, Tensor(), options);
-    y = channel_scale(y, div(Tensor::ones({out_channels}), factor));  // y / factor
-    if (bias.defined()) y = y + bias.view({1, -1, 1, 1});
+    // BN(y / factor [+ bias]): the division is batch_norm's input scale (no
+    // extra pass); a conv bias (rare before BN) goes in between.
+    Tensor inv_factor = div(Tensor::ones({out_channels}), factor);
+    if (bias.defined()) {
+      y = y * inv_factor.view({1, -1, 1, 1}) + bias.view({1, -1, 1, 1});
+      inv_factor = Tensor();
+    }
     const bool batch_stats = training_ && !freeze_bn_;
     if (batch_stats) {
       nbt.data<int32_t>()[0] += 1;
       nbt.bump_version();
     }
-    y = batch_norm(y, rm, rv, optional_param(*bn, "weight"), beta, batch_stats, bn->momentum, bn->eps, act);
+    y = batch_norm(y, rm, rv, optional_param(*bn, "weight"), beta, batch_stats, bn->momentum, bn->eps, act, inv_factor);
   }
   return quantize_output(*this, y);
 }

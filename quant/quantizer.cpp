@@ -9,6 +9,8 @@
 namespace lowbit::quant {
 
 namespace {
+constexpr float kMinStep = 1.1920929e-07f;  // fp32 epsilon, as torch.finfo(torch.float32).eps
+
 QuantParams read_qparams(const Tensor& scale, const Tensor& zp, const QSpec& spec) {
   QuantParams qp;
   qp.scale = scale.to_vector();
@@ -118,11 +120,17 @@ void LsqQuantizer::initialize(const Tensor& x_in) {
   if (plus()) {
     // LSQ+ min/max initialisation: s = (max − min)/(qmax − qmin), β = min − qmin·s, zp = 0.
     const auto [lo, hi] = mm.range();
-    const float st = std::max((hi[0] - lo[0]) / (float)(qmax() - qmin()), 1e-8f);
+    const float st = std::max((hi[0] - lo[0]) / (float)(qmax() - qmin()), kMinStep);
     write_qparams(scale, zp, QuantParams{{st}, {0}, -1});
     Tensor off = param("offset");
     off.data<float>()[0] = lo[0] - (float)qmin() * st;
     off.bump_version();
+  } else if (s.lsq_init == LsqInit::observer || (s.lsq_init == LsqInit::automatic && s.bits >= 8)) {
+    // The step (and zero point) PTQ would pick from this tensor.
+    const ObserverPtr obs = make_observer(s);
+    obs->name = path_;
+    obs->observe(x_in);
+    write_qparams(scale, zp, obs->calculate_qparams());
   } else {
     // LSQ: s = 2·mean(|x − shift|)/√Qp per scale, with the zero point of the
     // observed range (0 for weights and ReLU outputs).
@@ -143,7 +151,7 @@ void LsqQuantizer::initialize(const Tensor& x_in) {
       const int32_t z = qp.zero_point[(size_t)c];
       const double qp_pos = std::max(1, qmax() - z);
       const double st = 2.0 * sum[(size_t)c] / (double)std::max<int64_t>(cnt[(size_t)c], 1) / std::sqrt(qp_pos);
-      qp.scale[(size_t)c] = (float)std::max(st, 1e-8);
+      qp.scale[(size_t)c] = std::max((float)st, kMinStep);
     }
     write_qparams(scale, zp, qp);
   }
@@ -159,6 +167,19 @@ Tensor LsqQuantizer::forward(const Tensor& x) {
   }
   if (!fake_quant_enabled_) return x;
   const Tensor& scale = param("scale");
+  {
+    // As PyTorch's _LearnableFakeQuantize: a step the optimizer pushed to or
+    // below zero is clamped to fp32 epsilon (a dead channel's step learns
+    // towards 0); NaN or Inf is an error naming the quantizer.
+    NoGradGuard ng;
+    float* st = scale.data<float>();
+    bool clamped = false;
+    for (int64_t c = 0; c < scale.numel(); ++c) {
+      LOWBIT_CHECK(std::isfinite(st[c]), path_, ": LSQ step ", st[c], " is not finite (learning rate too high?)");
+      if (st[c] < kMinStep) st[c] = kMinStep, clamped = true;
+    }
+    if (clamped) scale.bump_version();
+  }
   std::vector<int32_t> zp;
   for (float z : buffer("zero_point").to_vector()) zp.push_back((int32_t)z);
   const int64_t per_scale = x.numel() / scale.numel();

@@ -9,7 +9,8 @@
 //                  PTQ calibration observes the float model (fake-quant off),
 //                  QAT observes and fake-quantizes every step.
 //   LsqQuantizer   learnable step (and, for LSQ+, offset), initialised from the
-//                  first tensor it sees: LSQ 2·mean(|x|)/√Qp, LSQ+ min/max.
+//                  first tensor it sees: LSQ 2·mean(|x|)/√Qp below 8 bits,
+//                  the spec's observer at 8 bits (QSpec::lsq_init), LSQ+ min/max.
 //
 // freeze() ends calibration/learning: observers off, qparams fixed; an LSQ+
 // offset β is folded into the integer zero point round(−β/s) (the integer

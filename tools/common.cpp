@@ -215,6 +215,7 @@ quant::QConfig qconfig_from_flags(const Args& a, nn::Module* model, bool qat) {
     qc = quant::preset(a.get("--qconfig", "w8a8"), first, last);
     if (a.has("--observer")) quant::set_activation_observer(qc, quant::parse_observer(a.get("--observer", "")));
     if (qat && a.has("--quantizer")) quant::set_quantizer(qc, quant::parse_quantizer(a.get("--quantizer", "")));
+    if (qat && a.has("--lsq-init")) quant::set_lsq_init(qc, quant::parse_lsq_init(a.get("--lsq-init", "")));
   } catch (const Error& e) {
     throw UsageError(e.what());
   }

@@ -223,6 +223,7 @@ const char* command_usage(const std::string& cmd) {
     return "usage: lowbit qat --weights F.safetensors --out Q.safetensors [options]\n"
            "  config:    --qconfig w8a8|w8a8-per-tensor|w4a8|w4a4|w2a2 (w8a8) --quantizer ste|lsq|lsq+\n"
            "             --observer minmax|ema (STE) --per-channel | --per-tensor\n"
+           "             --lsq-init auto|mean|observer (LSQ's first step: auto = observer at 8 bits, else 2·mean|x|/√Qp)\n"
            "             --freeze-bn-after E --freeze-observers-after E (epochs; default: never)\n"
            "             --quantize-activations-after E (weights first; default 0)\n"
            "  training:  as lowbit train (--epochs 1 --lr 0.01 --batch --schedule --optimizer --resume --stop-after ...)\n"

@@ -14,7 +14,7 @@ class QatVariant : public TrainVariant {
  public:
   // weights_flag: the float checkpoint to start from ("--weights"; distill: "--init", optional).
   explicit QatVariant(const Args& a, std::string weights_flag = "--weights") : a_(a), weights_flag_(std::move(weights_flag)) {
-    flags = {"--weights", "--quantizer", "--freeze-bn-after", "--freeze-observers-after", "--quantize-activations-after",
+    flags = {"--weights", "--quantizer", "--lsq-init", "--freeze-bn-after", "--freeze-observers-after", "--quantize-activations-after",
              "--int8-out"};
     if (a.has("--int8-out")) check_output_path("--int8-out", a.get("--int8-out", ""));
     for (auto& n : qconfig_flag_names()) flags.push_back(n);

@@ -185,6 +185,7 @@ expect "unknown qconfig"   2 "unknown qconfig 'w3a3'" -- "$LOWBIT" quantize --we
 expect "unknown observer"  2 "unknown observer 'kl'" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --observer kl --out "$tmp/x.safetensors" --limit 64
 expect "granularity"       2 "--per-channel and --per-tensor" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --per-channel --per-tensor --out "$tmp/x.safetensors" --limit 64
 expect "unknown quantizer" 2 "unknown quantizer 'pact'" -- "$LOWBIT" qat --weights "$tmp/a.safetensors" --quantizer pact --out "$tmp/x.safetensors" --limit 64
+expect "unknown LSQ init" 2 "unknown LSQ initialisation 'max'" -- "$LOWBIT" qat --weights "$tmp/a.safetensors" --quantizer lsq --lsq-init max --out "$tmp/x.safetensors" --limit 64
 expect "quantize twice"    2 "q.safetensors is already quantized" -- "$LOWBIT" quantize --weights "$tmp/q.safetensors" --out "$tmp/x.safetensors"
 expect "qat from quantized" 2 "q.safetensors is already quantized" -- "$LOWBIT" qat --weights "$tmp/q.safetensors" --out "$tmp/x.safetensors" --limit 64
 expect "resume float as qat" 2 "a.safetensors is not a lowbit qat checkpoint" -- "$LOWBIT" qat --resume "$tmp/a.safetensors" --out "$tmp/x.safetensors" --limit 64

@@ -253,6 +253,55 @@ TEST_CASE("batch_norm: train updates running stats, eval uses them, gradients") 
   CHECK(err.find("[2, 3, 4, 4]") != std::string::npos);
 }
 
+TEST_CASE("batch_norm with an input scale equals batch_norm of the scaled input; its gradients") {
+  using V = std::vector<Tensor>;
+  // Scales of both signs and magnitudes (the QAT conv+BN passes σ/γ, negative where γ is).
+  Tensor s0 = Tensor::from_vector({0.5f, -2.0f, 3.0f, 0.25f, -0.7f, 1.5f, 4.0f}, {7});
+  for (bool training : {true, false}) {
+    for (Activation act : {Activation::none, Activation::relu6}) {
+      CAPTURE(training);
+      CAPTURE(int(act));
+      // eps 0.5: large enough that the training-mode scale gradient (an eps term) is checked too.
+      const float eps = 0.5f;
+      Tensor rm = rn({7}, 21), rv = positive({7}, 22);
+      if (act == Activation::none)  // (finite differences across relu6's kinks would not agree; the composition check covers it)
+        CHECK_GRAD([=](const V& i) { return batch_norm(i[0], rm.clone(), rv.clone(), i[1], i[2], training, 0.1f, eps, act, i[3]); },
+                 {noncontig(rn({3, 7, 4, 5}, 23)), positive({7}, 24), rn({7}, 25), s0.clone()});
+      // Against the composition batch_norm(x·s): output, running stats and every gradient.
+      Tensor seed = rn({3, 7, 4, 5}, 26);
+      struct Run {
+        Tensor y, x, w, b, s, rm, rv;
+      };
+      auto run = [&](bool fused) {
+        Run r{Tensor(), rn({3, 7, 4, 5}, 27), positive({7}, 28), rn({7}, 29), s0.clone(), rm.clone(), rv.clone()};
+        for (Tensor* t : {&r.x, &r.w, &r.b, &r.s}) t->set_requires_grad(true);
+        r.y = fused ? batch_norm(r.x, r.rm, r.rv, r.w, r.b, training, 0.1f, 1e-5f, act, r.s)
+                    : batch_norm(mul(r.x, r.s.view({1, 7, 1, 1})), r.rm, r.rv, r.w, r.b, training, 0.1f, 1e-5f, act);
+        sum(mul(r.y, seed)).backward();
+        return r;
+      };
+      Run f = run(true), u = run(false);
+      auto close = [](const Tensor& a, const Tensor& b, double tol) {
+        auto va = a.to_vector(), vb = b.to_vector();
+        if (va.size() != vb.size()) return false;
+        for (size_t i = 0; i < va.size(); ++i)
+          if (std::fabs(va[i] - vb[i]) > tol * (1 + std::fabs(vb[i]))) return false;
+        return true;
+      };
+      CHECK(close(f.y, u.y, 1e-5));
+      CHECK(close(f.rm, u.rm, 1e-5));
+      CHECK(close(f.rv, u.rv, 1e-5));
+      CHECK(close(f.x.grad(), u.x.grad(), 1e-4));
+      CHECK(close(f.w.grad(), u.w.grad(), 1e-4));
+      CHECK(close(f.b.grad(), u.b.grad(), 1e-4));
+      CHECK(close(f.s.grad(), u.s.grad(), 1e-3));
+    }
+  }
+  std::string err = error_of([&] { batch_norm(Tensor::zeros({2, 3, 4, 4}), Tensor(), Tensor(), Tensor(), Tensor(), true,
+                                              0.1f, 1e-5f, Activation::none, Tensor::ones({2})); });
+  CHECK(err.find("input_scale") != std::string::npos);
+}
+
 TEST_CASE("batch_norm with a fused relu/relu6 equals the unfused composition bit for bit") {
   auto bits = [](const Tensor& a, const Tensor& b) {
     auto va = a.to_vector(), vb = b.to_vector();

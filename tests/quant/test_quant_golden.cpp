@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/autograd.h"
+#include "core/ops.h"
 #include "core/safetensors.h"
 #include "quant/fake_quant_ops.h"
 #include "quant/observer.h"
@@ -99,6 +100,11 @@ TEST_CASE("fake_quantize forward and backward are bit-identical to PyTorch's") {
     CHECK(y.to_vector() == fixture().get(c + ".y").to_vector());
     y.backward(fixture().get(c + ".gy"));
     CHECK(x.grad().to_vector() == fixture().get(c + ".dx").to_vector());
+    // Again with a gradient nobody else holds (mul's backward makes it): the
+    // backward then zeroes the clipped elements in place.
+    Tensor x2 = fixture().get(c + ".x").clone().set_requires_grad(true);
+    sum(mul(fake_quantize(x2, qp, qmin, qmax), fixture().get(c + ".gy"))).backward();
+    CHECK(x2.grad().to_vector() == fixture().get(c + ".dx").to_vector());
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <set>
 #include <typeinfo>
@@ -380,6 +381,65 @@ TEST_CASE("LSQ+ freeze folds the offset into an integer zero point") {
   // frozen output = the standard formula with that integer zero point
   Tensor y = q.forward(x), want = fake_quantize(x, after, 0, 15);
   CHECK(y.to_vector() == want.to_vector());
+}
+
+TEST_CASE("LSQ initial step: the observer's at 8 bits, 2·mean(|x|)/√Qp below; a step pushed below zero is clamped") {
+  Generator gen(3);
+  Tensor w = randn({4, 3, 3, 3}, &gen);
+  auto spec = [](int bits, LsqInit init) {
+    QSpec s;
+    s.bits = bits;
+    s.is_signed = s.symmetric = s.per_channel = true;
+    s.quantizer = QuantizerKind::lsq;
+    s.lsq_init = init;
+    return s;
+  };
+  auto mean_abs_step = [&](int64_t c, int qp) {
+    const auto v = w.to_vector();
+    double acc = 0;
+    for (int64_t i = 0; i < 27; ++i) acc += std::fabs(v[(size_t)(c * 27 + i)]);
+    return (float)(2.0 * acc / 27 / std::sqrt((double)qp));
+  };
+  for (LsqInit init : {LsqInit::automatic, LsqInit::observer, LsqInit::mean_abs}) {
+    CAPTURE(lsq_init_name(init));
+    LsqQuantizer q8(spec(8, init), "conv.weight_fake_quant", 4);
+    q8.forward(w);
+    MinMaxObserver mm(spec(8, init), false);
+    mm.observe(w);
+    const QuantParams want = mm.calculate_qparams();
+    for (int64_t c = 0; c < 4; ++c) {
+      if (init == LsqInit::mean_abs) CHECK(q8.qparams().scale[(size_t)c] == doctest::Approx(mean_abs_step(c, 127)).epsilon(1e-5));
+      else CHECK(q8.qparams().scale[(size_t)c] == want.scale[(size_t)c]);
+    }
+    LsqQuantizer q4(spec(4, init), "conv.weight_fake_quant", 4);
+    q4.forward(w);
+    for (int64_t c = 0; c < 4; ++c) {
+      if (init == LsqInit::observer) CHECK(q4.qparams().scale[(size_t)c] > 0);
+      else CHECK(q4.qparams().scale[(size_t)c] == doctest::Approx(mean_abs_step(c, 7)).epsilon(1e-5));
+    }
+  }
+  // The initialisation is part of the spec's text form (checkpoints keep it).
+  QSpec s = spec(8, LsqInit::mean_abs);
+  QConfig c = preset("w8a8");
+  c.layer.weight = s;
+  CHECK(qconfig_from_string(qconfig_to_string(c)).layer.weight.lsq_init == LsqInit::mean_abs);
+  CHECK(error_of([] { parse_lsq_init("max"); }).find("unknown LSQ initialisation 'max'") != std::string::npos);
+  // An optimizer step past zero: clamped to fp32 epsilon at the next forward, as PyTorch's learnable fake quant;
+  // a NaN step is an error naming the quantizer.
+  LsqQuantizer q(spec(4, LsqInit::automatic), "features.3.weight_fake_quant", 4);
+  q.forward(w);
+  Tensor step = q.named_parameters().at(0).second;  // "scale"
+  {
+    NoGradGuard ng;
+    step.data<float>()[2] = -1e-3f;
+  }
+  q.forward(w);
+  CHECK(q.qparams().scale[2] == std::numeric_limits<float>::epsilon());
+  {
+    NoGradGuard ng;
+    step.data<float>()[1] = std::nanf("");
+  }
+  CHECK(error_of([&] { q.forward(w); }).find("features.3.weight_fake_quant: LSQ step nan is not finite") != std::string::npos);
 }
 
 TEST_CASE("bad input: clear errors naming the thing") {
