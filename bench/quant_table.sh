@@ -8,11 +8,11 @@
 #                             [W8A8_LR (0.001)] [LOW_BIT_LR (0.01)]
 # 8-bit QAT fine-tunes a converged model (a small lr); 4 and 2 bits must move
 # the weights much further (the LSQ paper fine-tunes at 0.01).
-# ROWS=REGEX (environment) keeps only the rows whose label matches.
+# ROWS=REGEX (environment) keeps only the rows whose label matches; LOWBIT=PATH runs another binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 weights="$1"; out="$2"; epochs="${3:-2}"; epochs2="${4:-$epochs}"; lr8="${5:-0.001}"; lr_low="${6:-0.01}"
-L=build/tools/lowbit
+L="${LOWBIT:-build/tools/lowbit}"  # LOWBIT=path: a copied binary, so a rebuild during the run changes nothing
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 : > "$out"
