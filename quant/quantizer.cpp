@@ -160,26 +160,29 @@ void LsqQuantizer::initialize(const Tensor& x_in) {
   init.bump_version();
 }
 
+void LsqQuantizer::clamp_step() {
+  // As PyTorch's _LearnableFakeQuantize: a step the optimizer pushed to or
+  // below zero is clamped to fp32 epsilon (a dead channel's step learns
+  // towards 0); NaN or Inf is an error naming the quantizer.
+  const Tensor& scale = param("scale");
+  NoGradGuard ng;
+  float* st = scale.data<float>();
+  bool clamped = false;
+  for (int64_t c = 0; c < scale.numel(); ++c) {
+    LOWBIT_CHECK(std::isfinite(st[c]), path_, ": LSQ step ", st[c], " is not finite (learning rate too high?)");
+    if (st[c] < kMinStep) st[c] = kMinStep, clamped = true;
+  }
+  if (clamped) scale.bump_version();
+}
+
 Tensor LsqQuantizer::forward(const Tensor& x) {
   if (buffer("initialized").data<int32_t>()[0] == 0) {
     LOWBIT_CHECK(observer_enabled_, path_, ": the LSQ step was never initialised (no data seen before freezing)");
     initialize(x.detach());
   }
   if (!fake_quant_enabled_) return x;
+  clamp_step();
   const Tensor& scale = param("scale");
-  {
-    // As PyTorch's _LearnableFakeQuantize: a step the optimizer pushed to or
-    // below zero is clamped to fp32 epsilon (a dead channel's step learns
-    // towards 0); NaN or Inf is an error naming the quantizer.
-    NoGradGuard ng;
-    float* st = scale.data<float>();
-    bool clamped = false;
-    for (int64_t c = 0; c < scale.numel(); ++c) {
-      LOWBIT_CHECK(std::isfinite(st[c]), path_, ": LSQ step ", st[c], " is not finite (learning rate too high?)");
-      if (st[c] < kMinStep) st[c] = kMinStep, clamped = true;
-    }
-    if (clamped) scale.bump_version();
-  }
   std::vector<int32_t> zp;
   for (float z : buffer("zero_point").to_vector()) zp.push_back((int32_t)z);
   const int64_t per_scale = x.numel() / scale.numel();
@@ -200,6 +203,7 @@ QuantParams LsqQuantizer::qparams() const {
 
 void LsqQuantizer::freeze() {
   LOWBIT_CHECK(buffer("initialized").data<int32_t>()[0] != 0, path_, ": no data seen (the LSQ step is uninitialised)");
+  clamp_step();  // the last optimizer step may have come after the last forward
   if (plus()) {
     const QuantParams qp = qparams();
     write_qparams(param("scale").detach(), buffer("zero_point"), qp);

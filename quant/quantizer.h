@@ -80,6 +80,7 @@ class LsqQuantizer : public Quantizer {
  private:
   void initialize(const Tensor& x);
   bool plus() const { return spec_.quantizer == QuantizerKind::lsq_plus; }
+  void clamp_step();  // steps below fp32 epsilon up to it; NaN/Inf: error
 };
 
 // A FakeQuantize or LsqQuantizer as the spec says. channels: per-channel size.

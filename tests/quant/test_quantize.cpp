@@ -436,6 +436,15 @@ TEST_CASE("LSQ initial step: the observer's at 8 bits, 2·mean(|x|)/√Qp below;
   q.forward(w);
   CHECK(q.qparams().scale[2] == std::numeric_limits<float>::epsilon());
   {
+    // … and at freeze, where the last optimizer step may come after the last forward.
+    LsqQuantizer qf(spec(8, LsqInit::automatic), "fc.weight_fake_quant", 4);
+    qf.forward(w);
+    NoGradGuard ng;
+    qf.named_parameters().at(0).second.data<float>()[0] = -0.02f;
+    qf.freeze();
+    CHECK(qf.qparams().scale[0] == std::numeric_limits<float>::epsilon());
+  }
+  {
     NoGradGuard ng;
     step.data<float>()[1] = std::nanf("");
   }
