@@ -21,29 +21,50 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 // Throws unless t is a defined f32 tensor.
 void check_f32(const Tensor& t, const char* op, const char* arg);
 
-// Walk `shape` row by row (the last dim is the row). For each row calls
-// f(offsets, row_length) where offsets[i] is the element offset of the row's
-// first element in operand i (strides[i] gives that operand's strides, which
-// may contain zeros for broadcast dims). Rows are visited in logical order.
+// Walk `shape` row by row. For each row calls f(offsets, row_length, steps):
+// offsets[i] is the element offset of the row's first element in operand i
+// (strides[i] gives that operand's strides, which may contain zeros for
+// broadcast dims) and steps[i] its stride along the row. Rows are visited in
+// logical order. Size-1 dims are skipped, and dims that every operand walks
+// as one (stride[d] == stride[d+1]·shape[d+1]) are merged into the row, so
+// a K×C×1×1 tensor times a K×1×1×1 one runs K rows of C, not K·C rows of 1.
 template <size_t K, class F>
 void for_each_row(const Shape& shape, const std::array<const Shape*, K>& strides, F&& f) {
-  const int64_t nd = (int64_t)shape.size();
   std::array<int64_t, K> off{};
-  if (nd == 0) { f(off, int64_t(1)); return; }
   for (int64_t s : shape) if (s == 0) return;
-  const int64_t inner = shape[nd - 1];
+  // Merged dims, innermost first: sizes and each operand's strides.
+  std::vector<int64_t> size;
+  std::vector<std::array<int64_t, K>> st;
+  for (int64_t d = (int64_t)shape.size() - 1; d >= 0; --d) {
+    if (shape[d] == 1) continue;
+    std::array<int64_t, K> sd;
+    for (size_t i = 0; i < K; ++i) sd[i] = (*strides[i])[d];
+    bool merge = !size.empty();
+    for (size_t i = 0; i < K && merge; ++i) merge = sd[i] == st.back()[i] * size.back();
+    if (merge) {
+      size.back() *= shape[d];
+    } else {
+      size.push_back(shape[d]);
+      st.push_back(sd);
+    }
+  }
+  if (size.empty()) {  // a single element
+    f(off, int64_t(1), std::array<int64_t, K>{});
+    return;
+  }
+  const int64_t nd = (int64_t)size.size(), inner = size[0];
   std::vector<int64_t> idx(nd, 0);
   while (true) {
-    f(off, inner);
-    int64_t d = nd - 2;
-    for (; d >= 0; --d) {
+    f(off, inner, st[0]);
+    int64_t d = 1;
+    for (; d < nd; ++d) {
       ++idx[d];
-      for (size_t i = 0; i < K; ++i) off[i] += (*strides[i])[d];
-      if (idx[d] < shape[d]) break;
-      for (size_t i = 0; i < K; ++i) off[i] -= (*strides[i])[d] * shape[d];
+      for (size_t i = 0; i < K; ++i) off[i] += st[d][i];
+      if (idx[d] < size[d]) break;
+      for (size_t i = 0; i < K; ++i) off[i] -= st[d][i] * size[d];
       idx[d] = 0;
     }
-    if (d < 0) return;
+    if (d >= nd) return;
   }
 }
 

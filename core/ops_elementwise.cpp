@@ -38,10 +38,10 @@ Tensor binary_forward(const Tensor& a, const Tensor& b, Binary op, const char* n
   float* py = y.data<float>();
   const float* pa = ae.data<float>();
   const float* pb = be.data<float>();
-  const int64_t sa = ae.strides().back(), sb = be.strides().back();
   detail::for_each_row<3>(out_shape, {&y.strides(), &ae.strides(), &be.strides()},
-                          [&](const std::array<int64_t, 3>& off, int64_t len) {
-                            k.f32_binary(py + off[0], pa + off[1], sa, pb + off[2], sb, op, len);
+                          [&](const std::array<int64_t, 3>& off, int64_t len, const std::array<int64_t, 3>& st) {
+                            // y is contiguous: its step along any row is 1
+                            k.f32_binary(py + off[0], pa + off[1], st[1], pb + off[2], st[2], op, len);
                           });
   return y;
 }

@@ -191,10 +191,11 @@ std::vector<float> Tensor::to_vector() const {
   std::vector<float> out;
   out.reserve(numel());
   const TensorImpl* t = impl_.get();
-  detail::for_each_row<1>(shape(), {&strides()}, [&](const std::array<int64_t, 1>& off, int64_t n) {
-    const int64_t st = dim() ? strides().back() : 0;
-    for (int64_t i = 0; i < n; ++i) out.push_back((float)load_as_double(t, t->offset + off[0] + i * st));
-  });
+  detail::for_each_row<1>(shape(), {&strides()},
+                          [&](const std::array<int64_t, 1>& off, int64_t n, const std::array<int64_t, 1>& st) {
+                            for (int64_t i = 0; i < n; ++i)
+                              out.push_back((float)load_as_double(t, t->offset + off[0] + i * st[0]));
+                          });
   return out;
 }
 
@@ -218,8 +219,8 @@ static void copy_elements(const Tensor& dst, const Tensor& src) {
   if (d->dtype == DType::u8) lo = 0, hi = 255;
   const bool to_int = d->dtype != DType::f32;
   detail::for_each_row<2>(dst.shape(), {&dst.strides(), &src.strides()},
-                          [&](const std::array<int64_t, 2>& off, int64_t n) {
-    const int64_t sd = dst.dim() ? dst.strides().back() : 0, ss = src.dim() ? src.strides().back() : 0;
+                          [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
+    const int64_t sd = st[0], ss = st[1];
     for (int64_t i = 0; i < n; ++i) {
       double v = load_as_double(s, s->offset + off[1] + i * ss);
       if (to_int) v = std::min(std::max(std::nearbyint(v), lo), hi);

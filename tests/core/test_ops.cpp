@@ -75,6 +75,54 @@ TEST_CASE("binary ops: values, broadcasting, gradients") {
   CHECK(err.find("[4]") != std::string::npos);
 }
 
+// Element (i0, i1, …) of a float view, read through its own strides.
+float at(const Tensor& t, const std::vector<int64_t>& idx) {
+  int64_t o = 0;
+  for (size_t d = 0; d < idx.size(); ++d) o += idx[d] * t.strides()[d];
+  return t.data<float>()[o];
+}
+
+TEST_CASE("binary ops on views whose dims merge into longer rows, and on views whose dims do not") {
+  // The row walker merges dims that every operand walks as one; the result
+  // must not depend on it. Each case: a · b against the product element by
+  // element through the views' strides (4-d shapes, b broadcast to a).
+  const Tensor base = rn({4, 6, 5, 2}, 11);
+  struct Case {
+    const char* name;
+    Tensor a, b;
+  };
+  const Case cases[] = {
+      {"K×C×1×1 by K×1×1×1", rn({4, 6, 1, 1}, 12), rn({4, 1, 1, 1}, 13)},
+      {"K×C×R×S by K×1×1×1", rn({4, 6, 5, 2}, 14), rn({4, 1, 1, 1}, 15)},
+      {"sliced dim 1", base.slice(1, 1, 4), rn({1, 3, 5, 2}, 16)},
+      {"permuted", base.permute({1, 0, 3, 2}), rn({6, 4, 1, 5}, 17)},
+      {"broadcast middle", base, rn({4, 1, 5, 1}, 18)},
+      {"both broadcast", rn({4, 1, 5, 2}, 19), rn({1, 6, 1, 1}, 20)},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    const Tensor y = mul(c.a, c.b);
+    const Shape& sh = y.shape();
+    REQUIRE(sh.size() == 4);
+    const Tensor ae = c.a.expand(sh), be = c.b.expand(sh);
+    int bad = 0;
+    for (int64_t i = 0; i < sh[0]; ++i)
+      for (int64_t j = 0; j < sh[1]; ++j)
+        for (int64_t k = 0; k < sh[2]; ++k)
+          for (int64_t l = 0; l < sh[3]; ++l)
+            bad += at(y, {i, j, k, l}) != at(ae, {i, j, k, l}) * at(be, {i, j, k, l});
+    CHECK(bad == 0);
+    // The same walker copies views: contiguous() and to_vector() agree with it too.
+    const std::vector<float> v = ae.contiguous().to_vector();
+    int64_t n = 0;
+    for (int64_t i = 0; i < sh[0]; ++i)
+      for (int64_t j = 0; j < sh[1]; ++j)
+        for (int64_t k = 0; k < sh[2]; ++k)
+          for (int64_t l = 0; l < sh[3]; ++l) bad += v[(size_t)n++] != at(ae, {i, j, k, l});
+    CHECK(bad == 0);
+  }
+}
+
 TEST_CASE("unary ops: values and gradients") {
   using V = std::vector<Tensor>;
   Tensor x = Tensor::from_vector({-2, -0.5f, 0, 0.5f, 7}, {5});
