@@ -5,13 +5,16 @@
 # file on the full test split; one JSON line per row goes to OUT.
 #
 # usage: bench/quant_table.sh FLOAT.safetensors OUT.jsonl [W8A8_QAT_EPOCHS (2)] [LOW_BIT_QAT_EPOCHS (same)]
-#                             [W8A8_LR (0.001)] [LOW_BIT_LR (0.01)]
+#                             [W8A8_LR (0.001)] [LOW_BIT_LR (0.01)] [LOW_BIT_FREEZE_BN_AFTER (never)]
 # 8-bit QAT fine-tunes a converged model (a small lr); 4 and 2 bits must move
-# the weights much further (the LSQ paper fine-tunes at 0.01).
+# the weights much further (the LSQ paper fine-tunes at 0.01). With the BN
+# statistics frozen for the last low-bit epochs, the weights train against the
+# running statistics that the frozen model folds in (Krishnamoorthi 2018).
 # ROWS=REGEX (environment) keeps only the rows whose label matches; LOWBIT=PATH runs another binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 weights="$1"; out="$2"; epochs="${3:-2}"; epochs2="${4:-$epochs}"; lr8="${5:-0.001}"; lr_low="${6:-0.01}"
+freeze_low=(); [ -n "${7:-}" ] && freeze_low=(--freeze-bn-after "$7")
 L="${LOWBIT:-build/tools/lowbit}"  # LOWBIT=path: a copied binary, so a rebuild during the run changes nothing
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
@@ -39,6 +42,7 @@ for obs in minmax ema histogram entropy percentile mse; do
 done
 for q in "w8a8 ste $epochs $lr8" "w8a8 lsq $epochs $lr8" "w4a4 lsq $epochs2 $lr_low" "w2a2 lsq $epochs2 $lr_low"; do
   set -- $q
+  extra=(); [ "$1" != w8a8 ] && extra=("${freeze_low[@]}")
   row "QAT $1 ${2^^}" "$3" "$dir/qat_$1_$2.safetensors" \
-    $L qat --weights "$weights" --qconfig "$1" --quantizer "$2" --epochs "$3" --lr "$4" --out "$dir/qat_$1_$2.safetensors"
+    $L qat --weights "$weights" --qconfig "$1" --quantizer "$2" --epochs "$3" --lr "$4" "${extra[@]}" --out "$dir/qat_$1_$2.safetensors"
 done
