@@ -105,21 +105,19 @@ TEST_CASE("binary ops on views whose dims merge into longer rows, and on views w
     const Shape& sh = y.shape();
     REQUIRE(sh.size() == 4);
     const Tensor ae = c.a.expand(sh), be = c.b.expand(sh);
-    int bad = 0;
-    for (int64_t i = 0; i < sh[0]; ++i)
-      for (int64_t j = 0; j < sh[1]; ++j)
-        for (int64_t k = 0; k < sh[2]; ++k)
-          for (int64_t l = 0; l < sh[3]; ++l)
-            bad += at(y, {i, j, k, l}) != at(ae, {i, j, k, l}) * at(be, {i, j, k, l});
-    CHECK(bad == 0);
-    // The same walker copies views: contiguous() and to_vector() agree with it too.
+    // The same walker copies views: contiguous() and to_vector() must agree too.
     const std::vector<float> v = ae.contiguous().to_vector();
+    int bad_product = 0, bad_copy = 0;
     int64_t n = 0;
     for (int64_t i = 0; i < sh[0]; ++i)
       for (int64_t j = 0; j < sh[1]; ++j)
         for (int64_t k = 0; k < sh[2]; ++k)
-          for (int64_t l = 0; l < sh[3]; ++l) bad += v[(size_t)n++] != at(ae, {i, j, k, l});
-    CHECK(bad == 0);
+          for (int64_t l = 0; l < sh[3]; ++l) {
+            bad_product += at(y, {i, j, k, l}) != at(ae, {i, j, k, l}) * at(be, {i, j, k, l});
+            bad_copy += v[(size_t)n++] != at(ae, {i, j, k, l});
+          }
+    CHECK(bad_product == 0);
+    CHECK(bad_copy == 0);
   }
 }
 
