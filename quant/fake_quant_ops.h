@@ -15,7 +15,7 @@
 //                     dx = g inside, 0 outside
 //                     ds = grad_scale · Σ g · (round(v) − v inside; qmin − zp below; qmax − zp above)
 //                     dβ = grad_scale · Σ g · (0 inside; 1 outside)
-//                   grad_scale = 1/√(N·Qp), N the elements per scale (per channel: per channel).
+//                   grad_scale: the caller's (LsqQuantizer: 1/√(numel·Qp), as PyTorch's learnable fake quant).
 #pragma once
 #include <vector>
 

@@ -1,6 +1,7 @@
 #include "quant/quantize.h"
 
 #include <functional>
+#include <sstream>
 #include <typeinfo>
 
 #include "core/error.h"
@@ -144,6 +145,18 @@ std::shared_ptr<QuantModel> prepare_qat(const nn::ModulePtr& model, const QConfi
 
 std::vector<std::pair<std::string, Quantizer*>> quantizers(nn::Module& prepared) {
   return nn::modules_of<Quantizer>(prepared);
+}
+
+std::vector<std::string> collapsed_steps(nn::Module& prepared) {
+  std::vector<std::string> out;
+  for (auto& [path, q] : quantizers(prepared))
+    for (const Quantizer::Collapse& c : q->take_collapses()) {
+      std::ostringstream o;
+      o << path << ": the LSQ step" << (q->spec().per_channel ? " of channel " + std::to_string(c.channel) : "")
+        << " fell to " << c.step << " and was clamped to fp32 epsilon";
+      out.push_back(o.str());
+    }
+  return out;
 }
 
 void enable_calibration(nn::Module& prepared) {

@@ -170,7 +170,10 @@ void LsqQuantizer::clamp_step() {
   bool clamped = false;
   for (int64_t c = 0; c < scale.numel(); ++c) {
     LOWBIT_CHECK(std::isfinite(st[c]), path_, ": LSQ step ", st[c], " is not finite (learning rate too high?)");
-    if (st[c] < kMinStep) st[c] = kMinStep, clamped = true;
+    if (st[c] < kMinStep) {
+      if (collapses_.empty() || collapses_.back().channel != c) collapses_.push_back({c, st[c]});
+      st[c] = kMinStep, clamped = true;
+    }
   }
   if (clamped) scale.bump_version();
 }
@@ -185,9 +188,16 @@ Tensor LsqQuantizer::forward(const Tensor& x) {
   const Tensor& scale = param("scale");
   std::vector<int32_t> zp;
   for (float z : buffer("zero_point").to_vector()) zp.push_back((int32_t)z);
-  const int64_t per_scale = x.numel() / scale.numel();
+  // The step's gradient scale 1/√(N·Qp) with N the whole tensor's element
+  // count, per channel too, as PyTorch's _LearnableFakeQuantize
+  // (1/√(numel·quant_max)). N per channel made a per-channel step's gradient
+  // √C times larger: an 8-bit weight step starts at max|w|/127 (its largest
+  // weight on the clip boundary, where one clipped weight weighs Qp = 127 in
+  // the gradient against ≤ 0.5 inside), so SGD at lr 0.01 with momentum moved
+  // it by its own size in a few steps, to the clamp (every weight clipped,
+  // gradient ~Qp·Σg) and back up 1000×, where the channel rounds to zero.
   const double q_pos = std::max(1, qmax() - zp[0]);
-  const float grad_scale = (float)(1.0 / std::sqrt((double)per_scale * q_pos));
+  const float grad_scale = (float)(1.0 / std::sqrt((double)x.numel() * q_pos));
   Tensor offset = plus() ? param("offset") : Tensor();
   return lsq_quantize(x, scale, offset, zp, spec_.per_channel ? spec_.axis : -1, qmin(), qmax(), grad_scale);
 }

@@ -11,12 +11,16 @@
 //   LsqQuantizer   learnable step (and, for LSQ+, offset), initialised from the
 //                  first tensor it sees: LSQ 2·mean(|x|)/√Qp below 8 bits,
 //                  the spec's observer at 8 bits (QSpec::lsq_init), LSQ+ min/max.
+//                  The step's gradient is scaled by 1/√(numel·Qp) (numel of the
+//                  whole tensor, per channel too, as PyTorch's _LearnableFakeQuantize).
 //
 // freeze() ends calibration/learning: observers off, qparams fixed; an LSQ+
 // offset β is folded into the integer zero point round(−β/s) (the integer
 // engine has no float offset), which moves the grid by less than s/2.
 #pragma once
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "nn/module.h"
 #include "quant/observer.h"
@@ -39,11 +43,20 @@ class Quantizer : public nn::Module {
   bool fake_quant_enabled() const { return fake_quant_enabled_; }
   virtual void freeze() = 0;
   bool frozen() const { return frozen_; }
+  // Steps the optimizer pushed to or below zero since the last call, each
+  // clamped to fp32 epsilon (LSQ; a collapse is how a diverging step shows):
+  // channel and the value before the clamp. Empty for observer-based quantizers.
+  struct Collapse {
+    int64_t channel;
+    float step;
+  };
+  std::vector<Collapse> take_collapses() { return std::exchange(collapses_, {}); }
 
  protected:
   QSpec spec_;
   std::string path_;
   bool observer_enabled_ = true, fake_quant_enabled_ = true, frozen_ = false;
+  std::vector<Collapse> collapses_;
 };
 
 using QuantizerPtr = std::shared_ptr<Quantizer>;

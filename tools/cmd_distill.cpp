@@ -127,6 +127,9 @@ class DistillVariant final : public TrainVariant {
   void on_epoch(nn::Module& model, int64_t epoch) override {
     if (qat_) qat_->on_epoch(model, epoch);
   }
+  std::vector<std::string> collapses(nn::Module& model) override {
+    return qat_ ? qat_->collapses(model) : std::vector<std::string>{};
+  }
   void before_eval(nn::Module& model) override {
     if (qat_) qat_->before_eval(model);
   }

@@ -20,6 +20,7 @@
 #include "kernels/kernels.h"
 #include "nn/checkpoint.h"
 #include "nn/clip.h"
+#include "nn/divergence.h"
 #include "nn/metrics.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
@@ -51,7 +52,8 @@ int run_training(const Args& a, TrainVariant* variant) {
   std::vector<std::string> known{"--epochs", "--out", "--batch", "--lr", "--momentum", "--wd", "--nesterov",
                                  "--optimizer", "--schedule", "--warmup-epochs", "--label-smoothing", "--no-augment",
                                  "--resume", "--init", "--clip-grad", "--val-limit", "--val-split", "--quiet",
-                                 "--stop-after", "--lr-step", "--lr-gamma", "--lr-milestones", "--metrics"};
+                                 "--stop-after", "--lr-step", "--lr-gamma", "--lr-milestones", "--metrics",
+                                 "--on-divergence"};
   if (variant)
     for (auto& n : variant->flags) known.push_back(n);
   for (auto& n : data_flag_names()) known.push_back(n);
@@ -76,6 +78,15 @@ int run_training(const Args& a, TrainVariant* variant) {
   // epoch E (a long run split into resumable pieces).
   const int64_t stop_after = a.get_int("--stop-after", epochs);
   const std::string opt_name = a.get("--optimizer", "sgd"), sched_name = a.get("--schedule", "cosine");
+  // --on-divergence stop|warn: what a run does when its training loss
+  // diverges (nn/divergence.h's rule): stop with exit 2, naming the cause and
+  // the LSQ steps that collapsed (the last finished epoch's checkpoint
+  // stays), or warn once and go on. An LSQ step collapsing to the clamp is
+  // always a warning, once per quantizer: a dead channel's step may learn to
+  // zero in a healthy low-bit run; a collapse followed by a rising loss stops.
+  const std::string on_divergence = a.get("--on-divergence", "stop");
+  if (on_divergence != "stop" && on_divergence != "warn")
+    throw UsageError("--on-divergence must be stop or warn, got '" + on_divergence + "'");
   if (epochs < 1) throw UsageError("--epochs must be at least 1");
   if (stop_after < 1 || stop_after > epochs) throw UsageError("--stop-after must be between 1 and --epochs");
   if (batch < 1) throw UsageError("--batch must be at least 1");
@@ -253,6 +264,26 @@ int run_training(const Args& a, TrainVariant* variant) {
                    resumable.c_str(), (long long)e, a.command.c_str(), resumable.c_str(), out.c_str());
     return 130;
   };
+  nn::DivergenceMonitor divergence;
+  std::vector<std::string> collapsed;  // quantizer paths whose LSQ step hit the clamp, in order
+  auto at = [](int64_t e, int64_t step) { return "epoch " + std::to_string(e + 1) + " step " + std::to_string(step + 1); };
+  auto check_divergence = [&](int64_t e, int64_t step, double loss) {
+    for (const std::string& why : variant ? variant->collapses(*model) : std::vector<std::string>{}) {
+      const std::string path = why.substr(0, why.find(':'));
+      if (std::find(collapsed.begin(), collapsed.end(), path) != collapsed.end()) continue;
+      collapsed.push_back(path);
+      std::fprintf(stderr, "\n%s: warning at %s: %s\n", a.command.c_str(), at(e, step).c_str(), why.c_str());
+    }
+    const auto why = divergence.add_loss(loss);
+    if (!why) return;
+    std::string msg = "diverging at " + at(e, step) + ": " + *why;
+    if (!collapsed.empty()) {
+      msg += "; LSQ steps collapsed to the clamp in " + collapsed[0];
+      if (collapsed.size() > 1) msg += " and " + std::to_string(collapsed.size() - 1) + " more quantizers";
+    }
+    if (on_divergence == "stop") throw Error(msg + " (--on-divergence warn to continue)");
+    std::fprintf(stderr, "\n%s: warning: %s\n", a.command.c_str(), msg.c_str());
+  };
   for (int64_t e = start_epoch; e < stop_after; ++e) {
     if (stop_requested()) return stopped(e, false);
     if (variant) variant->on_epoch(*model, e);
@@ -270,6 +301,7 @@ int run_training(const Args& a, TrainVariant* variant) {
       const float lv = loss.item();
       LOWBIT_CHECK(std::isfinite(lv), "loss became ", lv, " at epoch ", e + 1, " step ", step + 1,
                    " (lower --lr?)");
+      check_divergence(e, step, lv);
       opt->zero_grad();
       loss.backward();
       if (clip > 0) nn::clip_grad_norm_(opt->parameters(), clip);

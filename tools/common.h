@@ -92,6 +92,9 @@ struct TrainVariant {
   // adapters): their parameters join the optimizer as "aux.<name>" and their
   // state is in every checkpoint under "aux." (loaders of the model skip it).
   virtual nn::Module* aux() { return nullptr; }
+  // What collapsed in the model since the last call (QAT: LSQ steps at the
+  // clamp, quant::collapsed_steps), asked after every step's forward.
+  virtual std::vector<std::string> collapses(nn::Module& model) { (void)model; return {}; }
   bool loads_init = false;  // the variant reads --init itself (train then does not)
   // After the last planned epoch, finish() makes a finished form (QAT: frozen)
   // that replaces the resumable checkpoint; false: train's last checkpoint.

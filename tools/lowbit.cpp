@@ -178,6 +178,8 @@ const char* command_usage(const std::string& cmd) {
            "  run:       --resume F (continue F's run with its settings) --init F (start from F's weights)\n"
            "             --stop-after N --quiet (no progress bar) --json --threads N --seed S\n"
            "             --metrics F (JSON lines: every 20 steps and every epoch; lowbit report plots them)\n"
+           "             --on-divergence stop|warn (stop: a training loss rising for 3 windows of 20 steps to 2x\n"
+           "             the first window's ends the run, exit 2; an LSQ step collapsing to the clamp warns)\n"
            "  Ctrl-C stops at the next step (exit 130) and names the checkpoint to --resume from\n"
            "  writes F (last epoch, with optimizer state) and F's .best twin (best validation accuracy)\n";
   if (cmd == "eval")

@@ -8,6 +8,7 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "nn/clip.h"
+#include "nn/divergence.h"
 #include "nn/models.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
@@ -381,5 +382,45 @@ TEST_CASE("clip_grad_norm_ agrees with torch.nn.utils.clip_grad_norm_") {
     const double norm = clip_grad_norm_(ps, meta_double(pre + "max_norm"), nt == "inf" ? kInfNorm : std::stod(nt));
     CHECK(norm == doctest::Approx(fx.get(pre + "norm").item()).epsilon(1e-6));
     for (int i = 0; i < count; ++i) CHECK(rel_err(ps[i].grad(), fx.get(pre + "clipped" + std::to_string(i))) <= 1e-6);
+  }
+}
+
+TEST_CASE("divergence: 3 rising windows ending at 2x the first window's mean loss; not a noisy or falling run") {
+  auto feed = [](DivergenceMonitor& m, const std::vector<double>& window_means) {
+    std::optional<std::string> why;
+    int fired_at = -1;
+    for (size_t w = 0; w < window_means.size(); ++w)
+      for (int i = 0; i < m.rule().window; ++i) {
+        // The window's mean, spread ±0.1 so steps differ.
+        auto r = m.add_loss(window_means[w] + (i % 2 ? 0.1 : -0.1));
+        if (r) {
+          CHECK(i == m.rule().window - 1);  // only at a window's end
+          why = r, fired_at = (int)w;
+        }
+      }
+    return std::pair{fired_at, why};
+  };
+  {
+    DivergenceMonitor m;  // the demo's QAT w8a8 stage: 0.40, 0.55, 1.83, 4.6 ...
+    auto [w, why] = feed(m, {0.40, 0.55, 1.83, 4.6, 6.3, 7.0});
+    CHECK(w == 3);
+    REQUIRE(why);
+    CHECK(*why == "training loss rose for 3 windows of 20 steps to 4.6, 11.5x the first window's 0.4");
+  }
+  {
+    DivergenceMonitor m;  // rising 3 windows but below 2x: a fine-tune settling, not diverging
+    CHECK(feed(m, {0.40, 0.45, 0.50, 0.55, 0.50}).first == -1);
+  }
+  {
+    DivergenceMonitor m;  // 2x but not 3 consecutive rises (a spike that recovers)
+    CHECK(feed(m, {0.40, 0.90, 0.50, 0.95, 0.60, 1.0}).first == -1);
+  }
+  {
+    DivergenceMonitor m;  // training from scratch: falling
+    CHECK(feed(m, {2.3, 1.5, 1.0, 0.8, 0.7}).first == -1);
+  }
+  {
+    DivergenceMonitor m({.window = 2, .rising = 1, .factor = 1.5});  // the rule is a parameter
+    CHECK(feed(m, {1.0, 1.6}).first == 1);
   }
 }

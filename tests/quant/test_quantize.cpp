@@ -435,6 +435,31 @@ TEST_CASE("LSQ initial step: the observer's at 8 bits, 2·mean(|x|)/√Qp below;
   }
   q.forward(w);
   CHECK(q.qparams().scale[2] == std::numeric_limits<float>::epsilon());
+  // The collapse is reported once, naming the quantizer, the channel and the value (training loops warn on it).
+  const auto collapses = q.take_collapses();
+  REQUIRE(collapses.size() == 1);
+  CHECK(collapses[0].channel == 2);
+  CHECK(collapses[0].step == -1e-3f);
+  CHECK(q.take_collapses().empty());
+  {
+    auto m = model("resnet20");
+    auto prepared = prepare_qat(m, preset("w4a4"));
+    Generator g2(5);
+    prepared->forward(randn({2, 1, 28, 28}, &g2));
+    CHECK(collapsed_steps(*prepared).empty());
+    Quantizer* wq = nullptr;
+    for (auto& [path, qz] : quantizers(*prepared))
+      if (path == "layer1.0.conv1.weight_fake_quant") wq = qz;
+    REQUIRE(wq != nullptr);
+    REQUIRE(wq->spec().per_channel);
+    REQUIRE(wq->spec().quantizer == QuantizerKind::lsq);
+    NoGradGuard ng;
+    wq->named_parameters().at(0).second.data<float>()[1] = -0.5f;
+    prepared->forward(randn({2, 1, 28, 28}, &g2));
+    const auto lines = collapsed_steps(*prepared);
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0] == "layer1.0.conv1.weight_fake_quant: the LSQ step of channel 1 fell to -0.5 and was clamped to fp32 epsilon");
+  }
   {
     // … and at freeze, where the last optimizer step may come after the last forward.
     LsqQuantizer qf(spec(8, LsqInit::automatic), "fc.weight_fake_quant", 4);
@@ -449,6 +474,29 @@ TEST_CASE("LSQ initial step: the observer's at 8 bits, 2·mean(|x|)/√Qp below;
     step.data<float>()[1] = std::nanf("");
   }
   CHECK(error_of([&] { q.forward(w); }).find("features.3.weight_fake_quant: LSQ step nan is not finite") != std::string::npos);
+}
+
+TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, per channel too (PyTorch's learnable fake quant)") {
+  // Per channel, N is the tensor's element count, not the channel's: with the
+  // channel's, an 8-bit per-channel weight step moved by its own size within a
+  // few SGD steps at lr 0.01 and collapsed to the clamp (the demo's QAT w8a8 row at 10%).
+  QSpec s;
+  s.bits = 4;
+  s.is_signed = s.symmetric = s.per_channel = true;
+  s.quantizer = QuantizerKind::lsq;
+  LsqQuantizer q(s, "fc.weight_fake_quant", 2);
+  const Tensor x = Tensor::from_vector({0.3f, 0.6f, -0.2f, 1.0f, 0.1f, 0.0f}, {2, 3});
+  q.forward(x);  // initialises the steps; set them to 0.5 by hand
+  Tensor step = q.named_parameters().at(0).second;
+  {
+    NoGradGuard ng;
+    step.data<float>()[0] = step.data<float>()[1] = 0.5f;
+  }
+  sum(q.forward(x)).backward();
+  // v = x/0.5 = [0.6, 1.2, -0.4 | 2, 0.2, 0]; Σ(round(v) − v) = 0.6 and −0.2; Qp = 7, numel = 6.
+  const std::vector<float> g = step.grad().to_vector();
+  CHECK(g[0] == doctest::Approx(0.6 / std::sqrt(6.0 * 7)).epsilon(1e-5));
+  CHECK(g[1] == doctest::Approx(-0.2 / std::sqrt(6.0 * 7)).epsilon(1e-5));
 }
 
 TEST_CASE("bad input: clear errors naming the thing") {
