@@ -247,7 +247,9 @@ int cmd_demo(const Args& a) {
               table.c_str(), dir.c_str());
   if (warnings.empty()) return 0;
   std::fprintf(stderr, "lowbit demo: a quantized stage ended below its margin (the warning rows of the table)\n");
-  return 1;
+  // --limit is a quick look (every stage on a few hundred images): its rows
+  // are too noisy to hold to the margins, so they warn without failing.
+  return a.has("--limit") ? 0 : 1;
 }
 
 }  // namespace lowbit::cli
