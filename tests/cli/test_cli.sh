@@ -169,6 +169,8 @@ expect_json "eval quantized" "\"accuracy\": $acc" '"quantization": "ptq"' '"quan
   -- "$LOWBIT" eval --weights "$tmp/q.safetensors" --limit 128 --json
 expect_json "quantize per-tensor mse" '"observer": "mse"' \
   -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --limit 128 --calib 64 --per-tensor --observer mse --json --out "$tmp/q2.safetensors"
+expect "qat --on-divergence maybe" 2 "--on-divergence must be stop or warn, got 'maybe'" \
+  -- "$LOWBIT" qat --weights "$tmp/a.safetensors" --on-divergence maybe --limit 128 --out "$tmp/x.safetensors"
 expect_json "qat w4a4 lsq" "\"accuracy\": $acc" '"qconfig": "w4a4"' '"quantizer": "lsq"' \
   -- "$LOWBIT" qat --weights "$tmp/a.safetensors" --qconfig w4a4 --limit 128 --val-limit 64 --batch 64 --json --out "$tmp/qat.safetensors"
 expect_json "eval qat" '"quantization": "qat"' -- "$LOWBIT" eval --weights "$tmp/qat.safetensors" --limit 64 --json
