@@ -147,14 +147,14 @@ std::vector<std::pair<std::string, Quantizer*>> quantizers(nn::Module& prepared)
   return nn::modules_of<Quantizer>(prepared);
 }
 
-std::vector<std::string> collapsed_steps(nn::Module& prepared) {
-  std::vector<std::string> out;
+std::vector<CollapsedStep> collapsed_steps(nn::Module& prepared) {
+  std::vector<CollapsedStep> out;
   for (auto& [path, q] : quantizers(prepared))
     for (const Quantizer::Collapse& c : q->take_collapses()) {
       std::ostringstream o;
       o << path << ": the LSQ step" << (q->spec().per_channel ? " of channel " + std::to_string(c.channel) : "")
         << " fell to " << c.step << " and was clamped to fp32 epsilon";
-      out.push_back(o.str());
+      out.push_back({path, o.str()});
     }
   return out;
 }

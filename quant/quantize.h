@@ -17,6 +17,7 @@
 #pragma once
 #include <map>
 #include <string>
+#include <vector>
 
 #include "nn/module.h"
 #include "quant/qconfig.h"
@@ -47,10 +48,13 @@ void enable_calibration(nn::Module& prepared);
 std::vector<std::pair<std::string, Quantizer*>> quantizers(nn::Module& prepared);
 
 // The LSQ steps that collapsed to the clamp (fp32 epsilon) since the last
-// call, one line each: "features.3.conv.0.weight_fake_quant: the LSQ step of
-// channel 12 fell to -0.0003 and was clamped to fp32 epsilon". A training
-// loop asks after every step (nn::DivergenceMonitor's second rule).
-std::vector<std::string> collapsed_steps(nn::Module& prepared);
+// call: the quantizer's path and one line ("features.3.conv.0.weight_fake_quant:
+// the LSQ step of channel 12 fell to -0.0003 and was clamped to fp32 epsilon").
+// A training loop asks after every step and warns.
+struct CollapsedStep {
+  std::string quantizer, text;
+};
+std::vector<CollapsedStep> collapsed_steps(nn::Module& prepared);
 
 // Float bytes (every parameter in fp32) against quantized bytes (weights at
 // their bit width, packed; one fp32 scale and one int32 zero point per

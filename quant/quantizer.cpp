@@ -171,7 +171,7 @@ void LsqQuantizer::clamp_step() {
   for (int64_t c = 0; c < scale.numel(); ++c) {
     LOWBIT_CHECK(std::isfinite(st[c]), path_, ": LSQ step ", st[c], " is not finite (learning rate too high?)");
     if (st[c] < kMinStep) {
-      if (collapses_.empty() || collapses_.back().channel != c) collapses_.push_back({c, st[c]});
+      collapses_.push_back({c, st[c]});
       st[c] = kMinStep, clamped = true;
     }
   }

@@ -127,8 +127,8 @@ class DistillVariant final : public TrainVariant {
   void on_epoch(nn::Module& model, int64_t epoch) override {
     if (qat_) qat_->on_epoch(model, epoch);
   }
-  std::vector<std::string> collapses(nn::Module& model) override {
-    return qat_ ? qat_->collapses(model) : std::vector<std::string>{};
+  std::vector<quant::CollapsedStep> collapses(nn::Module& model) override {
+    return qat_ ? qat_->collapses(model) : std::vector<quant::CollapsedStep>{};
   }
   void before_eval(nn::Module& model) override {
     if (qat_) qat_->before_eval(model);

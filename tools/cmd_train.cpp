@@ -268,11 +268,10 @@ int run_training(const Args& a, TrainVariant* variant) {
   std::vector<std::string> collapsed;  // quantizer paths whose LSQ step hit the clamp, in order
   auto at = [](int64_t e, int64_t step) { return "epoch " + std::to_string(e + 1) + " step " + std::to_string(step + 1); };
   auto check_divergence = [&](int64_t e, int64_t step, double loss) {
-    for (const std::string& why : variant ? variant->collapses(*model) : std::vector<std::string>{}) {
-      const std::string path = why.substr(0, why.find(':'));
-      if (std::find(collapsed.begin(), collapsed.end(), path) != collapsed.end()) continue;
-      collapsed.push_back(path);
-      std::fprintf(stderr, "\n%s: warning at %s: %s\n", a.command.c_str(), at(e, step).c_str(), why.c_str());
+    for (const quant::CollapsedStep& c : variant ? variant->collapses(*model) : std::vector<quant::CollapsedStep>{}) {
+      if (std::find(collapsed.begin(), collapsed.end(), c.quantizer) != collapsed.end()) continue;
+      collapsed.push_back(c.quantizer);
+      std::fprintf(stderr, "\n%s: warning at %s: %s\n", a.command.c_str(), at(e, step).c_str(), c.text.c_str());
     }
     const auto why = divergence.add_loss(loss);
     if (!why) return;

@@ -11,6 +11,7 @@
 #include "quant/engine/model.h"
 #include "quant/qconfig.h"
 #include "quant/qmodules.h"
+#include "quant/quantize.h"
 #include "tools/cli.h"
 
 namespace lowbit::cli {
@@ -94,7 +95,7 @@ struct TrainVariant {
   virtual nn::Module* aux() { return nullptr; }
   // What collapsed in the model since the last call (QAT: LSQ steps at the
   // clamp, quant::collapsed_steps), asked after every step's forward.
-  virtual std::vector<std::string> collapses(nn::Module& model) { (void)model; return {}; }
+  virtual std::vector<quant::CollapsedStep> collapses(nn::Module& model) { (void)model; return {}; }
   bool loads_init = false;  // the variant reads --init itself (train then does not)
   // After the last planned epoch, finish() makes a finished form (QAT: frozen)
   // that replaces the resumable checkpoint; false: train's last checkpoint.

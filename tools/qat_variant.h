@@ -61,7 +61,7 @@ class QatVariant : public TrainVariant {
     for (auto& [path, q] : quant::quantizers(model))
       if (path.find("weight_fake_quant") == std::string::npos) q->enable_fake_quant(epoch >= activations_after_);
   }
-  std::vector<std::string> collapses(nn::Module& model) override { return quant::collapsed_steps(model); }
+  std::vector<quant::CollapsedStep> collapses(nn::Module& model) override { return quant::collapsed_steps(model); }
   void before_eval(nn::Module& model) override { quant::enable_observers(model, false); }
   void after_eval(nn::Module& model) override { quant::enable_observers(model, observers_on_); }
 

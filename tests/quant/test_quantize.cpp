@@ -458,7 +458,8 @@ TEST_CASE("LSQ initial step: the observer's at 8 bits, 2·mean(|x|)/√Qp below;
     prepared->forward(randn({2, 1, 28, 28}, &g2));
     const auto lines = collapsed_steps(*prepared);
     REQUIRE(lines.size() == 1);
-    CHECK(lines[0] == "layer1.0.conv1.weight_fake_quant: the LSQ step of channel 1 fell to -0.5 and was clamped to fp32 epsilon");
+    CHECK(lines[0].quantizer == "layer1.0.conv1.weight_fake_quant");
+    CHECK(lines[0].text == "layer1.0.conv1.weight_fake_quant: the LSQ step of channel 1 fell to -0.5 and was clamped to fp32 epsilon");
   }
   {
     // … and at freeze, where the last optimizer step may come after the last forward.
