@@ -76,7 +76,7 @@ std::string run_stage(const std::vector<std::string>& args, std::ofstream& log, 
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   const size_t nl = out.rfind('\n');
   const std::string line = nl == std::string::npos ? out : out.substr(nl + 1);
-  log << "{\"stage\": \"" << stage << "\", \"command\": \"lowbit " << join_words(args) << "\", \"result\": " << line
+  log << "{\"stage\": \"" << stage << "\", \"command\": \"lowbit " << json_escape(join_words(args)) << "\", \"result\": " << line
       << "}\n";
   log.flush();
   return line;
@@ -235,7 +235,7 @@ int cmd_demo(const Args& a) {
   }
   table += warnings;
   std::ofstream(dir + "/table.md") << table;
-  std::vector<std::string> rep{"report", dir};
+  std::vector<std::string> rep{"report", dir, "--json"};
   if (a.has("--data")) rep.insert(rep.end(), {"--data", a.get("--data", "")});
   try {
     run_stage(rep, log, "report");

@@ -20,18 +20,6 @@
 
 namespace lowbit::cli {
 
-namespace {
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if ((unsigned char)c < 0x20) continue;
-    o += c;
-  }
-  return o;
-}
-}  // namespace
-
 int cmd_infer(const Args& a) {
   a.reject_unknown({"--weights", "--top"}, (size_t)-1);
   if (!a.has("--weights")) throw UsageError("--weights F.int8.safetensors is required");

@@ -339,7 +339,10 @@ int cmd_report(const Args& a) {
           "                 s.querySelectorAll('path,rect,circle').length);\n}\n</script>\n</body></html>\n";
   html.close();
   LOWBIT_CHECK(html.good(), "report: could not write ", out);
-  std::printf("wrote %s (%d charts)\n", out.c_str(), charts);
+  if (a.has("--json"))
+    std::printf("{\"report\": \"%s\", \"charts\": %d}\n", json_escape(out).c_str(), charts);
+  else
+    std::printf("wrote %s (%d charts)\n", out.c_str(), charts);
   return 0;
 }
 

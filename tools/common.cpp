@@ -311,6 +311,16 @@ Tensor TrainVariant::step_loss(nn::Module& model, const data::Batch& b, float la
   return cross_entropy(logits, b.labels, label_smoothing);
 }
 
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if ((unsigned char)c < 0x20) continue;
+    o += c;
+  }
+  return o;
+}
+
 double json_number(const std::string& line, const std::string& key) {
   const std::string k = "\"" + key + "\": ";
   const size_t at = line.find(k);

@@ -57,6 +57,8 @@ bool stop_requested();
 // A number field of a flat JSON line (`"key": 1.5`, as the --json lines
 // print it); NaN when absent.
 double json_number(const std::string& line, const std::string& key);
+// S as the inside of a JSON string: quotes and backslashes escaped, control characters dropped.
+std::string json_escape(const std::string& s);
 
 // Median wall time of f() in milliseconds over `reps` calls after `warmup`.
 double median_ms(const std::function<void()>& f, int reps = 30, int warmup = 5);
