@@ -15,7 +15,8 @@
 //                     dx = g inside, 0 outside
 //                     ds = grad_scale · Σ g · (round(v) − v inside; qmin − zp below; qmax − zp above)
 //                     dβ = grad_scale · Σ g · (0 inside; 1 outside)
-//                   grad_scale: the caller's (LsqQuantizer: 1/√(numel·Qp), as PyTorch's learnable fake quant).
+//                   grad_scale: the caller's, one for every step or one per step (LsqQuantizer:
+//                   1/√(numel·Qp) as PyTorch's learnable fake quant, times min(1, s/s₀), quantizer.cpp).
 #pragma once
 #include <vector>
 
@@ -27,5 +28,7 @@ Tensor fake_quantize(const Tensor& x, const QuantParams& qp, int qmin, int qmax)
 
 Tensor lsq_quantize(const Tensor& x, const Tensor& scale, const Tensor& offset, const std::vector<int32_t>& zero_point,
                     int axis, int qmin, int qmax, float grad_scale);
+Tensor lsq_quantize(const Tensor& x, const Tensor& scale, const Tensor& offset, const std::vector<int32_t>& zero_point,
+                    int axis, int qmin, int qmax, const std::vector<float>& grad_scale);
 
 }  // namespace lowbit::quant

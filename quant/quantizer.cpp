@@ -19,6 +19,25 @@ QuantParams read_qparams(const Tensor& scale, const Tensor& zp, const QSpec& spe
   return qp;
 }
 
+// mean(|x|) per channel of axis (C > 1) or of the whole tensor (C == 1).
+std::vector<double> mean_abs(const Tensor& x_in, int64_t C, int axis) {
+  const Tensor x = x_in.contiguous();
+  const float* v = x.data<float>();
+  const int64_t n = x.numel();
+  int64_t inner = C > 1 ? 1 : std::max<int64_t>(n, 1);
+  if (C > 1)
+    for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.shape()[d];
+  std::vector<double> sum((size_t)C, 0.0);
+  for (int64_t i = 0; i < n; i += inner) {
+    const int64_t c = C > 1 ? (i / inner) % C : 0;
+    double acc = 0;
+    for (int64_t j = 0; j < std::min(inner, n - i); ++j) acc += std::fabs((double)v[i + j]);
+    sum[(size_t)c] += acc;
+  }
+  for (double& m : sum) m /= (double)std::max<int64_t>(n / C, 1);
+  return sum;
+}
+
 void write_qparams(const Tensor& scale, const Tensor& zp, const QuantParams& qp) {
   LOWBIT_CHECK((int64_t)qp.scale.size() == scale.numel(), "quantizer: ", qp.scale.size(), " scales for a ",
                scale.numel(), "-channel quantizer");
@@ -132,26 +151,13 @@ void LsqQuantizer::initialize(const Tensor& x_in) {
     obs->observe(x_in);
     write_qparams(scale, zp, obs->calculate_qparams());
   } else {
-    // LSQ: s = 2·mean(|x − shift|)/√Qp per scale, with the zero point of the
+    // LSQ: s = 2·mean(|x|)/√Qp per scale, with the zero point of the
     // observed range (0 for weights and ReLU outputs).
-    const std::vector<float> v = x_in.contiguous().to_vector();
-    const int64_t C = scale.numel(), n = (int64_t)v.size();
-    int64_t inner = 1;
-    if (C > 1)
-      for (int64_t d = s.axis + 1; d < x_in.dim(); ++d) inner *= x_in.shape()[d];
-    std::vector<double> sum((size_t)C, 0.0);
-    std::vector<int64_t> cnt((size_t)C, 0);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t c = C > 1 ? (i / inner) % C : 0;
-      sum[(size_t)c] += std::fabs((double)v[(size_t)i]);
-      ++cnt[(size_t)c];
-    }
+    const std::vector<double> mean = mean_abs(x_in, scale.numel(), s.axis);
     QuantParams qp = range_qp;
-    for (int64_t c = 0; c < C; ++c) {
-      const int32_t z = qp.zero_point[(size_t)c];
-      const double qp_pos = std::max(1, qmax() - z);
-      const double st = 2.0 * sum[(size_t)c] / (double)std::max<int64_t>(cnt[(size_t)c], 1) / std::sqrt(qp_pos);
-      qp.scale[(size_t)c] = std::max((float)st, kMinStep);
+    for (size_t c = 0; c < mean.size(); ++c) {
+      const double qp_pos = std::max(1, qmax() - qp.zero_point[c]);
+      qp.scale[c] = std::max((float)(2.0 * mean[c] / std::sqrt(qp_pos)), kMinStep);
     }
     write_qparams(scale, zp, qp);
   }
@@ -188,17 +194,39 @@ Tensor LsqQuantizer::forward(const Tensor& x) {
   const Tensor& scale = param("scale");
   std::vector<int32_t> zp;
   for (float z : buffer("zero_point").to_vector()) zp.push_back((int32_t)z);
-  // The step's gradient scale 1/√(N·Qp) with N the whole tensor's element
-  // count, per channel too, as PyTorch's _LearnableFakeQuantize
+  // The step's gradient scale g = 1/√(N·Qp) with N the whole tensor's
+  // element count, per channel too, as PyTorch's _LearnableFakeQuantize
   // (1/√(numel·quant_max)). N per channel made a per-channel step's gradient
   // √C times larger: an 8-bit weight step starts at max|w|/127 (its largest
   // weight on the clip boundary, where one clipped weight weighs Qp = 127 in
   // the gradient against ≤ 0.5 inside), so SGD at lr 0.01 with momentum moved
   // it by its own size in a few steps, to the clamp (every weight clipped,
   // gradient ~Qp·Σg) and back up 1000×, where the channel rounds to zero.
+  //
+  // g is the paper's for a step near its nominal size s₀ = 2·mean(|x|)/√Qp
+  // (the LSQ initialisation, for which the paper balances the step's relative
+  // update against the weights'). A step below s₀ (an 8-bit step starts at
+  // max|x|/Qp, about 5× below it) moves by the same absolute amount, so its
+  // relative moves are that much larger: a random walk whose stride is the
+  // step's own size (a first conv or depthwise channel: few weights, large
+  // gradients) reaches zero and collapses the channel. So g is scaled by
+  // min(1, s/s₀) per channel: the paper's LSQ at or above s₀, and below it a
+  // step's moves shrink with it (its relative moves stay those of a step at
+  // s₀), so it rarely reaches zero. (A weakly trained MobileNetV2, one epoch
+  // of w8a8 LSQ + KD: 27.75% without this factor, 75.00% with it; README.)
   const double q_pos = std::max(1, qmax() - zp[0]);
-  const float grad_scale = (float)(1.0 / std::sqrt((double)x.numel() * q_pos));
+  const double g = 1.0 / std::sqrt((double)x.numel() * q_pos);
   Tensor offset = plus() ? param("offset") : Tensor();
+  std::vector<float> grad_scale{(float)g};
+  if (any_requires_grad({&x, &scale, &offset})) {  // (not in evaluation: no pass over x)
+    const std::vector<float> st = scale.to_vector();
+    const std::vector<double> mean = mean_abs(x.detach(), (int64_t)st.size(), spec_.axis);
+    grad_scale.resize(st.size());
+    for (size_t c = 0; c < st.size(); ++c) {
+      const double s0 = 2.0 * mean[c] / std::sqrt(q_pos);
+      grad_scale[c] = (float)(s0 > 0 ? g * std::min(1.0, (double)st[c] / s0) : g);
+    }
+  }
   return lsq_quantize(x, scale, offset, zp, spec_.per_channel ? spec_.axis : -1, qmin(), qmax(), grad_scale);
 }
 

@@ -477,7 +477,7 @@ TEST_CASE("LSQ initial step: the observer's at 8 bits, 2·mean(|x|)/√Qp below;
   CHECK(error_of([&] { q.forward(w); }).find("features.3.weight_fake_quant: LSQ step nan is not finite") != std::string::npos);
 }
 
-TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, per channel too (PyTorch's learnable fake quant)") {
+TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, per channel too (PyTorch's learnable fake quant), times min(1, s/s0)") {
   // Per channel, N is the tensor's element count, not the channel's: with the
   // channel's, an 8-bit per-channel weight step moved by its own size within a
   // few SGD steps at lr 0.01 and collapsed to the clamp (the demo's QAT w8a8 row at 10%).
@@ -498,6 +498,19 @@ TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, p
   const std::vector<float> g = step.grad().to_vector();
   CHECK(g[0] == doctest::Approx(0.6 / std::sqrt(6.0 * 7)).epsilon(1e-5));
   CHECK(g[1] == doctest::Approx(-0.2 / std::sqrt(6.0 * 7)).epsilon(1e-5));
+
+  // A step below its nominal size s₀ = 2·mean(|x|)/√Qp has its gradient scaled by s/s₀: channel 0 at
+  // 0.05 (s₀ = 2·0.36667/√7 = 0.27717): v = [6, 12, −4], 12 clipped to Qp = 7.
+  {
+    NoGradGuard ng;
+    step.data<float>()[0] = 0.05f;
+  }
+  step.set_grad(Tensor());
+  sum(q.forward(x)).backward();
+  const double s0 = 2.0 * (1.1 / 3.0) / std::sqrt(7.0);
+  const std::vector<float> g2 = step.grad().to_vector();
+  CHECK(g2[0] == doctest::Approx(7.0 / std::sqrt(6.0 * 7) * (0.05 / s0)).epsilon(1e-4));
+  CHECK(g2[1] == doctest::Approx(-0.2 / std::sqrt(6.0 * 7)).epsilon(1e-5));  // 0.5 ≥ s₀: the paper's scale
 }
 
 TEST_CASE("bad input: clear errors naming the thing") {
