@@ -247,7 +247,7 @@ const char* command_usage(const std::string& cmd) {
     return "usage: lowbit demo [--full] [--out DIR] [--data DIR] [--quiet] [--seed S] [--limit N]\n"
            "  train a resnet20 teacher, distill a mobilenet_v2 (width 0.5, small input) student, quantize it (PTQ\n"
            "  per-tensor MinMax, PTQ per-channel histogram, QAT w8a8 and w4a4 LSQ + KD), run each on the int8 engine;\n"
-           "  ends with a table. Short schedules (about 9 minutes on 2 cores); --full: the recipes (hours);\n"
+           "  ends with a table. Short schedules (9 to 31 minutes on 2 cores); --full: the recipes (hours);\n"
            "  --limit N: every stage on N images (a quick look). Writes everything to DIR (default\n"
            "  lowbit-demo-DATE-TIME): checkpoints, int8 models, metrics.jsonl, table.md\n";
   if (cmd == "report")
