@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The runs behind the README's distillation table, one at a time.
+# The runs behind the distillation table of bench/results/README.md, one at a time.
 #   bench/distill_runs.sh TEACHER.safetensors OUT_DIR [LOWBIT]
 # TEACHER: the float resnet20 of the 30-epoch recipe (lowbit train --model resnet20 --epochs 30).
 # Each run writes OUT_DIR/NAME.json (its --json line); bench/distill_table.py makes the table.

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The README's distillation table from bench/distill_runs.sh's JSON results.
+"""The distillation table of bench/results/README.md from bench/distill_runs.sh's JSON results.
 
 usage: bench/distill_table.py DIR   (default bench/results/distill)
 Prints one markdown row per setting: mean of the seeds and each seed's accuracy.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quantization table of the README for one float checkpoint: float, PTQ
+# The quantization table of bench/results/README.md for one float checkpoint: float, PTQ
 # per-tensor MinMax, PTQ per-channel with each observer, QAT w8a8 STE/LSQ,
 # w4a4 LSQ, w2a2 LSQ. Every accuracy is `lowbit eval --json` of the written
 # file on the full test split; one JSON line per row goes to OUT.

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The README's quantization table (markdown) from bench/quant_table.sh's JSON lines.
+"""The quantization table of bench/results/README.md (markdown) from bench/quant_table.sh's JSON lines.
 
 usage: bench/quant_table_md.py ROWS.jsonl SHORT_WEIGHTS_NAME "FLOAT TRAIN COMMAND"
 The weights path in each command becomes SHORT_WEIGHTS_NAME, the binary `lowbit`,

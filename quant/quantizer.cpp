@@ -213,7 +213,7 @@ Tensor LsqQuantizer::forward(const Tensor& x) {
   // min(1, s/s₀) per channel: the paper's LSQ at or above s₀, and below it a
   // step's moves shrink with it (its relative moves stay those of a step at
   // s₀), so it rarely reaches zero. (A weakly trained MobileNetV2, one epoch
-  // of w8a8 LSQ + KD: 27.75% without this factor, 75.00% with it; README.)
+  // of w8a8 LSQ + KD: 27.75% without this factor, 75.00% with it; quant/README.md.)
   const double q_pos = std::max(1, qmax() - zp[0]);
   const double g = 1.0 / std::sqrt((double)x.numel() * q_pos);
   Tensor offset = plus() ? param("offset") : Tensor();
