@@ -19,21 +19,23 @@ QuantParams read_qparams(const Tensor& scale, const Tensor& zp, const QSpec& spe
   return qp;
 }
 
-// mean(|x|) per channel of axis (C > 1) or of the whole tensor (C == 1).
-std::vector<double> mean_abs(const Tensor& x_in, int64_t C, int axis) {
+// mean(|x|) per channel of axis (C > 1) or of the whole tensor (C == 1; from
+// every stride-th element, stride = ⌊n/sample⌋, when sample > 0 and n > sample).
+std::vector<double> mean_abs(const Tensor& x_in, int64_t C, int axis, int64_t sample = 0) {
   const Tensor x = x_in.contiguous();
   const float* v = x.data<float>();
   const int64_t n = x.numel();
-  int64_t inner = C > 1 ? 1 : std::max<int64_t>(n, 1);
-  if (C > 1)
-    for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.shape()[d];
-  std::vector<double> sum((size_t)C, 0.0);
-  for (int64_t i = 0; i < n; i += inner) {
-    const int64_t c = C > 1 ? (i / inner) % C : 0;
-    double acc = 0;
-    for (int64_t j = 0; j < std::min(inner, n - i); ++j) acc += std::fabs((double)v[i + j]);
-    sum[(size_t)c] += acc;
+  if (C == 1) {
+    const int64_t stride = sample > 0 && n > sample ? n / sample : 1;
+    double sum = 0;
+    int64_t count = 0;
+    for (int64_t i = 0; i < n; i += stride, ++count) sum += std::fabs((double)v[i]);
+    return {sum / (double)std::max<int64_t>(count, 1)};
   }
+  int64_t inner = 1;
+  for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.shape()[d];
+  std::vector<double> sum((size_t)C, 0.0);
+  for (int64_t i = 0; i < n; ++i) sum[(size_t)((i / inner) % C)] += std::fabs((double)v[i]);
   for (double& m : sum) m /= (double)std::max<int64_t>(n / C, 1);
   return sum;
 }
@@ -220,7 +222,9 @@ Tensor LsqQuantizer::forward(const Tensor& x) {
   std::vector<float> grad_scale{(float)g};
   if (any_requires_grad({&x, &scale, &offset})) {  // (not in evaluation: no pass over x)
     const std::vector<float> st = scale.to_vector();
-    const std::vector<double> mean = mean_abs(x.detach(), (int64_t)st.size(), spec_.axis);
+    // s₀ of a per-tensor step from 65,536 strided elements (a threshold, not a
+    // statistic to track exactly: no full pass over an activation); per channel from all.
+    const std::vector<double> mean = mean_abs(x.detach(), (int64_t)st.size(), spec_.axis, 65536);
     grad_scale.resize(st.size());
     for (size_t c = 0; c < st.size(); ++c) {
       const double s0 = 2.0 * mean[c] / std::sqrt(q_pos);
