@@ -103,9 +103,9 @@ namespace {
 class LsqBackward final : public Node {
  public:
   LsqBackward(const Tensor& x, std::vector<float> scale, float offset, std::vector<int32_t> zp, ChannelLayout l,
-              int qmin, int qmax, std::vector<float> grad_scale, Shape scale_shape, Shape offset_shape, bool has_offset)
+              int qmin, int qmax, std::vector<float> grad_scale, float offset_grad_scale, Shape scale_shape, Shape offset_shape, bool has_offset)
       : x_(x, "lsq_quantize"), scale_(std::move(scale)), offset_(offset), zp_(std::move(zp)), l_(l),
-        qmin_(qmin), qmax_(qmax), grad_scale_(std::move(grad_scale)), scale_shape_(std::move(scale_shape)),
+        qmin_(qmin), qmax_(qmax), grad_scale_(std::move(grad_scale)), offset_grad_scale_(offset_grad_scale), scale_shape_(std::move(scale_shape)),
         offset_shape_(std::move(offset_shape)), has_offset_(has_offset) {}
   const char* name() const override { return "LsqQuantizeBackward"; }
   std::vector<Tensor> backward(const Tensor& g_in) override {
@@ -132,7 +132,7 @@ class LsqBackward final : public Node {
     }
     if (!has_offset_) return {needs_input_grad(0) ? gx : Tensor(), gs};
     if (needs_input_grad(2)) {
-      gb = Tensor::full(offset_shape_, db_total * grad_scale_[0]);
+      gb = Tensor::full(offset_shape_, db_total * offset_grad_scale_);
     }
     return {needs_input_grad(0) ? gx : Tensor(), gs, gb};
   }
@@ -146,6 +146,7 @@ class LsqBackward final : public Node {
   ChannelLayout l_;
   int qmin_, qmax_;
   std::vector<float> grad_scale_;  // one, or one per step
+  float offset_grad_scale_;
   Shape scale_shape_, offset_shape_;
   bool has_offset_;
 };
@@ -154,7 +155,7 @@ class LsqBackward final : public Node {
 
 Tensor lsq_quantize(const Tensor& x_in, const Tensor& scale_t, const Tensor& offset_t,
                     const std::vector<int32_t>& zero_point, int axis, int qmin, int qmax,
-                    const std::vector<float>& grad_scale) {
+                    const std::vector<float>& grad_scale, float offset_grad_scale) {
   LOWBIT_CHECK(x_in.dtype() == DType::f32, "lsq_quantize: input must be f32");
   const Tensor x = x_in.contiguous();
   std::vector<float> scale = scale_t.to_vector();
@@ -181,9 +182,9 @@ Tensor lsq_quantize(const Tensor& x_in, const Tensor& scale_t, const Tensor& off
   if (offset_t.defined()) {
     if (any_requires_grad({&x_in, &scale_t, &offset_t}))
       record(y, std::make_shared<LsqBackward>(x, scale, offset, zero_point, l, qmin, qmax, grad_scale,
-                                              scale_t.shape(), offset_t.shape(), true), {&x_in, &scale_t, &offset_t});
+                                              offset_grad_scale, scale_t.shape(), offset_t.shape(), true), {&x_in, &scale_t, &offset_t});
   } else if (any_requires_grad({&x_in, &scale_t})) {
-    record(y, std::make_shared<LsqBackward>(x, scale, 0.0f, zero_point, l, qmin, qmax, grad_scale, scale_t.shape(),
+    record(y, std::make_shared<LsqBackward>(x, scale, 0.0f, zero_point, l, qmin, qmax, grad_scale, 0.0f, scale_t.shape(),
                                             Shape{}, false), {&x_in, &scale_t});
   }
   return y;
@@ -191,7 +192,7 @@ Tensor lsq_quantize(const Tensor& x_in, const Tensor& scale_t, const Tensor& off
 
 Tensor lsq_quantize(const Tensor& x, const Tensor& scale, const Tensor& offset, const std::vector<int32_t>& zero_point,
                     int axis, int qmin, int qmax, float grad_scale) {
-  return lsq_quantize(x, scale, offset, zero_point, axis, qmin, qmax, std::vector<float>{grad_scale});
+  return lsq_quantize(x, scale, offset, zero_point, axis, qmin, qmax, std::vector<float>{grad_scale}, grad_scale);
 }
 
 }  // namespace lowbit::quant

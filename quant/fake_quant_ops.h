@@ -14,9 +14,10 @@
 //                   Gradients (the papers' STE, "inside" meaning qmin ≤ v + zp ≤ qmax before rounding):
 //                     dx = g inside, 0 outside
 //                     ds = grad_scale · Σ g · (round(v) − v inside; qmin − zp below; qmax − zp above)
-//                     dβ = grad_scale · Σ g · (0 inside; 1 outside)
+//                     dβ = offset_grad_scale · Σ g · (0 inside; 1 outside)
 //                   grad_scale: the caller's, one for every step or one per step (LsqQuantizer:
-//                   1/√(numel·Qp) as PyTorch's learnable fake quant, times min(1, s/s₀), quantizer.cpp).
+//                   1/√(numel·Qp) as PyTorch's learnable fake quant, times min(1, s/s₀), quantizer.cpp);
+//                   offset_grad_scale β's (LsqQuantizer: 1/√(numel·Qp)). The float overload: both one value.
 #pragma once
 #include <vector>
 
@@ -29,6 +30,6 @@ Tensor fake_quantize(const Tensor& x, const QuantParams& qp, int qmin, int qmax)
 Tensor lsq_quantize(const Tensor& x, const Tensor& scale, const Tensor& offset, const std::vector<int32_t>& zero_point,
                     int axis, int qmin, int qmax, float grad_scale);
 Tensor lsq_quantize(const Tensor& x, const Tensor& scale, const Tensor& offset, const std::vector<int32_t>& zero_point,
-                    int axis, int qmin, int qmax, const std::vector<float>& grad_scale);
+                    int axis, int qmin, int qmax, const std::vector<float>& grad_scale, float offset_grad_scale);
 
 }  // namespace lowbit::quant

@@ -19,14 +19,15 @@ QuantParams read_qparams(const Tensor& scale, const Tensor& zp, const QSpec& spe
   return qp;
 }
 
-// mean(|x|) per channel of axis (C > 1) or of the whole tensor (C == 1; from
-// every stride-th element, stride = ⌊n/sample⌋, when sample > 0 and n > sample).
+// mean(|x|) per channel of axis (C > 1) or of the whole tensor (C == 1; when
+// sample > 0 and n > sample, from every stride-th element, stride = ⌈n/sample⌉
+// made odd so that it does not line up with a power-of-two image row).
 std::vector<double> mean_abs(const Tensor& x_in, int64_t C, int axis, int64_t sample = 0) {
   const Tensor x = x_in.contiguous();
   const float* v = x.data<float>();
   const int64_t n = x.numel();
   if (C == 1) {
-    const int64_t stride = sample > 0 && n > sample ? n / sample : 1;
+    const int64_t stride = sample > 0 && n > sample ? ((n + sample - 1) / sample) | 1 : 1;
     double sum = 0;
     int64_t count = 0;
     for (int64_t i = 0; i < n; i += stride, ++count) sum += std::fabs((double)v[i]);
@@ -35,7 +36,9 @@ std::vector<double> mean_abs(const Tensor& x_in, int64_t C, int axis, int64_t sa
   int64_t inner = 1;
   for (int64_t d = axis + 1; d < x.dim(); ++d) inner *= x.shape()[d];
   std::vector<double> sum((size_t)C, 0.0);
-  for (int64_t i = 0; i < n; ++i) sum[(size_t)((i / inner) % C)] += std::fabs((double)v[i]);
+  for (int64_t o = 0; o < n / (C * inner); ++o)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < inner; ++j) sum[(size_t)c] += std::fabs((double)v[(o * C + c) * inner + j]);
   for (double& m : sum) m /= (double)std::max<int64_t>(n / C, 1);
   return sum;
 }
@@ -220,18 +223,19 @@ Tensor LsqQuantizer::forward(const Tensor& x) {
   const double g = 1.0 / std::sqrt((double)x.numel() * q_pos);
   Tensor offset = plus() ? param("offset") : Tensor();
   std::vector<float> grad_scale{(float)g};
-  if (any_requires_grad({&x, &scale, &offset})) {  // (not in evaluation: no pass over x)
+  if (any_requires_grad({&scale})) {  // (not when frozen or in evaluation: no pass over x)
     const std::vector<float> st = scale.to_vector();
     // s₀ of a per-tensor step from 65,536 strided elements (a threshold, not a
     // statistic to track exactly: no full pass over an activation); per channel from all.
     const std::vector<double> mean = mean_abs(x.detach(), (int64_t)st.size(), spec_.axis, 65536);
     grad_scale.resize(st.size());
     for (size_t c = 0; c < st.size(); ++c) {
-      const double s0 = 2.0 * mean[c] / std::sqrt(q_pos);
+      const double s0 = 2.0 * mean[c] / std::sqrt(std::max(1, qmax() - zp[c]));
       grad_scale[c] = (float)(s0 > 0 ? g * std::min(1.0, (double)st[c] / s0) : g);
     }
   }
-  return lsq_quantize(x, scale, offset, zp, spec_.per_channel ? spec_.axis : -1, qmin(), qmax(), grad_scale);
+  // LSQ+'s offset β keeps g: the factor is about a step's moves against its own size.
+  return lsq_quantize(x, scale, offset, zp, spec_.per_channel ? spec_.axis : -1, qmin(), qmax(), grad_scale, (float)g);
 }
 
 QuantParams LsqQuantizer::qparams() const {

@@ -315,7 +315,12 @@ std::string json_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     if (c == '"' || c == '\\') o += '\\';
-    if ((unsigned char)c < 0x20) continue;
+    if ((unsigned char)c < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", (unsigned)c);
+      o += b;
+      continue;
+    }
     o += c;
   }
   return o;

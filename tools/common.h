@@ -57,7 +57,7 @@ bool stop_requested();
 // A number field of a flat JSON line (`"key": 1.5`, as the --json lines
 // print it); NaN when absent.
 double json_number(const std::string& line, const std::string& key);
-// S as the inside of a JSON string: quotes and backslashes escaped, control characters dropped.
+// S as the inside of a JSON string: quotes and backslashes escaped, control characters as \u00XX.
 std::string json_escape(const std::string& s);
 
 // Median wall time of f() in milliseconds over `reps` calls after `warmup`.

@@ -486,7 +486,7 @@ TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, p
   s.is_signed = s.symmetric = s.per_channel = true;
   s.quantizer = QuantizerKind::lsq;
   LsqQuantizer q(s, "fc.weight_fake_quant", 2);
-  const Tensor x = Tensor::from_vector({0.3f, 0.6f, -0.2f, 1.0f, 0.1f, 0.0f}, {2, 3});
+  const Tensor x = Tensor::from_vector({0.3f, 0.6f, -0.2f, 2.0f, 0.1f, 0.0f}, {2, 3});
   q.forward(x);  // initialises the steps; set them to 0.5 by hand
   Tensor step = q.named_parameters().at(0).second;
   {
@@ -494,10 +494,13 @@ TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, p
     step.data<float>()[0] = step.data<float>()[1] = 0.5f;
   }
   sum(q.forward(x)).backward();
-  // v = x/0.5 = [0.6, 1.2, -0.4 | 2, 0.2, 0]; Σ(round(v) − v) = 0.6 and −0.2; Qp = 7, numel = 6.
+  // v = x/0.5 = [0.6, 1.2, -0.4 | 4, 0.2, 0]; Σ(round(v) − v) = 0.6 and −0.2; Qp = 7, numel = 6.
+  // Channel 0: s = 0.5 ≥ s₀ = 2·mean|x|/√7 = 0.27717, the plain scale; channel 1: s₀ = 2·0.7/√7 = 0.52915
+  // is above 0.5, so its gradient is scaled by s/s₀ (a step below its nominal size, see the next part).
+  const double s0_0 = 2.0 * (1.1 / 3.0) / std::sqrt(7.0), s0_1 = 2.0 * 0.7 / std::sqrt(7.0);
   const std::vector<float> g = step.grad().to_vector();
   CHECK(g[0] == doctest::Approx(0.6 / std::sqrt(6.0 * 7)).epsilon(1e-5));
-  CHECK(g[1] == doctest::Approx(-0.2 / std::sqrt(6.0 * 7)).epsilon(1e-5));
+  CHECK(g[1] == doctest::Approx(-0.2 / std::sqrt(6.0 * 7) * (0.5 / s0_1)).epsilon(1e-5));
 
   // A step below its nominal size s₀ = 2·mean(|x|)/√Qp has its gradient scaled by s/s₀: channel 0 at
   // 0.05 (s₀ = 2·0.36667/√7 = 0.27717): v = [6, 12, −4], 12 clipped to Qp = 7.
@@ -507,10 +510,35 @@ TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, p
   }
   step.set_grad(Tensor());
   sum(q.forward(x)).backward();
-  const double s0 = 2.0 * (1.1 / 3.0) / std::sqrt(7.0);
   const std::vector<float> g2 = step.grad().to_vector();
-  CHECK(g2[0] == doctest::Approx(7.0 / std::sqrt(6.0 * 7) * (0.05 / s0)).epsilon(1e-4));
-  CHECK(g2[1] == doctest::Approx(-0.2 / std::sqrt(6.0 * 7)).epsilon(1e-5));  // 0.5 ≥ s₀: the paper's scale
+  CHECK(g2[0] == doctest::Approx(7.0 / std::sqrt(6.0 * 7) * (0.05 / s0_0)).epsilon(1e-4));
+  CHECK(g2[1] == doctest::Approx(-0.2 / std::sqrt(6.0 * 7) * (0.5 / s0_1)).epsilon(1e-5));
+
+  // Per tensor over an activation-sized input (more than the 65,536 elements s₀ reads): the factor
+  // from a strided sample. |x| = 1 everywhere, so s₀ = 2/√Qp exactly whatever the sample.
+  QSpec a;
+  a.bits = 8;
+  a.quantizer = QuantizerKind::lsq;
+  a.lsq_init = LsqInit::mean_abs;
+  LsqQuantizer qa(a, "act", 1);
+  std::vector<float> big(4 * 8 * 64 * 64);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = i % 3 == 0 ? -1.0f : 1.0f;
+  const Tensor xa = Tensor::from_vector(big, {4, 8, 64, 64});
+  qa.forward(xa);
+  Tensor sa = qa.named_parameters().at(0).second;
+  const int zpa = (int)qa.qparams().zero_point[0];
+  {
+    NoGradGuard ng;
+    sa.data<float>()[0] = 0.25f * sa.data<float>()[0];  // a quarter of s₀
+  }
+  const float s_a = sa.data<float>()[0];
+  sum(qa.forward(xa)).backward();
+  // Every x is inside the grid (|x|/s ≤ 4·√Qp/2 < Qp − zp) and round(±1/s) − (±1/s) is the same for every
+  // element of one sign: the gradient is the plain sum times 1/√(n·Qp) times 1/4.
+  const double qpos = 255 - zpa, n = (double)big.size();
+  double plain = 0;
+  for (float v : big) plain += std::nearbyint(v / s_a) - v / s_a;
+  CHECK(sa.grad().item() == doctest::Approx(plain / std::sqrt(n * qpos) * 0.25).epsilon(1e-3));
 }
 
 TEST_CASE("bad input: clear errors naming the thing") {
