@@ -103,9 +103,9 @@ namespace {
 class LsqBackward final : public Node {
  public:
   LsqBackward(const Tensor& x, std::vector<float> scale, float offset, std::vector<int32_t> zp, ChannelLayout l,
-              int qmin, int qmax, std::vector<float> grad_scale, float offset_grad_scale, Shape scale_shape, Shape offset_shape, bool has_offset)
+              int qmin, int qmax, float grad_scale, std::vector<float> shrink_grad_scale, Shape scale_shape, Shape offset_shape, bool has_offset)
       : x_(x, "lsq_quantize"), scale_(std::move(scale)), offset_(offset), zp_(std::move(zp)), l_(l),
-        qmin_(qmin), qmax_(qmax), grad_scale_(std::move(grad_scale)), offset_grad_scale_(offset_grad_scale), scale_shape_(std::move(scale_shape)),
+        qmin_(qmin), qmax_(qmax), grad_scale_(grad_scale), shrink_grad_scale_(std::move(shrink_grad_scale)), scale_shape_(std::move(scale_shape)),
         offset_shape_(std::move(offset_shape)), has_offset_(has_offset) {}
   const char* name() const override { return "LsqQuantizeBackward"; }
   std::vector<Tensor> backward(const Tensor& g_in) override {
@@ -128,11 +128,14 @@ class LsqBackward final : public Node {
     if (needs_input_grad(1)) {
       gs = Tensor::zeros(scale_shape_);
       float* p = gs.data<float>();
-      for (int64_t c = 0; c < C; ++c) p[c] = (float)(ds[(size_t)c] * grad_scale_[grad_scale_.size() == 1 ? 0 : (size_t)c]);
+      for (int64_t c = 0; c < C; ++c) {  // ds > 0: gradient descent shrinks the step
+        const bool shrinks = ds[(size_t)c] > 0 && !shrink_grad_scale_.empty();
+        p[c] = (float)(ds[(size_t)c] * (shrinks ? shrink_grad_scale_[(size_t)c] : grad_scale_));
+      }
     }
     if (!has_offset_) return {needs_input_grad(0) ? gx : Tensor(), gs};
     if (needs_input_grad(2)) {
-      gb = Tensor::full(offset_shape_, db_total * offset_grad_scale_);
+      gb = Tensor::full(offset_shape_, db_total * grad_scale_);
     }
     return {needs_input_grad(0) ? gx : Tensor(), gs, gb};
   }
@@ -145,8 +148,8 @@ class LsqBackward final : public Node {
   std::vector<int32_t> zp_;
   ChannelLayout l_;
   int qmin_, qmax_;
-  std::vector<float> grad_scale_;  // one, or one per step
-  float offset_grad_scale_;
+  float grad_scale_;
+  std::vector<float> shrink_grad_scale_;  // empty, or one per step
   Shape scale_shape_, offset_shape_;
   bool has_offset_;
 };
@@ -154,16 +157,16 @@ class LsqBackward final : public Node {
 }  // namespace
 
 Tensor lsq_quantize(const Tensor& x_in, const Tensor& scale_t, const Tensor& offset_t,
-                    const std::vector<int32_t>& zero_point, int axis, int qmin, int qmax,
-                    const std::vector<float>& grad_scale, float offset_grad_scale) {
+                    const std::vector<int32_t>& zero_point, int axis, int qmin, int qmax, float grad_scale,
+                    const std::vector<float>& shrink_grad_scale) {
   LOWBIT_CHECK(x_in.dtype() == DType::f32, "lsq_quantize: input must be f32");
   const Tensor x = x_in.contiguous();
   std::vector<float> scale = scale_t.to_vector();
   LOWBIT_CHECK(scale.size() == zero_point.size(), "lsq_quantize: ", scale.size(), " steps and ", zero_point.size(),
                " zero points");
   const ChannelLayout l = layout(x, axis, (int64_t)scale.size(), "lsq_quantize");
-  LOWBIT_CHECK(grad_scale.size() == 1 || grad_scale.size() == scale.size(), "lsq_quantize: ", grad_scale.size(),
-               " gradient scales for ", scale.size(), " steps");
+  LOWBIT_CHECK(shrink_grad_scale.empty() || shrink_grad_scale.size() == scale.size(), "lsq_quantize: ",
+               shrink_grad_scale.size(), " shrink gradient scales for ", scale.size(), " steps");
   LOWBIT_CHECK(!offset_t.defined() || offset_t.numel() == 1, "lsq_quantize: the offset must be a single value");
   const float offset = offset_t.defined() ? offset_t.item() : 0.0f;
   for (float s : scale)
@@ -182,17 +185,13 @@ Tensor lsq_quantize(const Tensor& x_in, const Tensor& scale_t, const Tensor& off
   if (offset_t.defined()) {
     if (any_requires_grad({&x_in, &scale_t, &offset_t}))
       record(y, std::make_shared<LsqBackward>(x, scale, offset, zero_point, l, qmin, qmax, grad_scale,
-                                              offset_grad_scale, scale_t.shape(), offset_t.shape(), true), {&x_in, &scale_t, &offset_t});
+                                              shrink_grad_scale, scale_t.shape(), offset_t.shape(), true), {&x_in, &scale_t, &offset_t});
   } else if (any_requires_grad({&x_in, &scale_t})) {
-    record(y, std::make_shared<LsqBackward>(x, scale, 0.0f, zero_point, l, qmin, qmax, grad_scale, 0.0f, scale_t.shape(),
+    record(y, std::make_shared<LsqBackward>(x, scale, 0.0f, zero_point, l, qmin, qmax, grad_scale, shrink_grad_scale, scale_t.shape(),
                                             Shape{}, false), {&x_in, &scale_t});
   }
   return y;
 }
 
-Tensor lsq_quantize(const Tensor& x, const Tensor& scale, const Tensor& offset, const std::vector<int32_t>& zero_point,
-                    int axis, int qmin, int qmax, float grad_scale) {
-  return lsq_quantize(x, scale, offset, zero_point, axis, qmin, qmax, std::vector<float>{grad_scale}, grad_scale);
-}
 
 }  // namespace lowbit::quant

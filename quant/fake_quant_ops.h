@@ -13,11 +13,12 @@
 //                   learnable offset β ([1], LSQ+; undefined for LSQ) and a fixed integer zp.
 //                   Gradients (the papers' STE, "inside" meaning qmin ≤ v + zp ≤ qmax before rounding):
 //                     dx = g inside, 0 outside
-//                     ds = grad_scale · Σ g · (round(v) − v inside; qmin − zp below; qmax − zp above)
-//                     dβ = offset_grad_scale · Σ g · (0 inside; 1 outside)
-//                   grad_scale: the caller's, one for every step or one per step (LsqQuantizer:
-//                   1/√(numel·Qp) as PyTorch's learnable fake quant, times min(1, s/s₀), quantizer.cpp);
-//                   offset_grad_scale β's (LsqQuantizer: 1/√(numel·Qp)). The float overload: both one value.
+//                     ds = k · Σ g · (round(v) − v inside; qmin − zp below; qmax − zp above)
+//                     dβ = grad_scale · Σ g · (0 inside; 1 outside)
+//                   k = grad_scale (LsqQuantizer: 1/√(numel·Qp), PyTorch's learnable fake quant),
+//                   or, where the step's sum is > 0 (gradient descent shrinks it) and
+//                   shrink_grad_scale is given, that step's shrink_grad_scale (LsqQuantizer: the
+//                   same times min(1, s/s₀), quantizer.cpp).
 #pragma once
 #include <vector>
 
@@ -28,8 +29,6 @@ namespace lowbit::quant {
 Tensor fake_quantize(const Tensor& x, const QuantParams& qp, int qmin, int qmax);
 
 Tensor lsq_quantize(const Tensor& x, const Tensor& scale, const Tensor& offset, const std::vector<int32_t>& zero_point,
-                    int axis, int qmin, int qmax, float grad_scale);
-Tensor lsq_quantize(const Tensor& x, const Tensor& scale, const Tensor& offset, const std::vector<int32_t>& zero_point,
-                    int axis, int qmin, int qmax, const std::vector<float>& grad_scale, float offset_grad_scale);
+                    int axis, int qmin, int qmax, float grad_scale, const std::vector<float>& shrink_grad_scale = {});
 
 }  // namespace lowbit::quant

@@ -214,28 +214,30 @@ Tensor LsqQuantizer::forward(const Tensor& x) {
   // max|x|/Qp, about 5× below it) moves by the same absolute amount, so its
   // relative moves are that much larger: a random walk whose stride is the
   // step's own size (a first conv or depthwise channel: few weights, large
-  // gradients) reaches zero and collapses the channel. So g is scaled by
-  // min(1, s/s₀) per channel: the paper's LSQ at or above s₀, and below it a
-  // step's moves shrink with it (its relative moves stay those of a step at
-  // s₀), so it rarely reaches zero. (A weakly trained MobileNetV2, one epoch
-  // of w8a8 LSQ + KD: 27.75% without this factor, 75.00% with it; quant/README.md.)
+  // gradients) reaches zero and collapses the channel. So a gradient that
+  // shrinks a step below s₀ is scaled by s/s₀ per channel (the step's relative
+  // moves down stay those of a step at s₀: it decays at worst geometrically,
+  // and rarely reaches zero); a gradient that grows it keeps g, so a step can
+  // follow weights that grow (training from random weights, where damping
+  // both ways left the steps behind: every weight clipped, the student at
+  // chance). Weakly trained MobileNetV2, one epoch of w8a8 LSQ + KD: 27.75%
+  // with g alone, 75.30% with this; quant/README.md.
   const double q_pos = std::max(1, qmax() - zp[0]);
   const double g = 1.0 / std::sqrt((double)x.numel() * q_pos);
   Tensor offset = plus() ? param("offset") : Tensor();
-  std::vector<float> grad_scale{(float)g};
+  std::vector<float> shrink_scale;
   if (any_requires_grad({&scale})) {  // (not when frozen or in evaluation: no pass over x)
     const std::vector<float> st = scale.to_vector();
     // s₀ of a per-tensor step from 65,536 strided elements (a threshold, not a
     // statistic to track exactly: no full pass over an activation); per channel from all.
     const std::vector<double> mean = mean_abs(x.detach(), (int64_t)st.size(), spec_.axis, 65536);
-    grad_scale.resize(st.size());
     for (size_t c = 0; c < st.size(); ++c) {
       const double s0 = 2.0 * mean[c] / std::sqrt(std::max(1, qmax() - zp[c]));
-      grad_scale[c] = (float)(s0 > 0 ? g * std::min(1.0, (double)st[c] / s0) : g);
+      shrink_scale.push_back((float)(s0 > 0 ? g * std::min(1.0, (double)st[c] / s0) : g));
     }
   }
   // LSQ+'s offset β keeps g: the factor is about a step's moves against its own size.
-  return lsq_quantize(x, scale, offset, zp, spec_.per_channel ? spec_.axis : -1, qmin(), qmax(), grad_scale, (float)g);
+  return lsq_quantize(x, scale, offset, zp, spec_.per_channel ? spec_.axis : -1, qmin(), qmax(), (float)g, shrink_scale);
 }
 
 QuantParams LsqQuantizer::qparams() const {

@@ -333,7 +333,19 @@ readme="$(dirname "$0")/../../README.md"
 if diff -q <(sed -n '/^<!-- examples\/cycle.cpp -->$/,/^```$/p' "$readme" | sed '1,2d;$d') \
            "$(dirname "$0")/../../examples/cycle.cpp" >/dev/null; then passed=$((passed + 1)); else
   echo "FAIL README's library example differs from examples/cycle.cpp" >&2; failed=$((failed + 1)); fi
-expect_out "examples/cycle" '^teacher 0\.[0-9]{3}  w4a4 student (0\.[0-9]{3})  int8 engine \1 *$' -- "$(dirname "$LOWBIT")/../examples/cycle"
+# Values, not the format: one epoch from random weights on 12,000 images makes a
+# teacher at 0.65 to 0.69 and a w4a4 student at 0.47 to 0.50 (seeds 0 to 3; the
+# engine equal to it). A step damped on its way up left every weight clipped:
+# a student at 0.13 to 0.21, which this catches.
+cycle_out="$("$(dirname "$LOWBIT")/../examples/cycle" 2>"$tmp/stderr")"
+if [[ "$cycle_out" =~ ^teacher\ (0\.[0-9]{3})\ \ w4a4\ student\ (0\.[0-9]{3})\ \ int8\ engine\ (0\.[0-9]{3}) ]] &&
+   [ "${BASH_REMATCH[2]}" = "${BASH_REMATCH[3]}" ] &&
+   awk -v t="${BASH_REMATCH[1]}" -v s="${BASH_REMATCH[2]}" 'BEGIN { exit !(t >= 0.60 && s >= 0.40) }'; then
+  passed=$((passed + 1))
+else
+  echo "FAIL examples/cycle: want teacher >= 0.60, student >= 0.40, engine = student: $cycle_out $(cat "$tmp/stderr")" >&2
+  failed=$((failed + 1))
+fi
 
 # Image folders as a user brings them: flat DIR/CLASS/IMAGE, RGB files, a 1-channel model.
 for c in boot rgb; do mkdir -p "$tmp/flat/$c"; done

@@ -477,7 +477,7 @@ TEST_CASE("LSQ initial step: the observer's at 8 bits, 2·mean(|x|)/√Qp below;
   CHECK(error_of([&] { q.forward(w); }).find("features.3.weight_fake_quant: LSQ step nan is not finite") != std::string::npos);
 }
 
-TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, per channel too (PyTorch's learnable fake quant), times min(1, s/s0)") {
+TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, per channel too (PyTorch's learnable fake quant); a shrinking step below s0 times s/s0") {
   // Per channel, N is the tensor's element count, not the channel's: with the
   // channel's, an 8-bit per-channel weight step moved by its own size within a
   // few SGD steps at lr 0.01 and collapsed to the clamp (the demo's QAT w8a8 row at 10%).
@@ -495,15 +495,15 @@ TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, p
   }
   sum(q.forward(x)).backward();
   // v = x/0.5 = [0.6, 1.2, -0.4 | 4, 0.2, 0]; Σ(round(v) − v) = 0.6 and −0.2; Qp = 7, numel = 6.
-  // Channel 0: s = 0.5 ≥ s₀ = 2·mean|x|/√7 = 0.27717, the plain scale; channel 1: s₀ = 2·0.7/√7 = 0.52915
-  // is above 0.5, so its gradient is scaled by s/s₀ (a step below its nominal size, see the next part).
-  const double s0_0 = 2.0 * (1.1 / 3.0) / std::sqrt(7.0), s0_1 = 2.0 * 0.7 / std::sqrt(7.0);
+  // Channel 0: s = 0.5 ≥ s₀ = 2·mean|x|/√7 = 0.27717, the plain scale. Channel 1: s₀ = 2·0.7/√7 =
+  // 0.52915 is above 0.5, but its gradient (−0.2) grows the step: the plain scale too.
+  const double s0_0 = 2.0 * (1.1 / 3.0) / std::sqrt(7.0);
   const std::vector<float> g = step.grad().to_vector();
   CHECK(g[0] == doctest::Approx(0.6 / std::sqrt(6.0 * 7)).epsilon(1e-5));
-  CHECK(g[1] == doctest::Approx(-0.2 / std::sqrt(6.0 * 7) * (0.5 / s0_1)).epsilon(1e-5));
+  CHECK(g[1] == doctest::Approx(-0.2 / std::sqrt(6.0 * 7)).epsilon(1e-5));
 
-  // A step below its nominal size s₀ = 2·mean(|x|)/√Qp has its gradient scaled by s/s₀: channel 0 at
-  // 0.05 (s₀ = 2·0.36667/√7 = 0.27717): v = [6, 12, −4], 12 clipped to Qp = 7.
+  // A step below s₀ whose gradient shrinks it is scaled by s/s₀: channel 0 at 0.05
+  // (s₀ = 0.27717): v = [6, 12, −4], 12 clipped to Qp = 7, Σ = 7 > 0 (descent shrinks the step).
   {
     NoGradGuard ng;
     step.data<float>()[0] = 0.05f;
@@ -512,10 +512,12 @@ TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, p
   sum(q.forward(x)).backward();
   const std::vector<float> g2 = step.grad().to_vector();
   CHECK(g2[0] == doctest::Approx(7.0 / std::sqrt(6.0 * 7) * (0.05 / s0_0)).epsilon(1e-4));
-  CHECK(g2[1] == doctest::Approx(-0.2 / std::sqrt(6.0 * 7) * (0.5 / s0_1)).epsilon(1e-5));
+  CHECK(g2[1] == doctest::Approx(-0.2 / std::sqrt(6.0 * 7)).epsilon(1e-5));
 
   // Per tensor over an activation-sized input (more than the 65,536 elements s₀ reads): the factor
-  // from a strided sample. |x| = 1 everywhere, so s₀ = 2/√Qp exactly whatever the sample.
+  // from a strided sample. |x| = 1 everywhere, so s₀ = 2/√Qp exactly whatever the sample. A step
+  // s = 1/(k + f) near s₀/4 puts every ±1/s at fraction ±f: round(v) − v is ∓0.25 (f = 0.25, the
+  // sum grows the step: plain scale) or ±0.25 (f = 0.75, it shrinks it: times s/s₀).
   QSpec a;
   a.bits = 8;
   a.quantizer = QuantizerKind::lsq;
@@ -527,18 +529,22 @@ TEST_CASE("LSQ step gradient: scaled by 1/sqrt(numel·Qp) of the whole tensor, p
   qa.forward(xa);
   Tensor sa = qa.named_parameters().at(0).second;
   const int zpa = (int)qa.qparams().zero_point[0];
-  {
-    NoGradGuard ng;
-    sa.data<float>()[0] = 0.25f * sa.data<float>()[0];  // a quarter of s₀
+  const double qpos = 255 - zpa, n = (double)big.size(), s0 = 2.0 / std::sqrt(qpos);
+  for (const double f : {0.25, 0.75}) {
+    {
+      NoGradGuard ng;
+      sa.data<float>()[0] = (float)(1.0 / (std::floor(4.0 / s0) + f));
+    }
+    sa.set_grad(Tensor());
+    const float s_a = sa.data<float>()[0];
+    sum(qa.forward(xa)).backward();
+    // Every x is inside the grid (1/s ≈ 2·√Qp < Qp − zp and < zp).
+    double plain = 0;
+    for (float v : big) plain += std::nearbyint(v / s_a) - v / s_a;
+    CHECK((f < 0.5 ? plain < 0 : plain > 0));
+    const double factor = f < 0.5 ? 1.0 : s_a / s0;
+    CHECK(sa.grad().item() == doctest::Approx(plain / std::sqrt(n * qpos) * factor).epsilon(1e-3));
   }
-  const float s_a = sa.data<float>()[0];
-  sum(qa.forward(xa)).backward();
-  // Every x is inside the grid (|x|/s ≤ 4·√Qp/2 < Qp − zp) and round(±1/s) − (±1/s) is the same for every
-  // element of one sign: the gradient is the plain sum times 1/√(n·Qp) times 1/4.
-  const double qpos = 255 - zpa, n = (double)big.size();
-  double plain = 0;
-  for (float v : big) plain += std::nearbyint(v / s_a) - v / s_a;
-  CHECK(sa.grad().item() == doctest::Approx(plain / std::sqrt(n * qpos) * 0.25).epsilon(1e-3));
 }
 
 TEST_CASE("bad input: clear errors naming the thing") {
