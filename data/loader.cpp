@@ -102,6 +102,14 @@ Batch DataLoader::make_batch(uint64_t e, int64_t k) const {
 
 DataLoader::Epoch DataLoader::epoch(uint64_t e) const { return Epoch(*this, e); }
 
+int64_t DataLoader::num_samples() const { return opt_.drop_last ? num_batches() * opt_.batch_size : ds_->size(); }
+int64_t DataLoader::num_classes() const { return ds_->num_classes(); }
+
+void DataLoader::for_each(uint64_t e, const std::function<bool(const Batch&)>& fn) const {
+  for (const Batch& b : epoch(e))
+    if (!fn(b)) break;
+}
+
 // ---------------------------------------------------------------- Epoch
 
 struct DataLoader::Epoch::State {

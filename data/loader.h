@@ -19,17 +19,14 @@
 #include <memory>
 #include <vector>
 
+#include "core/batch.h"
 #include "core/tensor.h"
 #include "data/dataset.h"
 #include "data/transforms.h"
 
 namespace lowbit::data {
 
-struct Batch {
-  Tensor images;                 // N×C×H×W f32
-  Tensor labels;                 // N s32
-  std::vector<int64_t> indices;  // dataset index of each sample
-};
+using Batch = lowbit::Batch;  // core/batch.h
 
 struct LoaderOptions {
   int64_t batch_size = 64;
@@ -45,13 +42,18 @@ struct LoaderOptions {
 // The per-sample generator seed: a mix of (seed, epoch, index).
 uint64_t sample_seed(uint64_t seed, uint64_t epoch, int64_t index);
 
-class DataLoader {
+// A BatchSource (core/batch.h): what nn::Trainer and nn::evaluate read.
+class DataLoader : public BatchSource {
  public:
   // transform: applied to every sample; must produce f32 C×H×W of one shape
   // for all samples of a batch. Null = to_tensor().
   DataLoader(DatasetPtr dataset, LoaderOptions options, TransformPtr transform = nullptr);
 
-  int64_t num_batches() const;
+  int64_t num_batches() const override;
+  int64_t batch_size() const override { return opt_.batch_size; }
+  int64_t num_samples() const override;  // without the batch drop_last drops
+  int64_t num_classes() const override;
+  void for_each(uint64_t epoch, const std::function<bool(const Batch&)>& fn) const override;
   const LoaderOptions& options() const { return opt_; }
   const DatasetPtr& dataset() const { return ds_; }
   // The dataset indices of epoch `e` in batch order (before drop_last).

@@ -146,4 +146,21 @@ Distiller::Step Distiller::step(nn::Module& student, const Tensor& images, const
   return out;
 }
 
+std::optional<Tensor> DistillLoss::loss(nn::Module& student, const Batch& b, Tensor& logits) {
+  Distiller::Step s = d_.step(student, b.images, b.labels);
+  logits = s.student_logits;
+  return s.loss;
+}
+
+nn::Module* DistillLoss::aux() { return d_.adapters()->named_children().empty() ? nullptr : d_.adapters().get(); }
+
+nn::Metadata DistillLoss::metadata(bool) { return {{"distill", d_.config().str()}}; }
+
+void DistillLoss::check_resume(const nn::Metadata& md, const std::string& path) {
+  auto it = md.find("distill");
+  LOWBIT_CHECK(it != md.end(), path, " is not a lowbit distill checkpoint");
+  LOWBIT_CHECK(it->second == d_.config().str(), path, " was distilled with '", it->second, "', the flags ask for '",
+               d_.config().str(), "'");
+}
+
 }  // namespace lowbit::distill

@@ -3,7 +3,9 @@
 //   distill::Distiller d(teacher, cfg);        // teacher: a loaded float model; frozen here
 //   d.prepare(*student, sample_images);        // checks classes and taps, sizes hint adapters
 //   auto q = quant::prepare_qat(student, qc);  // optional: a low-bit student (taps keep their meaning)
-//   optimizer over student params + d.adapters() params;
+//   distill::DistillLoss kd(d);                // as a Trainer callback (nn/trainer.h):
+//   nn::Trainer(q, cfg, {&kd}).fit(train, val);  //   each batch's loss is d.step's
+// or by hand: an optimizer over the student's and d.adapters()'s parameters,
 //   for (batch) { auto s = d.step(*q, batch.images, batch.labels); s.loss.backward(); … }
 //
 // The teacher runs in eval mode under NoGradGuard on the same (augmented)
@@ -24,6 +26,7 @@
 
 #include "distill/losses.h"
 #include "nn/taps.h"
+#include "nn/trainer.h"
 
 namespace lowbit::distill {
 
@@ -78,6 +81,22 @@ class Distiller {
   DistillConfig cfg_;
   std::vector<std::string> teacher_taps_, student_taps_;
   bool prepared_ = false;
+};
+
+// The Distiller as a Trainer callback: each batch's loss is its step's; the
+// hint adapters train with the student and live in the checkpoints under
+// "aux."; each checkpoint records the config ("distill" = config().str()),
+// and a resumed run must have been distilled with the same one.
+class DistillLoss : public nn::TrainerCallback {
+ public:
+  explicit DistillLoss(Distiller& d) : d_(d) {}
+  std::optional<Tensor> loss(nn::Module& student, const Batch& b, Tensor& logits) override;
+  nn::Module* aux() override;
+  nn::Metadata metadata(bool finished) override;
+  void check_resume(const nn::Metadata& md, const std::string& path) override;
+
+ private:
+  Distiller& d_;
 };
 
 // The module whose paths a student's taps name: a QuantModel's inner model,

@@ -93,6 +93,7 @@ class DistillVariant final : public TrainVariant {
       nn::load_checkpoint(a_.get("--init", ""), *float_model, nullptr, true);
     }
     d_ = std::make_unique<distill::Distiller>(teacher, cfg_);
+    kd_ = std::make_unique<distill::DistillLoss>(*d_);
     try {
       d_->prepare(*float_model, Tensor::zeros({2, student_cfg.in_channels, student_cfg.input_h, student_cfg.input_w}));
     } catch (const Error& e) {
@@ -101,54 +102,32 @@ class DistillVariant final : public TrainVariant {
     return qat_ ? qat_->prepare(float_model) : float_model;
   }
 
-  void check_resume(const nn::Metadata& md, const std::string& path) override {
-    auto it = md.find("distill");
-    LOWBIT_CHECK(it != md.end(), path, " is not a lowbit distill checkpoint");
-    LOWBIT_CHECK(it->second == cfg_.str(), path, " was distilled with '", it->second, "', the flags ask for '",
-                 cfg_.str(), "'");
-    if (qat_) qat_->check_resume(md, path);
-    else LOWBIT_CHECK(!quant::quant_info(md, path), path, " holds a quantized student; pass its --qconfig");
+  std::vector<nn::TrainerCallback*> callbacks() override {
+    std::vector<nn::TrainerCallback*> c{kd_.get()};
+    if (qat_) {
+      qat_->train_data = train_data;
+      qat_->quiet = quiet;
+      for (nn::TrainerCallback* q : qat_->callbacks()) c.push_back(q);
+      c.push_back(qat_.get());  // --int8-out after the schedule froze the model
+    }
+    return c;
   }
 
-  void before_training(const data::DataLoader& val, bool quiet) override {
+  void check_resume(const nn::Metadata& md, const std::string& path) override {
+    if (!qat_) LOWBIT_CHECK(!quant::quant_info(md, path), path, " holds a quantized student; pass its --qconfig");
+  }
+
+  void on_train_begin(nn::Module&, const BatchSource& val) override {
     teacher_acc_ = evaluate(*d_->teacher(), val, !quiet, "teacher").top1;
     if (!quiet)
       std::fprintf(stderr, "teacher %s (%s): val accuracy %.4f; %s\n", teacher_model_.c_str(), teacher_path_.c_str(),
                    teacher_acc_, cfg_.str().c_str());
   }
 
-  Tensor step_loss(nn::Module& model, const data::Batch& b, float, Tensor& logits) override {
-    distill::Distiller::Step s = d_->step(model, b.images, b.labels);
-    logits = s.student_logits;
-    return s.loss;
-  }
-  nn::Module* aux() override { return d_->adapters()->named_children().empty() ? nullptr : d_->adapters().get(); }
-
-  void on_epoch(nn::Module& model, int64_t epoch) override {
-    if (qat_) qat_->on_epoch(model, epoch);
-  }
-  std::vector<quant::CollapsedStep> collapses(nn::Module& model) override {
-    return qat_ ? qat_->collapses(model) : std::vector<quant::CollapsedStep>{};
-  }
-  void before_eval(nn::Module& model) override {
-    if (qat_) qat_->before_eval(model);
-  }
-  void after_eval(nn::Module& model) override {
-    if (qat_) qat_->after_eval(model);
-  }
-  nn::Metadata metadata(bool finished) override {
-    nn::Metadata md = qat_ ? qat_->metadata(finished) : nn::Metadata{};
-    md["distill"] = cfg_.str();
-    md["teacher"] = teacher_path_;
-    md["teacher_model"] = teacher_model_;
+  nn::Metadata metadata(bool) override {
     char b[32];
     std::snprintf(b, sizeof b, "%.6f", teacher_acc_);
-    md["teacher_accuracy"] = b;
-    return md;
-  }
-  bool has_finished_form() const override { return qat_ != nullptr; }
-  void finish(nn::Module& model, const data::Dataset& train) override {
-    if (qat_) qat_->finish(model, train);
+    return {{"teacher", teacher_path_}, {"teacher_model", teacher_model_}, {"teacher_accuracy", b}};
   }
   std::string json_fields(nn::Module& model) override {
     char b[256];
@@ -162,6 +141,7 @@ class DistillVariant final : public TrainVariant {
   distill::DistillConfig cfg_;
   std::unique_ptr<QatVariant> qat_;
   std::unique_ptr<distill::Distiller> d_;
+  std::unique_ptr<distill::DistillLoss> kd_;
   std::string teacher_path_, teacher_model_;
   double teacher_acc_ = 0;
 };

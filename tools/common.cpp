@@ -306,11 +306,6 @@ void install_stop_handler() {
 
 bool stop_requested() { return g_stop != 0; }
 
-Tensor TrainVariant::step_loss(nn::Module& model, const data::Batch& b, float label_smoothing, Tensor& logits) {
-  logits = model.forward(b.images);
-  return cross_entropy(logits, b.labels, label_smoothing);
-}
-
 std::string json_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -344,31 +339,17 @@ double median_ms(const std::function<void()>& f, int reps, int warmup) {
   return ms[ms.size() / 2];
 }
 
-EvalResult evaluate(const std::function<Tensor(const Tensor&)>& forward, const data::DataLoader& loader, bool progress,
+EvalResult evaluate(const std::function<Tensor(const Tensor&)>& forward, const BatchSource& loader, bool progress,
                     const std::string& label) {
-  NoGradGuard ng;
-  nn::ClassificationMeter meter(loader.dataset()->num_classes());
-  Progress bar(label, loader.dataset()->size(), "img", !progress);
-  EvalResult r;
-  int64_t done = 0;
-  for (const data::Batch& b : loader.epoch(0)) {
-    Tensor logits = forward(b.images);
-    LOWBIT_CHECK(logits.dim() == 2 && logits.shape()[1] == meter.num_classes(), "evaluate: model gives logits ",
-                 shape_str(logits.shape()), " but the data set has ", meter.num_classes(), " classes");
-    const double loss = cross_entropy(logits, b.labels).item();
-    meter.update(logits, b.labels, loss);
-    done += b.labels.numel();
-    bar.update(done, "acc " + std::to_string(meter.top1()).substr(0, 6));
-  }
-  r.top1 = meter.top1();
-  r.top5 = meter.top5();
-  r.loss = meter.mean_loss();
-  r.count = meter.count();
+  Progress bar(label, loader.num_samples(), "img", !progress);
+  EvalResult r = nn::evaluate(forward, loader, [&](int64_t done, int64_t, double top1) {
+    bar.update(done, "acc " + std::to_string(top1).substr(0, 6));
+  });
   r.seconds = bar.elapsed();
   return r;
 }
 
-EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, bool progress, const std::string& label) {
+EvalResult evaluate(nn::Module& model, const BatchSource& loader, bool progress, const std::string& label) {
   const bool was_training = model.is_training();
   model.eval();
   EvalResult r = evaluate([&](const Tensor& x) { return model.forward(x); }, loader, progress, label);

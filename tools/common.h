@@ -7,6 +7,7 @@
 
 #include "data/loader.h"
 #include "nn/checkpoint.h"
+#include "nn/trainer.h"
 #include "nn/models.h"
 #include "quant/engine/model.h"
 #include "quant/qconfig.h"
@@ -63,47 +64,28 @@ std::string json_escape(const std::string& s);
 // Median wall time of f() in milliseconds over `reps` calls after `warmup`.
 double median_ms(const std::function<void()>& f, int reps = 30, int warmup = 5);
 
-struct EvalResult {
-  double top1 = 0, top5 = 0, loss = 0;
-  int64_t count = 0;
-  double seconds = 0;
-};
-// Eval mode, no grad, mean cross-entropy; restores the module's mode.
-EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, bool progress, const std::string& label);
+using nn::EvalResult;
+// nn::evaluate with a progress bar labelled `label` (when `progress`).
+EvalResult evaluate(nn::Module& model, const BatchSource& loader, bool progress, const std::string& label);
 // The same for any function from an image batch to logits (the int8 engine).
-EvalResult evaluate(const std::function<Tensor(const Tensor&)>& forward, const data::DataLoader& loader, bool progress,
+EvalResult evaluate(const std::function<Tensor(const Tensor&)>& forward, const BatchSource& loader, bool progress,
                     const std::string& label);
 
-// What `lowbit qat` changes in `lowbit train`'s loop (tools/cmd_qat.cpp).
-struct TrainVariant {
-  virtual ~TrainVariant() = default;
+// What `lowbit qat` and `distill` add to `lowbit train`: the module to train,
+// the library's callbacks for nn::Trainer (quant::QatSchedule,
+// distill::DistillLoss) and the command's own (itself: printing, --int8-out).
+struct TrainVariant : nn::TrainerCallback {
   std::vector<std::string> flags;  // accepted besides train's
   // The module to train, from the freshly built float model; resuming: its
   // state comes from the --resume file next.
   virtual nn::ModulePtr build(const nn::ModulePtr& float_model, const nn::ModelConfig& cfg, bool resuming) = 0;
-  virtual void check_resume(const nn::Metadata& md, const std::string& path) = 0;
-  virtual void on_epoch(nn::Module& model, int64_t epoch) = 0;  // before epoch `epoch` (0-based)
-  virtual void before_eval(nn::Module& model) = 0;
-  virtual void after_eval(nn::Module& model) = 0;
-  virtual nn::Metadata metadata(bool finished) = 0;  // added to every checkpoint
-  virtual void finish(nn::Module& model, const data::Dataset& train) = 0;  // after the last planned epoch
+  // The library's callbacks, in order; the variant itself is called after them.
+  virtual std::vector<nn::TrainerCallback*> callbacks() = 0;
   virtual std::string json_fields(nn::Module& model) = 0;  // ", \"key\": value, …" for the --json line
-  // The loss of one training batch; sets `logits` (for the accuracy meter).
-  // Default: cross-entropy of model(images) with label smoothing.
-  virtual Tensor step_loss(nn::Module& model, const data::Batch& b, float label_smoothing, Tensor& logits);
-  // Training-only modules trained with the model (distillation's hint
-  // adapters): their parameters join the optimizer as "aux.<name>" and their
-  // state is in every checkpoint under "aux." (loaders of the model skip it).
-  virtual nn::Module* aux() { return nullptr; }
-  // What collapsed in the model since the last call (QAT: LSQ steps at the
-  // clamp, quant::collapsed_steps), asked after every step's forward.
-  virtual std::vector<quant::CollapsedStep> collapses(nn::Module& model) { (void)model; return {}; }
   bool loads_init = false;  // the variant reads --init itself (train then does not)
-  // After the last planned epoch, finish() makes a finished form (QAT: frozen)
-  // that replaces the resumable checkpoint; false: train's last checkpoint.
-  virtual bool has_finished_form() const { return true; }
-  // Once before the first epoch, with the validation data (distill: the teacher's accuracy).
-  virtual void before_training(const data::DataLoader& val, bool quiet) { (void)val, (void)quiet; }
+  // The training images' data set (--int8-out traces one image of it), before fit.
+  const data::Dataset* train_data = nullptr;
+  bool quiet = false;  // --quiet or --json
 };
 // `lowbit train` (variant null) and its variants.
 int run_training(const Args& a, TrainVariant* variant);
