@@ -12,7 +12,7 @@
 #include "core/profile.h"
 #include "kernels/kernels.h"
 #include "nn/models.h"
-#include "nn/optim.h"
+#include "nn/trainer.h"
 #include "quant/quantize.h"
 
 namespace lowbit::bench {
@@ -35,36 +35,79 @@ nn::ModulePtr maybe_qat(nn::ModulePtr model, const TrainBenchOptions& o) {
   if (!o.quantizer.empty()) quant::set_quantizer(qc, quant::parse_quantizer(o.quantizer));
   return quant::prepare_qat(model, qc);
 }
+
+// One batch, `n` times: the steps of one epoch, all on the same images.
+class RepeatBatch : public BatchSource {
+ public:
+  RepeatBatch(Batch b, int64_t n, int64_t classes) : b_(std::move(b)), n_(n), classes_(classes) {}
+  int64_t num_batches() const override { return n_; }
+  int64_t batch_size() const override { return b_.labels.numel(); }
+  int64_t num_samples() const override { return n_ * batch_size(); }
+  int64_t num_classes() const override { return classes_; }
+  void for_each(uint64_t, const std::function<bool(const Batch&)>& fn) const override {
+    for (int64_t i = 0; i < n_ && fn(b_); ++i) {
+    }
+  }
+
+ private:
+  Batch b_;
+  int64_t n_, classes_;
+};
+
+// The seconds of each step after the first `warmup` (from one on_step to the
+// next), and the FLOPs counted over them.
+class StepTimer : public nn::TrainerCallback {
+ public:
+  explicit StepTimer(int warmup) : warmup_(warmup) {}
+  void on_epoch_begin(nn::Module&, int64_t) override { last_ = std::chrono::steady_clock::now(); }
+  void on_step(const nn::StepReport& r) override {
+    const auto now = std::chrono::steady_clock::now();
+    if (r.step > warmup_) secs.push_back(std::chrono::duration<double>(now - last_).count());
+    if (r.step == warmup_) flops0_ = op_counters().flops.load();
+    last_ = now;
+    flops = op_counters().flops.load() - flops0_;
+  }
+  double median() const {
+    std::vector<double> v = secs;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  }
+  std::vector<double> secs;
+  int64_t flops = 0;
+
+ private:
+  int warmup_;
+  int64_t flops0_ = 0;
+  std::chrono::steady_clock::time_point last_;
+};
+
+// warmup + steps SGD steps (lr 0.01, momentum 0.9, weight decay 5e-4) of
+// nn::Trainer on one batch, timed per step.
+StepTimer time_training(const nn::ModulePtr& model, const Batch& b, const TrainBenchOptions& o,
+                        std::vector<nn::TrainerCallback*> callbacks = {}) {
+  StepTimer timer(o.warmup);
+  callbacks.push_back(&timer);
+  nn::TrainerConfig c;
+  c.optimizer = {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4};
+  c.schedule.name = "constant";
+  nn::Trainer(model, c, callbacks).fit(RepeatBatch(b, o.warmup + o.steps, o.classes), RepeatBatch(b, 1, o.classes));
+  return timer;
+}
+
+Batch bench_batch(const TrainBenchOptions& o) {
+  Tensor x = randn({o.batch, o.channels, o.size, o.size});
+  std::vector<int32_t> labels(o.batch);
+  for (int64_t i = 0; i < o.batch; ++i) labels[i] = (int32_t)(i % o.classes);
+  return {x, Tensor::from_vector_s32(labels, {o.batch}), {}};
+}
 }  // namespace
 
 void run_train_bench(std::FILE* out, const TrainBenchOptions& o) {
   manual_seed(0);
   nn::ModulePtr model = maybe_qat(nn::create_model(o.model, model_config(o)), o);
-  model->train();
-  nn::SGD opt(nn::no_decay_groups(model->named_parameters(), 5e-4), {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4});
-  Tensor x = randn({o.batch, o.channels, o.size, o.size});
-  std::vector<int32_t> labels(o.batch);
-  for (int64_t i = 0; i < o.batch; ++i) labels[i] = (int32_t)(i % o.classes);
-  Tensor y = Tensor::from_vector_s32(labels, {o.batch});
-
-  auto step = [&] {
-    Tensor loss = cross_entropy(model->forward(x), y);
-    opt.zero_grad();
-    loss.backward();
-    opt.step();
-  };
-  for (int i = 0; i < o.warmup; ++i) step();
-  std::vector<double> secs;
-  const int64_t f0 = op_counters().flops.load();
-  for (int i = 0; i < o.steps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    step();
-    secs.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  const double flops_per_step = (double)(op_counters().flops.load() - f0) / o.steps;
-  std::vector<double> sorted = secs;
-  std::sort(sorted.begin(), sorted.end());
-  const double median = sorted[sorted.size() / 2];
+  const StepTimer t = time_training(model, bench_batch(o), o);
+  const double flops_per_step = (double)t.flops / o.steps;
+  const double median = t.median();
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   const double rss_mb = (double)ru.ru_maxrss / 1024.0;  // Linux: kilobytes
@@ -99,42 +142,21 @@ void run_distill_bench(std::FILE* out, const DistillBenchOptions& d) {
   distill::DistillConfig dc;
   if (!d.attention.empty()) dc.attention = distill::parse_tap_pairs(d.attention, "--attention");
   distill::Distiller dist(teacher, dc);
-  Tensor x = randn({o.batch, o.channels, o.size, o.size});
+  const Batch b = bench_batch(o);
+  const Tensor& x = b.images;
   dist.prepare(*student, x.slice(0, 0, std::min<int64_t>(2, o.batch)).contiguous());
   student = maybe_qat(student, o);
-  student->train();
-  nn::SGD opt(nn::no_decay_groups(student->named_parameters(), 5e-4), {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4});
-  std::vector<int32_t> labels(o.batch);
-  for (int64_t i = 0; i < o.batch; ++i) labels[i] = (int32_t)(i % o.classes);
-  Tensor y = Tensor::from_vector_s32(labels, {o.batch});
-  auto update = [&](const Tensor& loss) {
-    opt.zero_grad();
-    loss.backward();
-    opt.step();
-  };
-  auto plain = [&] { update(cross_entropy(student->forward(x), y)); };
-  auto distilled = [&] { update(dist.step(*student, x, y).loss); };
-  auto teacher_only = [&] {
+  distill::DistillLoss kd(dist);
+  const double p = time_training(student, b, o).median(), dd = time_training(student, b, o, {&kd}).median();
+  std::vector<double> tt;
+  for (int i = 0; i < o.warmup + o.steps; ++i) {
     NoGradGuard ng;
-    teacher->forward(x);
-  };
-  auto time = [](auto&& f) {
     auto t0 = std::chrono::steady_clock::now();
-    f();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  for (int i = 0; i < o.warmup; ++i) plain(), distilled(), teacher_only();
-  std::vector<double> tp, td, tt;
-  for (int i = 0; i < o.steps; ++i) {
-    tp.push_back(time(plain));
-    td.push_back(time(distilled));
-    tt.push_back(time(teacher_only));
+    teacher->forward(x);
+    if (i >= o.warmup) tt.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
-  const double p = median(tp), dd = median(td), t = median(tt);
+  std::sort(tt.begin(), tt.end());
+  const double t = tt[tt.size() / 2];
   if (o.json) {
     std::fprintf(out,
                  "{\"bench\":\"distill\",\"model\":\"%s\",\"width\":%g,\"small_input\":%s,\"teacher\":\"%s\","
