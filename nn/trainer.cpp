@@ -170,7 +170,9 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
     LOWBIT_CHECK(diff.empty(), "", from, " was trained with other settings:", diff, "; a resumed run repeats them");
     start_epoch = std::stoll(need("epoch"));
     r.best = std::stod(need("best_accuracy"));
-    default_generator().set_counter(std::stoull(need("rng_counter")));
+    // The generator where the file left it (files before "rng_seed": the caller's seed).
+    if (md.count("rng_seed")) default_generator().manual_seed(std::stoull(md.at("rng_seed")));
+    (void)need("rng_counter");
     LOWBIT_CHECK(start_epoch < cfg_.epochs, "", from, " already finished ", start_epoch, " of ", cfg_.epochs, " epochs");
     r.resumable = from;
   }
@@ -258,6 +260,7 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
     md.insert(cfg_.model_metadata.begin(), cfg_.model_metadata.end());
     md.insert({{"epoch", std::to_string(e + 1)},
                {"val_accuracy", fixed(r.last.top1, 6)},
+               {"rng_seed", std::to_string(default_generator().seed())},
                {"rng_counter", std::to_string(default_generator().counter())}});
     if (metrics.f) {
       std::fprintf(metrics.f, "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_accuracy\": %.6f, \"val_loss\": %.6f, "
