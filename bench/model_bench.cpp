@@ -64,7 +64,9 @@ void run_model_bench(std::FILE* out, const ModelBenchOptions& o) {
   quant::QConfig qc = quant::preset("w8a8");
   quant::set_activation_observer(qc, quant::ObserverKind::minmax);
   auto q = quant::prepare(model, qc);
-  for (int i = 0; i < 2; ++i) q->forward(randn({2, o.channels, o.size, o.size}, &gen));
+  std::vector<Batch> calib;
+  for (int i = 0; i < 2; ++i) calib.push_back({randn({2, o.channels, o.size, o.size}, &gen), Tensor::zeros({2}, DType::s32), {}});
+  quant::calibrate(*q, BatchList(calib, 1));
   quant::freeze(*q);
   quant::engine::Runner runner(quant::engine::convert(*q, Tensor::zeros({1, o.channels, o.size, o.size})));
   const double gops = ops_per_image(runner.model()) * (double)o.batch / 1e9;

@@ -36,24 +36,6 @@ nn::ModulePtr maybe_qat(nn::ModulePtr model, const TrainBenchOptions& o) {
   return quant::prepare_qat(model, qc);
 }
 
-// One batch, `n` times: the steps of one epoch, all on the same images.
-class RepeatBatch : public BatchSource {
- public:
-  RepeatBatch(Batch b, int64_t n, int64_t classes) : b_(std::move(b)), n_(n), classes_(classes) {}
-  int64_t num_batches() const override { return n_; }
-  int64_t batch_size() const override { return b_.labels.numel(); }
-  int64_t num_samples() const override { return n_ * batch_size(); }
-  int64_t num_classes() const override { return classes_; }
-  void for_each(uint64_t, const std::function<bool(const Batch&)>& fn) const override {
-    for (int64_t i = 0; i < n_ && fn(b_); ++i) {
-    }
-  }
-
- private:
-  Batch b_;
-  int64_t n_, classes_;
-};
-
 // The seconds of each step after the first `warmup` (from one on_step to the
 // next), and the FLOPs counted over them.
 class StepTimer : public nn::TrainerCallback {
@@ -90,7 +72,8 @@ StepTimer time_training(const nn::ModulePtr& model, const Batch& b, const TrainB
   nn::TrainerConfig c;
   c.optimizer = {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4};
   c.schedule.name = "constant";
-  nn::Trainer(model, c, callbacks).fit(RepeatBatch(b, o.warmup + o.steps, o.classes), RepeatBatch(b, 1, o.classes));
+  // One batch, warmup + steps times (validation: once).
+  nn::Trainer(model, c, callbacks).fit(BatchList(std::vector<Batch>(o.warmup + o.steps, b), o.classes), BatchList({b}, o.classes));
   return timer;
 }
 

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <typeinfo>
 
+#include "core/autograd.h"
 #include "core/error.h"
 
 namespace lowbit::quant {
@@ -157,6 +158,19 @@ std::vector<CollapsedStep> collapsed_steps(nn::Module& prepared) {
       out.push_back({path, o.str()});
     }
   return out;
+}
+
+int64_t calibrate(nn::Module& prepared, const BatchSource& data,
+                  const std::function<void(int64_t done, int64_t total)>& progress) {
+  enable_calibration(prepared);
+  int64_t done = 0;
+  data.for_each(0, [&](const Batch& b) {
+    prepared.forward(b.images);
+    done += b.labels.numel();
+    if (progress) progress(done, data.num_samples());
+    return true;
+  });
+  return done;
 }
 
 void enable_calibration(nn::Module& prepared) {

@@ -15,6 +15,9 @@
 // prepare/prepare_qat change `model` in place (its modules are swapped) and
 // return the wrapper that runs it behind the input quantizer; use the wrapper.
 #pragma once
+#include <functional>
+
+#include "core/batch.h"
 #include <map>
 #include <string>
 #include <vector>
@@ -43,6 +46,11 @@ void enable_observers(nn::Module& prepared, bool on);
 void freeze_bn_stats(nn::Module& prepared);
 // PTQ calibration: observers on, fake quantization off (float forward).
 void enable_calibration(nn::Module& prepared);
+// PTQ calibration run: the prepared model (prepare, which enables calibration)
+// sees every batch of `data` once, without grad; progress(images seen, all)
+// after each batch. Returns the images seen. Then freeze().
+int64_t calibrate(nn::Module& prepared, const BatchSource& data,
+                  const std::function<void(int64_t done, int64_t total)>& progress = {});
 
 // Every quantizer by module path, in module order.
 std::vector<std::pair<std::string, Quantizer*>> quantizers(nn::Module& prepared);

@@ -33,31 +33,19 @@ inline std::vector<std::string> split(const std::string& s, char sep = ',') {
 // Four classes of 1×4×4 images: class c is +4 at pixel c plus N(0, 1) noise
 // from its own generator (the default generator stays the model's and
 // Dropout's). `batches` batches of 16.
-class Blobs : public BatchSource {
- public:
-  explicit Blobs(uint64_t seed, int64_t batches = 8) {
-    Generator g(seed);
-    for (int64_t k = 0; k < batches; ++k) {
-      Tensor x = randn({16, 1, 4, 4}, &g);
-      std::vector<int32_t> y(16);
-      for (int64_t i = 0; i < 16; ++i) {
-        y[(size_t)i] = (int32_t)((i + k) % 4);
-        x.data<float>()[i * 16 + y[(size_t)i]] += 4.0f;
-      }
-      batches_.push_back({x, Tensor::from_vector_s32(y, {16}), {}});
+inline BatchList Blobs(uint64_t seed, int64_t batches = 8) {
+  Generator g(seed);
+  std::vector<Batch> out;
+  for (int64_t k = 0; k < batches; ++k) {
+    Tensor x = randn({16, 1, 4, 4}, &g);
+    std::vector<int32_t> y(16);
+    for (int64_t i = 0; i < 16; ++i) {
+      y[(size_t)i] = (int32_t)((i + k) % 4);
+      x.data<float>()[i * 16 + y[(size_t)i]] += 4.0f;
     }
+    out.push_back({x, Tensor::from_vector_s32(y, {16}), {}});
   }
-  int64_t num_batches() const override { return (int64_t)batches_.size(); }
-  int64_t batch_size() const override { return 16; }
-  int64_t num_samples() const override { return 16 * num_batches(); }
-  int64_t num_classes() const override { return 4; }
-  void for_each(uint64_t, const std::function<bool(const Batch&)>& fn) const override {
-    for (const Batch& b : batches_)
-      if (!fn(b)) return;
-  }
-
- private:
-  std::vector<Batch> batches_;
-};
+  return BatchList(std::move(out), 4);
+}
 
 }  // namespace lowbit::testing

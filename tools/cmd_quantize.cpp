@@ -191,14 +191,8 @@ int cmd_quantize(const Args& a_in) {
   const quant::QConfig qc = qconfig_from_flags(a, model.get(), false);
   auto q = quant::prepare(model, qc);
   {
-    NoGradGuard ng;
     Progress bar("calibrate", train->size(), "img", quiet);
-    int64_t done = 0;
-    for (const data::Batch& b : calib_loader.epoch(0)) {
-      q->forward(b.images);
-      done += b.labels.numel();
-      bar.update(done, "");
-    }
+    quant::calibrate(*q, calib_loader, [&](int64_t done, int64_t) { bar.update(done, ""); });
   }
   quant::freeze(*q);
   const EvalResult qr = evaluate(*q, test_loader, !quiet, "quantized");

@@ -59,7 +59,7 @@ struct Counter : nn::TrainerCallback {
 
 TEST_CASE("Trainer: learns four blobs, validates each epoch, writes the checkpoint and .best") {
   nn_test::TempDir dir;
-  const Blobs train(1, 20), val(2, 4);
+  const BatchList train = Blobs(1, 20), val = Blobs(2, 4);
   manual_seed(0);
   nn::ModulePtr m = small_net();
   const double before = nn::evaluate(*m, val).top1;
@@ -93,7 +93,7 @@ TEST_CASE("Trainer: learns four blobs, validates each epoch, writes the checkpoi
 
 TEST_CASE("Trainer: stopped after epoch 1 and resumed, ends bit-identical to an uninterrupted run") {
   nn_test::TempDir dir;
-  const Blobs train(1), val(2, 2);
+  const BatchList train = Blobs(1), val = Blobs(2, 2);
   manual_seed(0);
   nn::ModulePtr whole = small_net();
   nn::TrainerConfig c = config(3);
@@ -124,7 +124,7 @@ TEST_CASE("Trainer: stopped after epoch 1 and resumed, ends bit-identical to an 
 
 TEST_CASE("Trainer: a stop request ends the run at the next step, naming the checkpoint to resume") {
   nn_test::TempDir dir;
-  const Blobs train(1), val(2, 2);
+  const BatchList train = Blobs(1), val = Blobs(2, 2);
   manual_seed(0);
   nn::ModulePtr m = small_net();
   nn::TrainerConfig c = config(3);
@@ -141,7 +141,7 @@ TEST_CASE("Trainer: a stop request ends the run at the next step, naming the che
 }
 
 TEST_CASE("Trainer: a loss that climbs stops the run (DivergenceError), or warns once with stop_on_divergence off") {
-  const Blobs train(1, 100), val(2, 1);
+  const BatchList train = Blobs(1, 100), val = Blobs(2, 1);
   // The loss times 1.5^window: every window of 20 steps rises, the rule fires at the 4th.
   struct Climb : nn::TrainerCallback {
     int step = 0;

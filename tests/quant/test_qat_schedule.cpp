@@ -2,7 +2,9 @@
 // observers rest during validation, the model ends frozen.
 #include <doctest/doctest.h>
 
+#include "core/autograd.h"
 #include "core/generator.h"
+#include "core/ops.h"
 #include "nn/layers.h"
 #include "nn/trainer.h"
 #include "quant/checkpoint.h"
@@ -56,7 +58,7 @@ struct Probe : nn::TrainerCallback {
 
 TEST_CASE("QatSchedule: BN frozen from epoch 1, activations quantized from 1, observers off from 2; frozen at the end") {
   using namespace nn;
-  const testing::Blobs train(1), val(2, 2);
+  const BatchList train = testing::Blobs(1), val = testing::Blobs(2, 2);
   manual_seed(0);
   ModulePtr net = std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
       std::make_shared<Conv2d>(1, 4, 3, 1, 1), std::make_shared<BatchNorm2d>(4), std::make_shared<ReLU>(),
@@ -81,4 +83,47 @@ TEST_CASE("QatSchedule: BN frozen from epoch 1, activations quantized from 1, ob
   CHECK(testing::error_of([&] { schedule.check_resume(schedule.metadata(true), "q.safetensors"); }) ==
         "q.safetensors is a finished (frozen) QAT model; nothing to resume");
   CHECK(testing::error_of([&] { schedule.check_resume({}, "f.safetensors"); }) == "f.safetensors is not a lowbit qat checkpoint");
+}
+
+TEST_CASE("calibrate: every batch observed once, without grad; the qparams a by-hand loop gives") {
+  using namespace nn;
+  auto net = [] {
+    manual_seed(3);
+    return std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
+        std::make_shared<Conv2d>(1, 4, 3, 1, 1), std::make_shared<BatchNorm2d>(4), std::make_shared<ReLU>(),
+        std::make_shared<Flatten>(), std::make_shared<Linear>(64, 4)});
+  };
+  // Three batches, the last with the widest range (a calibration that stops early misses it).
+  std::vector<Batch> batches;
+  for (int k = 0; k < 3; ++k) {
+    Generator g(10 + k);
+    batches.push_back({mul(randn({8, 1, 4, 4}, &g), 1.0f + 2.0f * k), Tensor::zeros({8}, DType::s32), {}});
+  }
+  const BatchList data(batches, 4);
+  quant::QConfig qc = quant::preset("w8a8");
+  quant::set_activation_observer(qc, quant::ObserverKind::minmax);
+  auto a = quant::prepare(net(), qc), b = quant::prepare(net(), qc);
+  std::vector<int64_t> seen;
+  CHECK(quant::calibrate(*a, data, [&](int64_t done, int64_t total) {
+          seen.push_back(done);
+          CHECK(total == 24);
+        }) == 24);
+  CHECK(seen == std::vector<int64_t>{8, 16, 24});
+  {
+    NoGradGuard ng;
+    for (const Batch& x : batches) b->forward(x.images);
+  }
+  quant::freeze(*a);
+  quant::freeze(*b);
+  const auto qa = quant::quantizers(*a), qb = quant::quantizers(*b);
+  REQUIRE(qa.size() == qb.size());
+  for (size_t i = 0; i < qa.size(); ++i) {
+    CHECK_MESSAGE(qa[i].second->qparams().scale == qb[i].second->qparams().scale, qa[i].first);
+    CHECK_MESSAGE(qa[i].second->qparams().zero_point == qb[i].second->qparams().zero_point, qa[i].first);
+  }
+  // The input's range is the widest batch's: [min, max] of all 24 images.
+  float lo = 0, hi = 0;
+  for (const Batch& x : batches)
+    for (float v : x.images.to_vector()) lo = std::min(lo, v), hi = std::max(hi, v);
+  CHECK(qa[0].second->qparams().scale[0] == doctest::Approx((hi - lo) / 255.0f).epsilon(1e-5));
 }
