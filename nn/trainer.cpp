@@ -172,7 +172,7 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
     r.best = std::stod(need("best_accuracy"));
     // The generator where the file left it (files before "rng_seed": the caller's seed).
     if (md.count("rng_seed")) default_generator().manual_seed(std::stoull(md.at("rng_seed")));
-    (void)need("rng_counter");
+    default_generator().set_counter(std::stoull(need("rng_counter")));
     LOWBIT_CHECK(start_epoch < cfg_.epochs, "", from, " already finished ", start_epoch, " of ", cfg_.epochs, " epochs");
     r.resumable = from;
   }

@@ -162,7 +162,7 @@ std::vector<CollapsedStep> collapsed_steps(nn::Module& prepared) {
 
 int64_t calibrate(nn::Module& prepared, const BatchSource& data,
                   const std::function<void(int64_t done, int64_t total)>& progress) {
-  enable_calibration(prepared);
+  NoGradGuard ng;
   int64_t done = 0;
   data.for_each(0, [&](const Batch& b) {
     prepared.forward(b.images);
