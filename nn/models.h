@@ -13,6 +13,7 @@
 // resnet18/34/50 get a 3×3 stride-1 stem without max-pool; mobilenet_v2's
 // stem and its first stride-2 stage use stride 1.
 #pragma once
+#include <map>
 #include <string>
 
 #include "nn/layers.h"
@@ -29,7 +30,22 @@ struct ModelConfig {
   float dropout = 0.2f;         // mobilenet_v2 classifier dropout
   std::vector<int64_t> hidden{1024, 1024};  // mlp: hidden layer sizes (none: one linear layer)
   int64_t input_h = 28, input_w = 28;       // mlp: image size (its first layer takes C·H·W)
+
+  // How a checkpoint describes the model besides its name ("model"): the
+  // keys in_channels, num_classes, width, small_input, act and hidden. Every
+  // writer of a checkpoint or int8 file uses this; every reader from_metadata.
+  std::map<std::string, std::string> to_metadata() const;
+  // `base` with the keys of md that are present; Error naming the key and
+  // value that do not parse.
+  static ModelConfig from_metadata(const std::map<std::string, std::string>& md, ModelConfig base);
+  static ModelConfig from_metadata(const std::map<std::string, std::string>& md);  // base: the defaults
 };
+
+// "resnet20 (1 channel, 10 classes)", "mobilenet_v2 (1 channel, 10 classes,
+// width 0.5, relu6, small input)", "mlp (1 channel, 10 classes, hidden 64,32)".
+std::string describe_model(const std::string& name, const ModelConfig& c);
+std::string hidden_text(const std::vector<int64_t>& hidden);  // "1024,1024"; "none" for no hidden layer
+std::vector<int64_t> parse_hidden(const std::string& text);  // its inverse; Error naming the text
 
 class BasicBlock : public Module {
  public:

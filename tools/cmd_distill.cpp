@@ -70,14 +70,10 @@ class DistillVariant final : public TrainVariant {
     const SafetensorsFile tf = load_safetensors(teacher_path_);
     if (quant::quant_info(tf.metadata, teacher_path_))
       throw UsageError("--teacher " + teacher_path_ + " is quantized; the teacher must be a float checkpoint");
-    nn::ModelConfig tc = student_cfg;
-    const Args ta = with_checkpoint_defaults(Args{}, tf.metadata);
-    tc.width_mult = (float)ta.get_double("--width", 1.0);
-    tc.small_input = ta.has("--small-input");
-    tc.relu6 = ta.get("--act", "relu6") == "relu6";
-    tc.in_channels = ta.get_int("--in-channels", student_cfg.in_channels);
-    tc.num_classes = ta.get_int("--num-classes", student_cfg.num_classes);
-    if (ta.has("--hidden")) tc.hidden = parse_hidden(ta.get("--hidden", ""));
+    // The student's data shapes; the rest as the teacher's file describes it.
+    nn::ModelConfig base = student_cfg;
+    base.width_mult = 1.0f, base.small_input = false, base.relu6 = true;
+    const nn::ModelConfig tc = nn::ModelConfig::from_metadata(tf.metadata, base);
     if (tc.num_classes != student_cfg.num_classes)
       throw UsageError("the teacher " + teacher_path_ + " classifies " + std::to_string(tc.num_classes) +
                        " classes, the student " + std::to_string(student_cfg.num_classes) +
@@ -99,7 +95,7 @@ class DistillVariant final : public TrainVariant {
     } catch (const Error& e) {
       throw UsageError(e.what());
     }
-    return qat_ ? qat_->prepare(float_model) : float_model;
+    return qat_ ? qat_->prepare(float_model, student_cfg) : float_model;
   }
 
   std::vector<nn::TrainerCallback*> callbacks() override {

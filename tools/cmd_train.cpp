@@ -247,10 +247,8 @@ int run_training(const Args& a, TrainVariant* variant) {
   const nn::ModelConfig cfg = model_config(a, train_ds);
   nn::ModulePtr model = nn::create_model(model_name, cfg);
   if (variant) model = variant->build(model, cfg, a.has("--resume"));
-  tc.model_metadata = {{"model", model_name}, {"in_channels", std::to_string(cfg.in_channels)},
-                       {"num_classes", std::to_string(cfg.num_classes)}, {"width", fmt(cfg.width_mult, 6)},
-                       {"small_input", cfg.small_input ? "1" : "0"}, {"act", cfg.relu6 ? "relu6" : "relu"},
-                       {"hidden", hidden_text(cfg.hidden)}};
+  tc.model_metadata = cfg.to_metadata();
+  tc.model_metadata["model"] = model_name;
   if (a.has("--init") && !(variant && variant->loads_init)) {
     check_checkpoint_model(a.get("--init", ""), model_name, cfg);
     nn::load_checkpoint(a.get("--init", ""), *model, nullptr);

@@ -75,20 +75,6 @@ namespace {
 std::string data_name(const DataFlags& f) { return f.dir.empty() ? f.dataset : f.dir; }
 
 // "mobilenet_v2 (1 channel, 10 classes, width 0.5, relu6)": what the model checks compare.
-std::string describe(const std::string& model, const std::string& in_channels, const std::string& num_classes,
-                     double width, const std::string& small_input, const std::string& act, const std::string& hidden) {
-  std::string s = model + " (" + in_channels + (in_channels == "1" ? " channel, " : " channels, ") + num_classes +
-                  " classes";
-  if (model == "mlp") s += ", hidden " + hidden;
-  if (model == "mobilenet_v2") {
-    char w[32];
-    std::snprintf(w, sizeof w, "%g", width);
-    s += std::string(", width ") + w + ", " + act;
-  }
-  if (small_input == "1") s += ", small input";
-  return s + ")";
-}
-
 }  // namespace
 
 data::DatasetPtr open_split(const DataFlags& f, bool train, uint64_t seed) {
@@ -132,27 +118,12 @@ const std::vector<std::string>& model_flag_names() {
 }
 
 std::vector<int64_t> parse_hidden(const std::string& s) {
-  std::vector<int64_t> v;
-  if (s == "none") return v;
-  for (const std::string& item : split_all(s, ',')) {
-    char* end = nullptr;
-    const long long x = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end || x < 1 || x > (1 << 20))
-      throw UsageError("--hidden takes sizes from 1 to 1048576 separated by commas (e.g. 1024,1024) or 'none', got '" +
-                       s + "'");
-    v.push_back(x);
+  try {
+    return nn::parse_hidden(s);
+  } catch (const Error&) {
+    throw UsageError("--hidden takes sizes from 1 to 1048576 separated by commas (e.g. 1024,1024) or 'none', got '" + s +
+                     "'");
   }
-  return v;
-}
-
-std::string hidden_text(const std::vector<int64_t>& h) {
-  if (h.empty()) return "none";
-  std::string s;
-  for (size_t i = 0; i < h.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(h[i]);
-  }
-  return s;
 }
 
 nn::ModelConfig model_config(const Args& a, const data::Dataset& ds) {
@@ -275,15 +246,10 @@ int64_t save_int8(const std::string& path, quant::engine::Model m, const data::D
 
 void check_checkpoint_model(const std::string& path, const std::string& model, const nn::ModelConfig& cfg) {
   const auto md = load_safetensors(path).metadata;
-  auto meta = [&](const char* k, const std::string& def) { return md.count(k) ? md.at(k) : def; };
   if (!md.count("model")) return;
-  const std::string want = describe(model, std::to_string(cfg.in_channels), std::to_string(cfg.num_classes),
-                                    cfg.width_mult, cfg.small_input ? "1" : "0", cfg.relu6 ? "relu6" : "relu",
-                                    hidden_text(cfg.hidden));
-  const std::string have =
-      describe(meta("model", ""), meta("in_channels", "?"), meta("num_classes", "?"),
-               std::strtod(meta("width", "1").c_str(), nullptr), meta("small_input", "0"), meta("act", "relu6"),
-               meta("hidden", hidden_text(nn::ModelConfig{}.hidden)));
+  // Keys the file lacks say nothing against the flags.
+  const std::string want = nn::describe_model(model, cfg);
+  const std::string have = nn::describe_model(md.at("model"), nn::ModelConfig::from_metadata(md, cfg));
   if (have != want) throw UsageError(path + " holds a " + have + ", not a " + want);
 }
 

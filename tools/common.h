@@ -45,7 +45,6 @@ data::TransformPtr eval_transform(const DataFlags& f);
 // The mlp's --hidden: "1024,1024" or "none"; and back.
 nn::ModelConfig model_config(const Args& a, const data::Dataset& ds);
 std::vector<int64_t> parse_hidden(const std::string& s);
-std::string hidden_text(const std::vector<int64_t>& h);
 const std::vector<std::string>& model_flag_names();
 
 // Ctrl-C (SIGINT) and SIGTERM for long commands: the first sets a flag the

@@ -30,17 +30,18 @@ class QatVariant : public TrainVariant {
       throw UsageError("--quantize-activations-after must be between 0 and --epochs − 1");
   }
 
-  nn::ModulePtr build(const nn::ModulePtr& float_model, const nn::ModelConfig&, bool resuming) override {
+  nn::ModulePtr build(const nn::ModulePtr& float_model, const nn::ModelConfig& cfg, bool resuming) override {
     if (!resuming && a_.has(weights_flag_)) {
       const std::string w = a_.get(weights_flag_, "");
       const nn::Metadata md = nn::load_checkpoint(w, *float_model, nullptr, true);
       if (md.count("model") && md.at("model") != a_.get("--model", ""))
         throw UsageError(w + " holds a " + md.at("model") + ", not a " + a_.get("--model", ""));
     }
-    return prepare(float_model);
+    return prepare(float_model, cfg);
   }
   // prepare_qat with the flags' qconfig (the float model already holds its weights).
-  nn::ModulePtr prepare(const nn::ModulePtr& float_model) {
+  nn::ModulePtr prepare(const nn::ModulePtr& float_model, const nn::ModelConfig& cfg) {
+    cfg_ = cfg;
     quant::QConfig qc = qconfig_from_flags(a_, float_model.get(), true);
     schedule_ = std::make_unique<quant::QatSchedule>(qc, sc_);
     return quant::prepare_qat(float_model, qc);
@@ -51,9 +52,10 @@ class QatVariant : public TrainVariant {
   // After the schedule froze the model: --int8-out.
   bool finish(nn::Module& model) override {
     if (!a_.has("--int8-out")) return false;
-    nn::Metadata md{{"model", a_.get("--model", "")}, {"width", a_.get("--width", "1")},
-                    {"small_input", a_.has("--small-input") ? "1" : "0"}, {"act", a_.get("--act", "relu6")},
-                    {"quantization", "qat"}, {"qconfig", quant::qconfig_to_string(qconfig())}};
+    nn::Metadata md = cfg_.to_metadata();
+    md["model"] = a_.get("--model", "");
+    md["quantization"] = "qat";
+    md["qconfig"] = quant::qconfig_to_string(qconfig());
     const int64_t bytes = write_int8(a_.get("--int8-out", ""), static_cast<quant::QuantModel&>(model), *train_data,
                                      data_flags(a_), md);
     if (!a_.has("--json"))
@@ -73,6 +75,7 @@ class QatVariant : public TrainVariant {
  private:
   Args a_;
   std::string weights_flag_;
+  nn::ModelConfig cfg_;
   quant::QatScheduleConfig sc_;
   std::unique_ptr<quant::QatSchedule> schedule_;
 };

@@ -145,3 +145,37 @@ TEST_CASE("Sequential fuses BatchNorm2d + ReLU/ReLU6 and matches running the chi
     CHECK(bn->state_dict()[4].second.item() == 2);
   }
 }
+
+TEST_CASE("ModelConfig: to_metadata and from_metadata round trip; absent keys keep the base; bad values named") {
+  nn::ModelConfig c;
+  c.in_channels = 1;
+  c.num_classes = 10;
+  c.width_mult = 0.5f;
+  c.small_input = true;
+  c.relu6 = false;
+  c.hidden = {64, 32};
+  const auto md = c.to_metadata();
+  CHECK(md.size() == 6);
+  CHECK(md.at("width") == "0.500000");
+  CHECK(md.at("hidden") == "64,32");
+  const nn::ModelConfig r = nn::ModelConfig::from_metadata(md);
+  CHECK(r.in_channels == 1);
+  CHECK(r.num_classes == 10);
+  CHECK(r.width_mult == 0.5f);
+  CHECK(r.small_input);
+  CHECK_FALSE(r.relu6);
+  CHECK(r.hidden == std::vector<int64_t>{64, 32});
+  CHECK(r.to_metadata() == md);
+  // A file without a key says nothing about it: the base's value stays.
+  nn::ModelConfig base;
+  base.num_classes = 7;
+  CHECK(nn::ModelConfig::from_metadata({{"in_channels", "1"}}, base).num_classes == 7);
+  CHECK(nn::ModelConfig::from_metadata({{"hidden", "none"}}).hidden.empty());
+  CHECK(lowbit::testing::error_of([] { nn::ModelConfig::from_metadata({{"num_classes", "ten"}}); }) ==
+        "model metadata 'num_classes' is 'ten', not a number from 1 to 16777216");
+  CHECK(lowbit::testing::error_of([] { nn::ModelConfig::from_metadata({{"act", "gelu"}}); }) ==
+        "model metadata 'act' is 'gelu', not relu6 or relu");
+  CHECK(lowbit::testing::error_of([] { nn::ModelConfig::from_metadata({{"hidden", "64,x"}}); }).find("got '64,x'") != std::string::npos);
+  CHECK(nn::describe_model("mobilenet_v2", r) == "mobilenet_v2 (1 channel, 10 classes, width 0.5, relu, small input)");
+  CHECK(nn::describe_model("mlp", r) == "mlp (1 channel, 10 classes, hidden 64,32, small input)");
+}
