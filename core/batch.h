@@ -43,6 +43,7 @@ class BatchList : public BatchSource {
     return n;
   }
   int64_t num_classes() const override { return classes_; }
+  const Batch& batch(int64_t i) const { return b_.at((size_t)i); }
   void for_each(uint64_t, const std::function<bool(const Batch&)>& fn) const override {
     for (const Batch& b : b_)
       if (!fn(b)) return;

@@ -251,6 +251,12 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
     er.train_seconds = since(start);
     r.train_seconds += er.train_seconds;
     r.train_loss = meter.mean_loss();
+    // A callback's finished model (QAT: frozen) replaces the resumable state
+    // after the last planned epoch, and is what that epoch validates; the
+    // .best copy is always the finished form.
+    bool finished = false;
+    if (e + 1 == cfg_.epochs)
+      for (TrainerCallback* c : cbs_) finished = c->finish(*model_, train) || finished;
     for (TrainerCallback* c : cbs_) c->before_eval(*model_);
     r.last = evaluate(*model_, val, [&](int64_t done, int64_t total, double top1) {
       for (TrainerCallback* c : cbs_) c->on_eval_progress(done, total, top1);
@@ -271,11 +277,6 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
     er.improved = r.last.top1 > r.best;
     if (er.improved) r.best = r.last.top1;
     md["best_accuracy"] = fixed(r.best, 6);
-    // A callback's finished model (QAT: frozen) replaces the resumable state
-    // after the last planned epoch; the .best copy is always the finished form.
-    bool finished = false;
-    if (e + 1 == cfg_.epochs)
-      for (TrainerCallback* c : cbs_) finished = c->finish(*model_) || finished;
     if (!cfg_.checkpoint.empty()) {
       save_checkpoint(cfg_.checkpoint, *model_, finished ? nullptr : opt_.get(), checkpoint_metadata(md, finished), aux_);
       if (er.improved) save_checkpoint(best_path(cfg_.checkpoint), *model_, nullptr, checkpoint_metadata(md, true), aux_);

@@ -120,9 +120,11 @@ class TrainerCallback {
   }
   // A resume file's metadata, before anything loads: error if it is not this callback's kind of run.
   virtual void check_resume(const Metadata& md, const std::string& path) { (void)md, (void)path; }
-  // After the last planned epoch: make the finished form (QAT: freeze); true if it did.
-  virtual bool finish(Module& model) {
-    (void)model;
+  // After the last planned epoch's training, before its validation (which
+  // then measures the finished form): make the finished form (QAT: BN
+  // re-estimation on `train`, then freeze); true if it did.
+  virtual bool finish(Module& model, const BatchSource& train) {
+    (void)model, (void)train;
     return false;
   }
   // A training-only module trained with the model (distillation's hint adapters).

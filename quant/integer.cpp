@@ -1,5 +1,6 @@
 #include "quant/integer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -37,6 +38,45 @@ Grid grid_of(const Quantizer& q) {
   return {qp.scale[0], qp.zero_point[0], q.qmin(), q.qmax()};
 }
 
+namespace {
+// The bias is quantized on s_in·s_w (int32, as QNNPACK; the multiplier then
+// carries it to the output grid), so a channel whose weight step is large
+// against the output step (M = s_in·s_w/s_out > 1/16) would lose its bias to
+// rounding: a 4-bit MobileNetV2's depthwise channel fed by a dead channel has
+// folded weights in the hundreds (BN's running variance near 0), an LSQ step
+// of 212 and M = 14.8, and its bias, 0.66 (2 output steps and, with its input
+// always 0, the channel's whole output) rounded to 0. The same weights have
+// other integer forms: q·s = (r·q)·(s/r) for any integer r with r·max|q| ≤ 127,
+// and a channel whose weights all round to 0 stays 0 for any step above
+// 4·max|w|. Such a channel takes the finer step, down to M = 1/16 (a bias
+// error below 1/32 of an output step): the weights it computes with are the
+// same, its bias the float one to 1/32 step.
+constexpr float kMaxBiasStep = 1.0f / 16;  // the bias grid, in output steps
+void refine_coarse_channels(IntegerLayer& L, const float* w) {
+  const int64_t k = L.out_channels(), per = (int64_t)L.weight.size() / k;
+  const float target = kMaxBiasStep * L.out.scale / L.in.scale;  // the weight step that gives M = 1/16
+  for (int64_t o = 0; o < k; ++o) {
+    float& s = L.weight_scale[(size_t)o];
+    if (!(s > target)) continue;
+    int max_q = 0;
+    float max_w = 0;
+    for (int64_t i = 0; i < per; ++i) {
+      max_q = std::max(max_q, std::abs((int)L.weight[(size_t)(o * per + i)]));
+      max_w = std::max(max_w, std::fabs(w[o * per + i]));
+    }
+    if (max_q == 0) {
+      const float s0 = std::max(4 * max_w, target);
+      if (std::isfinite(s0) && s0 < s) s = s0;
+      continue;
+    }
+    const int r = std::min(127 / max_q, (int)std::ceil(s / target));
+    if (r < 2) continue;
+    for (int64_t i = 0; i < per; ++i) L.weight[(size_t)(o * per + i)] = (int8_t)(r * L.weight[(size_t)(o * per + i)]);
+    s /= (float)r;
+  }
+}
+}  // namespace
+
 IntegerLayer integer_layer(const std::string& path, const Tensor& w_in, const Tensor& b_in, const Quantizer& wq,
                            const Grid& in, const Quantizer& oq, Activation act) {
   const QSpec& ws = wq.spec();
@@ -66,12 +106,13 @@ IntegerLayer integer_layer(const std::string& path, const Tensor& w_in, const Te
     for (int64_t i = 0; i < per; ++i)
       L.weight[(size_t)(o * per + i)] = (int8_t)qm::quantize(pw[o * per + i], inv, 0, wq.qmin(), wq.qmax());
   }
+  if (L.weight_scale.size() == (size_t)k) refine_coarse_channels(L, pw);
   L.bias.assign((size_t)k, 0);
   if (b_in.defined()) {
     const std::vector<float> b = b_in.to_vector();
     LOWBIT_CHECK((int64_t)b.size() == k, path, ": bias has ", b.size(), " values for ", k, " output channels");
     for (int64_t o = 0; o < k; ++o)
-      L.bias[(size_t)o] = qm::quantize_bias(b[(size_t)o], in.scale, wp.scale[wp.scale.size() == 1 ? 0 : (size_t)o]);
+      L.bias[(size_t)o] = qm::quantize_bias(b[(size_t)o], in.scale, L.weight_scale[L.weight_scale.size() == 1 ? 0 : (size_t)o]);
   }
   return L;
 }

@@ -6,7 +6,9 @@
 namespace lowbit::quant {
 
 void QatSchedule::on_epoch_begin(nn::Module& model, int64_t epoch) {
-  if (epoch >= c_.freeze_bn_after) freeze_bn_stats(model);
+  epochs_seen_ = (uint64_t)epoch + 1;
+  bn_frozen_ = epoch >= c_.freeze_bn_after;
+  if (bn_frozen_) freeze_bn_stats(model);
   observers_on_ = epoch < c_.freeze_observers_after;
   enable_observers(model, observers_on_);
   // Weights first, activations from epoch E on (their observers still watch).
@@ -21,7 +23,9 @@ std::vector<std::pair<std::string, std::string>> QatSchedule::warnings(nn::Modul
 }
 
 void QatSchedule::before_eval(nn::Module& model) { enable_observers(model, false); }
-void QatSchedule::after_eval(nn::Module& model) { enable_observers(model, observers_on_); }
+void QatSchedule::after_eval(nn::Module& model) {
+  if (!finished_) enable_observers(model, observers_on_);
+}
 
 nn::Metadata QatSchedule::metadata(bool finished) { return quant_metadata({true, qc_, finished}); }
 
@@ -33,8 +37,11 @@ void QatSchedule::check_resume(const nn::Metadata& md, const std::string& path) 
                info->qconfig.name, "', the flags ask for '", qc_.name, "'");
 }
 
-bool QatSchedule::finish(nn::Module& model) {
+bool QatSchedule::finish(nn::Module& model, const BatchSource& train) {
+  // The next epoch's order: batches the last epoch did not end on.
+  if (!bn_frozen_ && c_.bn_reestimate_batches > 0) reestimate_bn_stats(model, train, c_.bn_reestimate_batches, epochs_seen_);
   freeze(model);
+  finished_ = true;
   return true;
 }
 

@@ -13,7 +13,10 @@
 // step that collapses to the clamp is a warning naming the quantizer. Each
 // checkpoint records the qconfig (quant/checkpoint.h); a resume must be a QAT
 // run of the same qconfig that has not finished. After the last planned
-// epoch the model is frozen (quant::freeze): the finished form.
+// epoch the BatchNorm statistics that still follow the batch are re-estimated
+// on bn_reestimate_batches training batches (quant::reestimate_bn_stats; 0:
+// not), and the model is frozen (quant::freeze): the finished form, which the
+// trainer's last validation measures.
 #pragma once
 #include <cstdint>
 #include <limits>
@@ -28,6 +31,7 @@ struct QatScheduleConfig {
   int64_t freeze_bn_after = kNever;         // epochs
   int64_t freeze_observers_after = kNever;  // epochs
   int64_t quantize_activations_after = 0;   // epochs
+  int64_t bn_reestimate_batches = 64;       // at the end, before freezing; 0: keep the running statistics
 };
 
 class QatSchedule : public nn::TrainerCallback {
@@ -39,13 +43,14 @@ class QatSchedule : public nn::TrainerCallback {
   void after_eval(nn::Module& model) override;
   nn::Metadata metadata(bool finished) override;
   void check_resume(const nn::Metadata& md, const std::string& path) override;
-  bool finish(nn::Module& model) override;
+  bool finish(nn::Module& model, const BatchSource& train) override;
   const QConfig& qconfig() const { return qc_; }
 
  private:
   QConfig qc_;
   QatScheduleConfig c_;
-  bool observers_on_ = true;
+  bool observers_on_ = true, bn_frozen_ = false, finished_ = false;
+  uint64_t epochs_seen_ = 0;
 };
 
 }  // namespace lowbit::quant

@@ -33,6 +33,7 @@ class FusedConv2d : public nn::Module {
   std::string extra_repr() const override;
   void attach(const LayerQConfig& qc, const std::string& path);
   void freeze_bn_stats(bool on = true) { freeze_bn_ = on; }
+  bool bn_stats_frozen() const { return freeze_bn_; }
   bool has_bn() const { return child("bn") != nullptr; }
   // The conv's weight and bias with BN folded in (running statistics).
   std::pair<Tensor, Tensor> folded_weight_bias() const;

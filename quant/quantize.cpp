@@ -173,6 +173,42 @@ int64_t calibrate(nn::Module& prepared, const BatchSource& data,
   return done;
 }
 
+int64_t reestimate_bn_stats(nn::Module& prepared, const BatchSource& data, int64_t max_batches, uint64_t epoch) {
+  LOWBIT_CHECK(max_batches > 0, "reestimate_bn_stats: max_batches must be at least 1, got ", max_batches);
+  std::vector<nn::BatchNorm2d*> bns;
+  prepared.for_each_module([&](const std::string&, nn::Module& m) {
+    auto* f = dynamic_cast<FusedConv2d*>(&m);
+    if (f && f->has_bn() && !f->bn_stats_frozen()) bns.push_back(static_cast<nn::BatchNorm2d*>(f->child("bn").get()));
+  });
+  if (bns.empty()) return 0;
+  // Restores the mode, every observer switch and the BN momenta, also on an error.
+  struct Restore {
+    nn::Module& m;
+    bool training;
+    std::vector<std::pair<Quantizer*, bool>> observers;
+    std::vector<std::pair<nn::BatchNorm2d*, float>> momenta;
+    ~Restore() {
+      for (auto& [q, on] : observers) q->enable_observer(on);
+      for (auto& [b, mom] : momenta) b->momentum = mom;
+      m.train(training);
+    }
+  } restore{prepared, prepared.is_training(), {}, {}};
+  for (auto& [p, q] : quantizers(prepared)) {
+    restore.observers.emplace_back(q, q->observer_enabled());
+    q->enable_observer(false);
+  }
+  for (nn::BatchNorm2d* b : bns) restore.momenta.emplace_back(b, b->momentum);
+  NoGradGuard ng;
+  prepared.train();
+  int64_t k = 0;
+  data.for_each(epoch, [&](const Batch& b) {
+    for (nn::BatchNorm2d* bn : bns) bn->momentum = 1.0f / (float)(k + 1);  // the running mean of the batch statistics
+    prepared.forward(b.images);
+    return ++k < max_batches;
+  });
+  return k;
+}
+
 void enable_calibration(nn::Module& prepared) {
   for (auto& [p, q] : quantizers(prepared)) {
     q->enable_observer(true);

@@ -228,6 +228,8 @@ const char* command_usage(const std::string& cmd) {
            "             --lsq-init auto|mean|observer (LSQ's first step: auto = observer at 8 bits, else 2·mean|x|/√Qp)\n"
            "             --freeze-bn-after E --freeze-observers-after E (epochs; default: never)\n"
            "             --quantize-activations-after E (weights first; default 0)\n"
+           "             --bn-reestimate N (before freezing, BN statistics recomputed on N training batches\n"
+           "             unless --freeze-bn-after froze them; default 64, 0: off)\n"
            "  training:  as lowbit train (--epochs 1 --lr 0.01 --batch --schedule --optimizer --resume --stop-after ...)\n"
            "  --int8-out F.int8.safetensors   after the last epoch, also write the int8 engine's model\n"
            "  writes Q (resumable each epoch; frozen after the last) and Q's .best twin (frozen)\n";
@@ -236,7 +238,8 @@ const char* command_usage(const std::string& cmd) {
            "  teacher:   a float checkpoint of model M (its width etc. from its metadata); frozen, eval mode\n"
            "  student:   --model S --width W --small-input ... (from scratch) or --init S.safetensors (float weights)\n"
            "             --qconfig w8a8|w4a4|w2a2 --quantizer lsq|ste|lsq+: a low-bit student (QAT; lr 0.01)\n"
-           "             --int8-out F.int8.safetensors (with --qconfig) after the last epoch\n"
+           "             --int8-out F.int8.safetensors (with --qconfig) after the last epoch; the QAT\n"
+           "             schedule flags of lowbit qat (--freeze-bn-after, --bn-reestimate N, ...)\n"
            "  loss:      alpha * T^2 * KL(softmax(z_t/T) || softmax(z_s/T)) + (1 - alpha) * CE(z_s, y)\n"
            "             --temperature T (4) --alpha A (0.9; weight of the teacher term) --label-smoothing X\n"
            "             --hint T_MOD:S_MOD[,...] (FitNets: 1x1 conv+BN adapter, MSE; --hint-weight 1)\n"

@@ -17,7 +17,7 @@ class QatVariant : public TrainVariant {
   // weights_flag: the float checkpoint to start from ("--weights"; distill: "--init", optional).
   explicit QatVariant(const Args& a, std::string weights_flag = "--weights") : a_(a), weights_flag_(std::move(weights_flag)) {
     flags = {"--weights", "--quantizer", "--lsq-init", "--freeze-bn-after", "--freeze-observers-after", "--quantize-activations-after",
-             "--int8-out"};
+             "--bn-reestimate", "--int8-out"};
     if (a.has("--int8-out")) check_output_path("--int8-out", a.get("--int8-out", ""));
     for (auto& n : qconfig_flag_names()) flags.push_back(n);
     const int64_t epochs = a.get_int("--epochs", 1);
@@ -25,6 +25,8 @@ class QatVariant : public TrainVariant {
     sc_.freeze_observers_after = a.get_int("--freeze-observers-after", epochs);
     if (sc_.freeze_bn_after < 0) throw UsageError("--freeze-bn-after must be 0 or more");
     if (sc_.freeze_observers_after < 0) throw UsageError("--freeze-observers-after must be 0 or more");
+    sc_.bn_reestimate_batches = a.get_int("--bn-reestimate", sc_.bn_reestimate_batches);
+    if (sc_.bn_reestimate_batches < 0) throw UsageError("--bn-reestimate must be 0 (off) or a number of batches");
     sc_.quantize_activations_after = a.get_int("--quantize-activations-after", 0);
     if (sc_.quantize_activations_after < 0 || sc_.quantize_activations_after >= epochs)
       throw UsageError("--quantize-activations-after must be between 0 and --epochs − 1");
@@ -50,7 +52,8 @@ class QatVariant : public TrainVariant {
   std::vector<nn::TrainerCallback*> callbacks() override { return {schedule_.get()}; }
 
   // After the schedule froze the model: --int8-out.
-  bool finish(nn::Module& model) override {
+  bool finish(nn::Module& model, const BatchSource& train) override {
+    (void)train;
     if (!a_.has("--int8-out")) return false;
     nn::Metadata md = cfg_.to_metadata();
     md["model"] = a_.get("--model", "");

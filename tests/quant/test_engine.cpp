@@ -24,6 +24,7 @@
 #include "tests/quant/engine_paths.h"
 #include "quant/integer.h"
 #include "quant/quantize.h"
+#include "nn/taps.h"
 #include "tests/skip.h"
 #include "tests/test_util.h"
 
@@ -167,6 +168,66 @@ TEST_CASE("the frozen simulation stays within a few output steps of the float fa
   double worst = 0;
   for (size_t i = 0; i < exact.size(); ++i) worst = std::max(worst, (double)std::fabs(exact[i] - approx[i]) / step);
   CHECK(worst <= 4.0);
+}
+
+TEST_CASE("a channel whose weight step dwarfs its output step keeps its bias: the frozen model equals the fake-quant one") {
+  // conv1's channel 1 is dead (BN shifts it to −5, ReLU6 makes it 0); the
+  // depthwise conv2 folds a BN whose running variance is ~0 on that channel
+  // (weights ×300), so its 4-bit weight step is far above the output step
+  // and the channel's output is its bias alone, 0.66. With the bias on
+  // s_in·s_w that rounded to 0 (the whole channel off by 2 output steps);
+  // the channel now computes with the same weights on a finer step.
+  using namespace nn;
+  manual_seed(12);
+  auto c1 = std::make_shared<Conv2d>(1, 2, 3, 1, 1);
+  auto b1 = std::make_shared<BatchNorm2d>(2);
+  auto c2 = std::make_shared<Conv2d>(2, 2, 3, 1, 1, 1, /*groups=*/2, /*bias=*/false);
+  auto b2 = std::make_shared<BatchNorm2d>(2);
+  auto net = std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
+      c1, b1, std::make_shared<ReLU6>(), c2, b2, std::make_shared<ReLU6>(), std::make_shared<Flatten>(),
+      std::make_shared<Linear>(2 * 36, 3)});
+  {
+    NoGradGuard ng;
+    for (auto& [n, t] : b1->state_dict())
+      if (n == "bias") t.data<float>()[1] = -5.0f;
+    for (auto& [n, t] : b2->state_dict()) {
+      if (n == "running_var") t.data<float>()[1] = 1e-9f;
+      if (n == "running_mean") t.data<float>()[1] = 0.0f;
+      if (n == "bias") t.data<float>()[1] = 0.66f;
+    }
+  }
+  auto q = prepare(net, preset("w4a4"));
+  {
+    NoGradGuard ng;
+    for (int i = 0; i < 2; ++i) q->forward(images(8, 1, 6, 300 + i));
+  }
+  freeze(*q);
+  const Tensor x = images(4, 1, 6, 310);
+  const std::string conv2 = "3";
+  std::vector<float> frozen, fake;
+  {
+    NoGradGuard ng;
+    TapScope taps(*q->model(), {conv2}, true);
+    q->forward(x);
+    frozen = taps.get(conv2).to_vector();
+    q->set_frozen(false);
+    q->forward(x);
+    fake = taps.get(conv2).to_vector();
+    q->set_frozen(true);
+  }
+  auto* fused = dynamic_cast<FusedConv2d*>(q->model()->child(conv2).get());
+  REQUIRE(fused);
+  const float step = grid_of(*fused->output_quantizer()).scale;
+  CHECK(fused->weight_quantizer()->qparams().scale[1] > 100 * step);
+  { auto wb = fused->folded_weight_bias(); MESSAGE("bias ", wb.second.to_vector()[0], " ", wb.second.to_vector()[1], " w1 ", wb.first.to_vector()[9], " step ", step, " ws ", fused->weight_quantizer()->qparams().scale[1]); }  // the pathological step is there
+  for (size_t i = 36; i < 72; ++i) {  // image 0, channel 1: the bias alone, 0.66 on the output grid
+    CHECK_MESSAGE(frozen[i] == fake[i], i);
+    CHECK_MESSAGE(std::fabs(frozen[i] - 0.66f) <= 0.5f * step + 1e-6f, i);
+  }
+  int64_t differ = 0;
+  for (size_t i = 0; i < frozen.size(); ++i) differ += std::fabs(frozen[i] - fake[i]) > 0.5f * step;
+  CHECK(differ == 0);
+  check_paths(*q, engine::convert(*q, images(1, 1, 6, 1)), x, "coarse channel");
 }
 
 TEST_CASE("int8 file: round trip is exact; damaged files are refused with one line naming the file") {

@@ -2,6 +2,8 @@
 // observers rest during validation, the model ends frozen.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "core/autograd.h"
 #include "core/generator.h"
 #include "core/ops.h"
@@ -126,4 +128,114 @@ TEST_CASE("calibrate: every batch observed once, without grad; the qparams a by-
   for (const Batch& x : batches)
     for (float v : x.images.to_vector()) lo = std::min(lo, v), hi = std::max(hi, v);
   CHECK(qa[0].second->qparams().scale[0] == doctest::Approx((hi - lo) / 255.0f).epsilon(1e-5));
+}
+
+namespace {
+// The BN's running statistics (mean, var) of a prepared conv+BN+ReLU+Linear net.
+std::pair<std::vector<float>, std::vector<float>> bn_stats(nn::Module& m) {
+  std::vector<float> mean, var;
+  for (auto& [n, t] : m.state_dict()) {
+    if (n.find("running_mean") != std::string::npos) mean = t.to_vector();
+    if (n.find("running_var") != std::string::npos) var = t.to_vector();
+  }
+  return {mean, var};
+}
+void set_bn_stats(nn::Module& m, float mean, float var) {
+  for (auto& [n, t] : m.state_dict()) {
+    if (n.find("running_mean") != std::string::npos) t.fill_(mean);
+    if (n.find("running_var") != std::string::npos) t.fill_(var);
+  }
+}
+nn::ModulePtr conv_bn_net(uint64_t seed) {
+  using namespace nn;
+  manual_seed(seed);
+  return std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
+      std::make_shared<Conv2d>(1, 4, 3, 1, 1), std::make_shared<BatchNorm2d>(4), std::make_shared<ReLU>(),
+      std::make_shared<Flatten>(), std::make_shared<Linear>(64, 4)});
+}
+}  // namespace
+
+TEST_CASE("reestimate_bn_stats: the running statistics become the average of the first N batches' statistics") {
+  using namespace nn;
+  const BatchList data = testing::Blobs(5, 3);
+  auto net = conv_bn_net(4);
+  Tensor w, b;  // the BN's input is conv(x, W) + b
+  for (auto& [n, t] : net->named_parameters()) {
+    if (n == "0.weight") w = t.detach().clone();
+    if (n == "0.bias") b = t.detach().clone();
+  }
+  REQUIRE(b.defined());
+  const quant::QConfig qc = quant::preset("w8a8");
+  auto q = quant::prepare_qat(net, qc);
+  {  // the quantizers see data once (LSQ initialises its steps), then the statistics are wrong
+    NoGradGuard ng;
+    q->train();
+    q->forward(data.batch(0).images);
+  }
+  // With the input and weights unquantized the conv's output is conv(x, W),
+  // whatever the running variance, so the expected statistics are exact.
+  for (auto& [p, qz] : quant::quantizers(*q)) qz->enable_fake_quant(false);
+  std::vector<std::vector<float>> act_scales;
+  for (auto& [p, qz] : quant::quantizers(*q)) act_scales.push_back(qz->qparams().scale);
+  for (int64_t n : {2, 3}) {
+    set_bn_stats(*q, 100.0f, 50.0f);
+    q->eval();
+    CHECK(quant::reestimate_bn_stats(*q, data, n) == n);
+    std::vector<double> mean(4, 0), var(4, 0);
+    for (int64_t k = 0; k < n; ++k) {
+      const std::vector<float> y = conv2d(data.batch(k).images, w, b, Conv2dOptions::make(1, 1)).to_vector();
+      const int64_t hw = 16, count = 16 * hw;
+      for (int64_t c = 0; c < 4; ++c) {
+        double s = 0, s2 = 0;
+        for (int64_t i = 0; i < 16; ++i)
+          for (int64_t j = 0; j < hw; ++j) s += y[(size_t)((i * 4 + c) * hw + j)];
+        const double m = s / count;
+        for (int64_t i = 0; i < 16; ++i)
+          for (int64_t j = 0; j < hw; ++j) s2 += std::pow(y[(size_t)((i * 4 + c) * hw + j)] - m, 2);
+        mean[(size_t)c] += m / n, var[(size_t)c] += s2 / (count - 1) / n;  // unbiased, as PyTorch's running_var
+      }
+    }
+    const auto [rm, rv] = bn_stats(*q);
+    for (int64_t c = 0; c < 4; ++c) {
+      CHECK_MESSAGE(rm[(size_t)c] == doctest::Approx(mean[(size_t)c]).epsilon(1e-4), "batches ", n, " channel ", c);
+      CHECK_MESSAGE(rv[(size_t)c] == doctest::Approx(var[(size_t)c]).epsilon(1e-4), "batches ", n, " channel ", c);
+    }
+    CHECK_FALSE(q->is_training());  // the mode, the momenta and the observers as they were
+    q->for_each_module([](const std::string& p, Module& m) {
+      if (auto* b = dynamic_cast<BatchNorm2d*>(&m)) CHECK_MESSAGE(b->momentum == 0.1f, p);
+    });
+    size_t i = 0;
+    for (auto& [p, qz] : quant::quantizers(*q)) {
+      CHECK_MESSAGE(qz->observer_enabled(), p);
+      CHECK_MESSAGE(qz->qparams().scale == act_scales[i++], p);
+    }
+  }
+  // Statistics frozen by the schedule stay as they are.
+  quant::freeze_bn_stats(*q);
+  set_bn_stats(*q, 1.0f, 2.0f);
+  CHECK(quant::reestimate_bn_stats(*q, data, 3) == 0);
+  CHECK(bn_stats(*q).first == std::vector<float>(4, 1.0f));
+}
+
+TEST_CASE("QatSchedule: with BN statistics live, they are re-estimated before freezing; the last validation is the frozen model's") {
+  using namespace nn;
+  const BatchList train = testing::Blobs(1), val = testing::Blobs(2, 2);
+  for (int64_t batches : {0, 4}) {
+    auto q = quant::prepare_qat(conv_bn_net(0), quant::preset("w4a4"));
+    quant::QatSchedule schedule(quant::preset("w4a4"), {.bn_reestimate_batches = batches});
+    struct Spy : TrainerCallback {  // the statistics the training left
+      std::vector<float> mean;
+      bool finish(Module& m, const BatchSource&) override {
+        mean = bn_stats(m).first;
+        return false;
+      }
+    } spy;
+    TrainerConfig c;
+    c.epochs = 2;
+    c.optimizer.lr = 0.02;
+    const TrainResult r = Trainer(q, c, {&spy, &schedule}).fit(train, val);
+    CHECK(static_cast<quant::QuantModel&>(*q).frozen());
+    CHECK(r.last.top1 == nn::evaluate(*q, val).top1);  // validated after freezing
+    CHECK((bn_stats(*q).first != spy.mean) == (batches > 0));
+  }
 }
