@@ -55,13 +55,19 @@ constexpr float kMaxBiasStep = 1.0f / 16;  // the bias grid, in output steps
 void refine_coarse_channels(IntegerLayer& L, const float* w) {
   const int64_t k = L.out_channels(), per = (int64_t)L.weight.size() / k;
   const float target = kMaxBiasStep * L.out.scale / L.in.scale;  // the weight step that gives M = 1/16
+  if (!(target > 0) || !std::isfinite(target)) return;
+  // The simulation sums in fp32, exact below 2^24: r·Σ|q|·max|x − zp| stays
+  // below 2^23, the rest left to the bias.
+  const double xmax = std::max(1, std::max(L.in.qmax - L.in.zp, L.in.zp - L.in.qmin));
   for (int64_t o = 0; o < k; ++o) {
     float& s = L.weight_scale[(size_t)o];
-    if (!(s > target)) continue;
+    if (!(s > target) || !std::isfinite(s)) continue;
     int max_q = 0;
+    double sum_q = 0;
     float max_w = 0;
     for (int64_t i = 0; i < per; ++i) {
-      max_q = std::max(max_q, std::abs((int)L.weight[(size_t)(o * per + i)]));
+      const int q = std::abs((int)L.weight[(size_t)(o * per + i)]);
+      max_q = std::max(max_q, q), sum_q += q;
       max_w = std::max(max_w, std::fabs(w[o * per + i]));
     }
     if (max_q == 0) {
@@ -69,7 +75,8 @@ void refine_coarse_channels(IntegerLayer& L, const float* w) {
       if (std::isfinite(s0) && s0 < s) s = s0;
       continue;
     }
-    const int r = std::min(127 / max_q, (int)std::ceil(s / target));
+    const double r_max = std::min<double>(127 / max_q, std::floor(8388608.0 / (sum_q * xmax)));
+    const int r = (int)std::min(r_max, std::ceil((double)s / target));
     if (r < 2) continue;
     for (int64_t i = 0; i < per; ++i) L.weight[(size_t)(o * per + i)] = (int8_t)(r * L.weight[(size_t)(o * per + i)]);
     s /= (float)r;

@@ -10,7 +10,11 @@
 //                                                                exact while |partial sums| < 2^24)
 //                   q_y = clamp(round_half_even(acc · M[k]) + zp_y, qmin, qmax)
 //                   with M[k] = s_x·s_w[k]/s_y, bias_q = round(b / (s_x·s_w[k])),
-//                   the activation folded into [qmin, qmax]
+//                   the activation folded into [qmin, qmax]; a channel whose M[k]
+//                   exceeds 1/16 (its bias grid coarser than 1/16 of an output step)
+//                   computes with the same weights on a step s_w[k]/r (weights r·q,
+//                   |r·q| ≤ 127; integer_layer), so its bias is not lost to rounding.
+//                   PyTorch's convert keeps the quantizer's step there (see quant/README.md).
 //   add             q_y = quantize(dequantize(a) + dequantize(b))   (fp32, as qu8_add)
 //   average pool    q_y = clamp(round_half_even(Σ(q_x − zp_x) · (s_x/s_y / count)) + zp_y, qmin, qmax)
 //   max pool        the input grid

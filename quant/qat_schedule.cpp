@@ -39,7 +39,8 @@ void QatSchedule::check_resume(const nn::Metadata& md, const std::string& path) 
 
 bool QatSchedule::finish(nn::Module& model, const BatchSource& train) {
   // The next epoch's order: batches the last epoch did not end on.
-  if (!bn_frozen_ && c_.bn_reestimate_batches > 0) reestimate_bn_stats(model, train, c_.bn_reestimate_batches, epochs_seen_);
+  if (!bn_frozen_ && c_.bn_reestimate_batches > 0)
+    bn_ = reestimate_bn_stats_if_better(model, train, c_.bn_reestimate_batches, c_.bn_probe_batches, epochs_seen_);
   freeze(model);
   finished_ = true;
   return true;

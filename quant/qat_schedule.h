@@ -14,15 +14,17 @@
 // checkpoint records the qconfig (quant/checkpoint.h); a resume must be a QAT
 // run of the same qconfig that has not finished. After the last planned
 // epoch the BatchNorm statistics that still follow the batch are re-estimated
-// on bn_reestimate_batches training batches (quant::reestimate_bn_stats; 0:
-// not), and the model is frozen (quant::freeze): the finished form, which the
-// trainer's last validation measures.
+// on bn_reestimate_batches training batches and kept if bn_probe_batches
+// other training batches say they are better (quant::reestimate_bn_stats_if_better;
+// 0: not run), and the model is frozen (quant::freeze): the finished form,
+// which the trainer's last validation measures.
 #pragma once
 #include <cstdint>
 #include <limits>
 
 #include "nn/trainer.h"
 #include "quant/qconfig.h"
+#include "quant/quantize.h"
 
 namespace lowbit::quant {
 
@@ -32,6 +34,7 @@ struct QatScheduleConfig {
   int64_t freeze_observers_after = kNever;  // epochs
   int64_t quantize_activations_after = 0;   // epochs
   int64_t bn_reestimate_batches = 64;       // at the end, before freezing; 0: keep the running statistics
+  int64_t bn_probe_batches = 16;            // training batches that decide whether the re-estimation stays
 };
 
 class QatSchedule : public nn::TrainerCallback {
@@ -45,12 +48,15 @@ class QatSchedule : public nn::TrainerCallback {
   void check_resume(const nn::Metadata& md, const std::string& path) override;
   bool finish(nn::Module& model, const BatchSource& train) override;
   const QConfig& qconfig() const { return qc_; }
+  // What the BN re-estimation before freezing did (batches 0: it did not run).
+  const BnReestimation& bn_reestimation() const { return bn_; }
 
  private:
   QConfig qc_;
   QatScheduleConfig c_;
   bool observers_on_ = true, bn_frozen_ = false, finished_ = false;
   uint64_t epochs_seen_ = 0;
+  BnReestimation bn_;
 };
 
 }  // namespace lowbit::quant

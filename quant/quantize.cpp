@@ -1,11 +1,14 @@
 #include "quant/quantize.h"
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <sstream>
 #include <typeinfo>
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "nn/trainer.h"
 
 namespace lowbit::quant {
 
@@ -175,38 +178,127 @@ int64_t calibrate(nn::Module& prepared, const BatchSource& data,
 
 int64_t reestimate_bn_stats(nn::Module& prepared, const BatchSource& data, int64_t max_batches, uint64_t epoch) {
   LOWBIT_CHECK(max_batches > 0, "reestimate_bn_stats: max_batches must be at least 1, got ", max_batches);
-  std::vector<nn::BatchNorm2d*> bns;
+  struct Layer {
+    nn::BatchNorm2d* bn;
+    LsqQuantizer* steps;  // the per-channel LSQ weight steps that absorb σ_old/σ_new (none: unquantized weights)
+    Tensor mean, var;
+    std::vector<float> mean0, var0;
+    std::vector<double> sum_mean, sum_var;
+  };
+  std::vector<Layer> layers;
   prepared.for_each_module([&](const std::string&, nn::Module& m) {
     auto* f = dynamic_cast<FusedConv2d*>(&m);
-    if (f && f->has_bn() && !f->bn_stats_frozen()) bns.push_back(static_cast<nn::BatchNorm2d*>(f->child("bn").get()));
+    if (!f || !f->has_bn() || f->bn_stats_frozen()) return;
+    Quantizer* wq = f->weight_quantizer();
+    const bool quantized = wq && wq->fake_quant_enabled();
+    auto* lsq = dynamic_cast<LsqQuantizer*>(wq);
+    if (quantized && !(lsq && wq->spec().per_channel)) return;  // no step that could keep its integer weights
+    Layer L{static_cast<nn::BatchNorm2d*>(f->child("bn").get()), quantized ? lsq : nullptr, {}, {}, {}, {}, {}, {}};
+    for (auto& [n, t] : L.bn->state_dict()) {
+      if (n == "running_mean") L.mean = t;
+      if (n == "running_var") L.var = t;
+    }
+    if (!L.mean.defined() || !L.var.defined()) return;
+    L.mean0 = L.mean.to_vector(), L.var0 = L.var.to_vector();
+    L.sum_mean.assign(L.mean0.size(), 0.0), L.sum_var.assign(L.var0.size(), 0.0);
+    layers.push_back(std::move(L));
   });
-  if (bns.empty()) return 0;
-  // Restores the mode, every observer switch and the BN momenta, also on an error.
+  if (layers.empty()) return 0;
+  auto set = [](Tensor& t, const std::vector<float>& v) {
+    std::copy(v.begin(), v.end(), t.data<float>());
+    t.bump_version();
+  };
+  // Restores the mode, every observer switch, the BN momenta and (unless
+  // finished) the statistics, also on an error.
   struct Restore {
     nn::Module& m;
     bool training;
+    std::vector<Layer>& layers;
     std::vector<std::pair<Quantizer*, bool>> observers;
-    std::vector<std::pair<nn::BatchNorm2d*, float>> momenta;
+    std::vector<float> momenta;
+    bool done = false;
     ~Restore() {
       for (auto& [q, on] : observers) q->enable_observer(on);
-      for (auto& [b, mom] : momenta) b->momentum = mom;
+      for (size_t i = 0; i < layers.size(); ++i) {
+        layers[i].bn->momentum = momenta[i];
+        if (done) continue;
+        std::copy(layers[i].mean0.begin(), layers[i].mean0.end(), layers[i].mean.data<float>());
+        std::copy(layers[i].var0.begin(), layers[i].var0.end(), layers[i].var.data<float>());
+      }
       m.train(training);
     }
-  } restore{prepared, prepared.is_training(), {}, {}};
+  } restore{prepared, prepared.is_training(), layers, {}, {}};
   for (auto& [p, q] : quantizers(prepared)) {
     restore.observers.emplace_back(q, q->observer_enabled());
     q->enable_observer(false);
   }
-  for (nn::BatchNorm2d* b : bns) restore.momenta.emplace_back(b, b->momentum);
+  for (Layer& L : layers) restore.momenta.push_back(L.bn->momentum);
   NoGradGuard ng;
   prepared.train();
   int64_t k = 0;
   data.for_each(epoch, [&](const Batch& b) {
-    for (nn::BatchNorm2d* bn : bns) bn->momentum = 1.0f / (float)(k + 1);  // the running mean of the batch statistics
+    // Each batch runs on the trained statistics (so the folded weights, and
+    // with them the integer weights, are the trained ones); momentum 1
+    // leaves the batch's own statistics in the buffers.
+    for (Layer& L : layers) {
+      set(L.mean, L.mean0), set(L.var, L.var0);
+      L.bn->momentum = 1.0f;
+    }
     prepared.forward(b.images);
+    for (Layer& L : layers) {
+      const std::vector<float> m = L.mean.to_vector(), v = L.var.to_vector();
+      for (size_t c = 0; c < m.size(); ++c) L.sum_mean[c] += m[c], L.sum_var[c] += v[c];
+    }
     return ++k < max_batches;
   });
+  for (Layer& L : layers) {
+    std::vector<float> mean(L.mean0.size()), var(L.var0.size()), ratio(L.var0.size());
+    for (size_t c = 0; c < mean.size(); ++c) {
+      mean[c] = (float)(L.sum_mean[c] / (double)k), var[c] = (float)(L.sum_var[c] / (double)k);
+      ratio[c] = std::sqrt((L.var0[c] + L.bn->eps) / (var[c] + L.bn->eps));  // σ_old/σ_new
+    }
+    set(L.mean, mean), set(L.var, var);
+    // The folded weights are W·γ/σ: with σ_new and the steps times σ_old/σ_new
+    // they round to the same integers, now scaled by σ_old/σ_new (the BN of
+    // the new statistics applied to the trained quantized conv).
+    if (L.steps) L.steps->rescale_steps(ratio);
+  }
+  restore.done = true;
   return k;
+}
+
+BnReestimation reestimate_bn_stats_if_better(nn::Module& prepared, const BatchSource& data, int64_t max_batches,
+                                             int64_t probe_batches, uint64_t epoch) {
+  LOWBIT_CHECK(probe_batches > 0, "reestimate_bn_stats_if_better: probe_batches must be at least 1, got ", probe_batches);
+  BnReestimation r;
+  // The probe: training batches held in memory, so both statistics see the same images.
+  std::vector<Batch> probe;
+  data.for_each(epoch + 1, [&](const Batch& b) {
+    probe.push_back(b);
+    return (int64_t)probe.size() < probe_batches;
+  });
+  const BatchList probe_data(probe, data.num_classes());
+  const bool training = prepared.is_training();
+  auto probe_loss = [&] {
+    const double loss = nn::evaluate(prepared, probe_data).loss;
+    prepared.train(training);
+    return loss;
+  };
+  std::vector<std::pair<Tensor, Tensor>> saved;  // (live tensor, copy)
+  for (auto& [n, t] : prepared.state_dict()) saved.emplace_back(t, t.clone());
+  r.loss_before = probe_loss();
+  r.batches = reestimate_bn_stats(prepared, data, max_batches, epoch);
+  if (r.batches == 0) return r;
+  r.loss_after = probe_loss();
+  r.kept = r.loss_after < r.loss_before;
+  if (!r.kept) {
+    NoGradGuard ng;
+    for (auto& [live, copy] : saved) {
+      Tensor(live).copy_(copy);
+      live.bump_version();
+    }
+  }
+  return r;
 }
 
 void enable_calibration(nn::Module& prepared) {

@@ -249,6 +249,16 @@ QuantParams LsqQuantizer::qparams() const {
   return qp;
 }
 
+void LsqQuantizer::rescale_steps(const std::vector<float>& factor) {
+  Tensor scale = param("scale");
+  LOWBIT_CHECK((int64_t)factor.size() == scale.numel(), path_, ": ", factor.size(), " step factors for ", scale.numel(),
+               " steps");
+  NoGradGuard ng;
+  float* st = scale.data<float>();
+  for (size_t c = 0; c < factor.size(); ++c) st[c] *= factor[c];
+  scale.bump_version();
+}
+
 void LsqQuantizer::freeze() {
   LOWBIT_CHECK(buffer("initialized").data<int32_t>()[0] != 0, path_, ": no data seen (the LSQ step is uninitialised)");
   clamp_step();  // the last optimizer step may have come after the last forward

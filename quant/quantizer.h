@@ -89,6 +89,8 @@ class LsqQuantizer : public Quantizer {
   std::string extra_repr() const override { return spec_.str(); }
   QuantParams qparams() const override;
   void freeze() override;
+  // Multiplies each channel's step by factor[c] (one factor per step).
+  void rescale_steps(const std::vector<float>& factor);
 
  private:
   void initialize(const Tensor& x);

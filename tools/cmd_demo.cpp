@@ -105,11 +105,8 @@ struct Row {
 // 15.5 points of seed 1 at 46e6869) and no healthy run.
 constexpr double kMargin8Bit = 1.0, kMargin4Bit = 8.0;
 
-}  // namespace
-
-int cmd_demo(const Args& a) {
-  a.reject_unknown({"--full", "--out", "--data", "--quiet", "--limit"});
-  const bool full = a.has("--full");
+// The run folder: --out DIR (new, or empty) or lowbit-demo-DATE-TIME.
+std::string make_run_dir(const Args& a) {
   std::string dir = a.get("--out", "");
   if (dir.empty()) {
     char b[64];
@@ -126,10 +123,22 @@ int cmd_demo(const Args& a) {
       if (entries) throw UsageError("--out " + dir + " is not empty; the demo writes a new run folder");
     }
   }
-  check_output_path("--out", dir + "/teacher.safetensors");
-  install_stop_handler();  // Ctrl-C: the running stage stops and says how to resume; so does the demo
-  std::ofstream log(dir + "/metrics.jsonl", std::ios::app);
+  return dir;
+}
 
+void print_header(const std::string& dir, bool full) {
+  std::fprintf(stderr,
+               "== lowbit demo: train → distill → quantize → int8 on Fashion-MNIST, in %s\n"
+               "   %s\n",
+               dir.c_str(),
+               full ? "the full recipes: teacher 30 epochs, student 30 epochs of distillation, QAT 3 epochs (hours)"
+                    : "short schedules (9 minutes on 2 cores of AMD Zen 5, 31 with AVX2 only): teacher 3 epochs and the student 2 epochs on 30,000 "
+                      "images, QAT 1 epoch on 20,000; accuracy on all 10,000 test images; --full for the recipes");
+}
+
+// The stages, as the commands a user would type, and their rows.
+std::vector<Row> run_stages(const Args& a, const std::string& dir, std::ofstream& log) {
+  const bool full = a.has("--full");
   // Schedules: short by default (the whole run in 9 to 31 minutes on 2 cores).
   const std::string teacher_epochs = full ? "30" : "3", student_epochs = full ? "30" : "2",
                     qat_epochs = full ? "3" : "1";
@@ -153,14 +162,7 @@ int cmd_demo(const Args& a) {
   };
   const std::string T = dir + "/teacher.safetensors", S = dir + "/student.safetensors";
   const std::vector<std::string> student_model{"--model", "mobilenet_v2", "--width", "0.5", "--small-input"};
-  std::fprintf(stderr,
-               "== lowbit demo: train → distill → quantize → int8 on Fashion-MNIST, in %s\n"
-               "   %s\n",
-               dir.c_str(),
-               full ? "the full recipes: teacher 30 epochs, student 30 epochs of distillation, QAT 3 epochs (hours)"
-                    : "short schedules (9 minutes on 2 cores of AMD Zen 5, 31 with AVX2 only): teacher 3 epochs and the student 2 epochs on 30,000 "
-                      "images, QAT 1 epoch on 20,000; accuracy on all 10,000 test images; --full for the recipes");
-
+  print_header(dir, full);
   std::vector<Row> rows;
   auto float_row = [&](const std::string& stage, const std::string& model, const std::string& file, double acc) {
     const std::string e = run_stage(with({"eval", "--weights", file}, test_subset), log, stage + " (eval)");
@@ -172,50 +174,47 @@ int cmd_demo(const Args& a) {
     rows.push_back({stage, "mobilenet_v2 w0.5", field(e, "accuracy"), field(e, "int8_mb"), float_ms,
                     field(e, "latency_ms"), margin});
   };
-  try {
-    // 1. The teacher.
-    std::string r = run_stage(with({"train", "--model", "resnet20", "--epochs", teacher_epochs, "--out", T, "--metrics",
-                                    dir + "/curves-1-teacher.jsonl"},
-                                   train_subset),
-                              log, "teacher");
-    float_row("teacher (float)", "resnet20", T, field(r, "accuracy"));
-    // 2. The student, distilled.
-    std::vector<std::string> d{"distill", "--teacher", T, "--teacher-model", "resnet20"};
-    d.insert(d.end(), student_model.begin(), student_model.end());
-    d.insert(d.end(), {"--epochs", student_epochs, "--out", S, "--metrics", dir + "/curves-2-student-kd.jsonl"});
-    r = run_stage(with(d, train_subset), log, "student");
-    const double student_ms = float_row("student, distilled (float)", "mobilenet_v2 w0.5", S, field(r, "accuracy"));
-    // 3. PTQ, two ways.
-    for (const auto& [name, flags] :
-         {std::pair<std::string, std::vector<std::string>>{"ptq_minmax", {"--qconfig", "w8a8-per-tensor", "--observer", "minmax"}},
-          {"ptq_histogram", {"--qconfig", "w8a8", "--observer", "histogram"}}}) {
-      std::vector<std::string> q{"quantize", "--weights", S, "--calib", "512", "--out", dir + "/" + name + ".safetensors",
-                                 "--int8-out", dir + "/" + name + ".int8.safetensors"};
-      q.insert(q.end(), flags.begin(), flags.end());
-      run_stage(with(q, test_subset), log, name);
-      int8_row(name == "ptq_minmax" ? "PTQ per-tensor MinMax" : "PTQ per-channel histogram",
-               dir + "/" + name + ".int8.safetensors", student_ms, kMargin8Bit);
-    }
-    // 4. QAT with the teacher: w8a8 and w4a4 LSQ students.
-    for (const std::string qc : {"w8a8", "w4a4"}) {
-      const std::string f = dir + "/qat_" + qc + "_kd";
-      std::vector<std::string> q{"distill", "--teacher", T, "--teacher-model", "resnet20", "--init", S};
-      q.insert(q.end(), student_model.begin(), student_model.end());
-      q.insert(q.end(), {"--qconfig", qc, "--quantizer", "lsq", "--epochs", qat_epochs, "--out", f + ".safetensors",
-                         "--int8-out", f + ".int8.safetensors", "--metrics",
-                         dir + "/curves-" + (qc == "w8a8" ? "3" : "4") + "-qat-" + qc + "-kd.jsonl",
-                         "--on-divergence", "warn"});  // the table still shows the stage (with a warning row)
-      run_stage(with(q, qat_subset), log, "qat_" + qc + "_kd");
-      int8_row("QAT " + qc + " LSQ + KD", f + ".int8.safetensors", student_ms,
-               qc == "w8a8" ? kMargin8Bit : kMargin4Bit);
-    }
-  } catch (const Error& e) {
-    std::fprintf(stderr, "\nlowbit demo: %s. The run folder %s holds what finished (metrics.jsonl).\n", e.what(),
-                 dir.c_str());
-    return stop_requested() ? 130 : 2;
+  // 1. The teacher.
+  std::string r = run_stage(with({"train", "--model", "resnet20", "--epochs", teacher_epochs, "--out", T, "--metrics",
+                                  dir + "/curves-1-teacher.jsonl"},
+                                 train_subset),
+                            log, "teacher");
+  float_row("teacher (float)", "resnet20", T, field(r, "accuracy"));
+  // 2. The student, distilled.
+  std::vector<std::string> d{"distill", "--teacher", T, "--teacher-model", "resnet20"};
+  d.insert(d.end(), student_model.begin(), student_model.end());
+  d.insert(d.end(), {"--epochs", student_epochs, "--out", S, "--metrics", dir + "/curves-2-student-kd.jsonl"});
+  r = run_stage(with(d, train_subset), log, "student");
+  const double student_ms = float_row("student, distilled (float)", "mobilenet_v2 w0.5", S, field(r, "accuracy"));
+  // 3. PTQ, two ways.
+  for (const auto& [name, flags] :
+       {std::pair<std::string, std::vector<std::string>>{"ptq_minmax", {"--qconfig", "w8a8-per-tensor", "--observer", "minmax"}},
+        {"ptq_histogram", {"--qconfig", "w8a8", "--observer", "histogram"}}}) {
+    std::vector<std::string> q{"quantize", "--weights", S, "--calib", "512", "--out", dir + "/" + name + ".safetensors",
+                               "--int8-out", dir + "/" + name + ".int8.safetensors"};
+    q.insert(q.end(), flags.begin(), flags.end());
+    run_stage(with(q, test_subset), log, name);
+    int8_row(name == "ptq_minmax" ? "PTQ per-tensor MinMax" : "PTQ per-channel histogram",
+             dir + "/" + name + ".int8.safetensors", student_ms, kMargin8Bit);
   }
+  // 4. QAT with the teacher: w8a8 and w4a4 LSQ students.
+  for (const std::string qc : {"w8a8", "w4a4"}) {
+    const std::string f = dir + "/qat_" + qc + "_kd";
+    std::vector<std::string> q{"distill", "--teacher", T, "--teacher-model", "resnet20", "--init", S};
+    q.insert(q.end(), student_model.begin(), student_model.end());
+    q.insert(q.end(), {"--qconfig", qc, "--quantizer", "lsq", "--epochs", qat_epochs, "--out", f + ".safetensors",
+                       "--int8-out", f + ".int8.safetensors", "--metrics",
+                       dir + "/curves-" + (qc == "w8a8" ? "3" : "4") + "-qat-" + qc + "-kd.jsonl",
+                       "--on-divergence", "warn"});  // the table still shows the stage (with a warning row)
+    run_stage(with(q, qat_subset), log, "qat_" + qc + "_kd");
+    int8_row("QAT " + qc + " LSQ + KD", f + ".int8.safetensors", student_ms,
+             qc == "w8a8" ? kMargin8Bit : kMargin4Bit);
+  }
+  return rows;
+}
 
-  // The table.
+// The table, its warning rows (a quantized stage below its margin) last; and those rows alone.
+std::pair<std::string, std::string> make_table(const std::vector<Row>& rows) {
   std::string table = "| stage | model | accuracy | size (MB) | float batch-1 (ms) | int8 batch-1 (ms) | speed-up |\n"
                       "|---|---|---|---|---|---|---|\n";
   const double student_accuracy = rows.size() > 1 ? rows[1].accuracy : 0;
@@ -237,6 +236,28 @@ int cmd_demo(const Args& a) {
     table += b;
   }
   table += warnings;
+  return {table, warnings};
+}
+
+}  // namespace
+
+int cmd_demo(const Args& a) {
+  a.reject_unknown({"--full", "--out", "--data", "--quiet", "--limit"});
+  const std::string dir = make_run_dir(a);
+  check_output_path("--out", dir + "/teacher.safetensors");
+  install_stop_handler();  // Ctrl-C: the running stage stops and says how to resume; so does the demo
+  std::ofstream log(dir + "/metrics.jsonl", std::ios::app);
+
+  std::vector<Row> rows;
+  try {
+    rows = run_stages(a, dir, log);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "\nlowbit demo: %s. The run folder %s holds what finished (metrics.jsonl).\n", e.what(),
+                 dir.c_str());
+    return stop_requested() ? 130 : 2;
+  }
+
+  const auto [table, warnings] = make_table(rows);
   std::ofstream(dir + "/table.md") << table;
   std::vector<std::string> rep{"report", dir, "--json"};
   if (a.has("--data")) rep.insert(rep.end(), {"--data", a.get("--data", "")});

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <chrono>
 #include <cstdio>
 
@@ -133,6 +134,72 @@ int compare_sim(quant::QuantModel& q, const data::DataLoader& loader, const std:
   return 0;
 }
 
+// The model a float, quantized or dynamic checkpoint holds, loaded; qinfo and
+// qsize say how it is quantized (nullopt: float).
+struct EvalModel {
+  nn::ModulePtr model;
+  std::optional<quant::QuantInfo> qinfo;
+  quant::ModelSize qsize;
+};
+EvalModel load_eval_model(const Args& a, const std::string& weights, const SafetensorsFile& file,
+                          const data::Dataset& ds) {
+  nn::ModelConfig cfg = model_config(a, ds);
+  nn::check_model_name(a.get("--model", ""));
+  check_checkpoint_model(weights, a.get("--model", ""), cfg);  // "F holds a resnet20 (…), not a resnet32 (…)"
+  EvalModel e{nn::create_model(a.get("--model", ""), cfg), quant::quant_info(file.metadata, weights), {}};
+  // A quantized checkpoint (lowbit quantize / qat) evaluates in simulation.
+  if (e.qinfo && e.qinfo->dynamic) {
+    if (a.has("--compare-sim"))
+      throw UsageError("--compare-sim compares a static quantized checkpoint with the engine; " + weights +
+                       " is dynamically quantized (its layers already run on the int8 kernels)");
+    e.qsize.float_bytes = e.model->num_parameters() * 4;
+    e.model = quant::load_dynamic(weights, e.model);
+    e.qsize.quantized_bytes = quant::dynamic_model_bytes(*e.model);
+  } else if (e.qinfo) {
+    e.model = quant::load_quantized(weights, e.model);
+    e.qsize = quant::model_size(*e.model);
+  } else {
+    if (a.has("--compare-sim")) throw UsageError("--compare-sim needs a quantized checkpoint; " + weights + " is float");
+    nn::load_checkpoint(weights, *e.model, nullptr, true);
+  }
+  return e;
+}
+
+void print_eval(const Args& a, const EvalModel& e, const EvalResult& r, const std::string& dataset, double latency,
+                double mb, int64_t batch) {
+  const double throughput = r.seconds > 0 ? (double)r.count / r.seconds : 0.0;
+  const std::string model = a.get("--model", "");
+  const int64_t params = e.model->num_parameters();
+  if (a.has("--json")) {
+    std::string qjson;
+    if (e.qinfo) {
+      char b[256];
+      std::snprintf(b, sizeof b, ", \"quantization\": \"%s\", \"qconfig\": \"%s\", \"float_mb\": %.4f, \"quantized_mb\": %.4f",
+                    flow(*e.qinfo), qname(*e.qinfo).c_str(), (double)e.qsize.float_bytes / 1e6,
+                    (double)e.qsize.quantized_bytes / 1e6);
+      qjson = b;
+    }
+    std::printf("{\"model\": \"%s\", \"accuracy\": %.6f, \"top5\": %.6f, \"loss\": %.6f, \"images\": %lld, "
+                "\"file_mb\": %.3f, \"parameters\": %lld, \"latency_ms\": %.3f, \"throughput\": %.1f, \"threads\": %d%s}\n",
+                model.c_str(), r.top1, r.top5, r.loss, (long long)r.count, mb, (long long)params, latency, throughput,
+                kernels::num_threads(), qjson.c_str());
+    return;
+  }
+  std::printf("%s on %s test (%lld images)\n", model.c_str(), dataset.c_str(), (long long)r.count);
+  std::printf("  accuracy   %.4f (top-5 %.4f)\n  loss       %.4f\n", r.top1, r.top5, r.loss);
+  if (e.qinfo)
+    std::printf("  quantized  %s (%s%s): %.3f MB quantized vs %.3f MB float\n", qname(*e.qinfo).c_str(), flow(*e.qinfo),
+                e.qinfo->dynamic ? ", int8 kernels" : ", simulated", (double)e.qsize.quantized_bytes / 1e6,
+                (double)e.qsize.float_bytes / 1e6);
+  if (e.qinfo && e.qinfo->dynamic)
+    std::printf("  size       file %.2f MB\n", mb);
+  else
+    std::printf("  size       %.2f MB of f32 parameters (%lld); file %.2f MB\n", (double)params * 4 / 1e6,
+                (long long)params, mb);
+  std::printf("  latency    %.3f ms (batch 1, median of 30)\n  throughput %.0f img/s (batch %lld, %d threads)\n",
+              latency, throughput, (long long)batch, kernels::num_threads());
+}
+
 }  // namespace
 
 int cmd_eval(const Args& a_in) {
@@ -160,68 +227,19 @@ int cmd_eval(const Args& a_in) {
   DataFlags df = data_flags(a);
   data::DatasetPtr ds = open_split(df, false, (uint64_t)a.get_int("--seed", 0));
   data::DataLoader loader(ds, {.batch_size = batch, .num_workers = workers}, eval_transform(df));
-  nn::ModelConfig cfg = model_config(a, *ds);
-  nn::check_model_name(a.get("--model", ""));
-  check_checkpoint_model(weights, a.get("--model", ""), cfg);  // "F holds a resnet20 (…), not a resnet32 (…)"
-  nn::ModulePtr model = nn::create_model(a.get("--model", ""), cfg);
-  // A quantized checkpoint (lowbit quantize / qat) evaluates in simulation.
-  const auto qinfo = quant::quant_info(file.metadata, weights);
-  quant::ModelSize qsize;
-  if (qinfo && qinfo->dynamic) {
-    if (a.has("--compare-sim"))
-      throw UsageError("--compare-sim compares a static quantized checkpoint with the engine; " + weights +
-                       " is dynamically quantized (its layers already run on the int8 kernels)");
-    qsize.float_bytes = model->num_parameters() * 4;
-    model = quant::load_dynamic(weights, model);
-    qsize.quantized_bytes = quant::dynamic_model_bytes(*model);
-  } else if (qinfo) {
-    model = quant::load_quantized(weights, model);
-    qsize = quant::model_size(*model);
-  } else {
-    if (a.has("--compare-sim")) throw UsageError("--compare-sim needs a quantized checkpoint; " + weights + " is float");
-    nn::load_checkpoint(weights, *model, nullptr, true);
-  }
+  const EvalModel e = load_eval_model(a, weights, file, *ds);
   if (a.has("--compare-sim"))
-    return compare_sim(static_cast<quant::QuantModel&>(*model), loader, a.get("--model", ""), df.dataset, quiet, json);
+    return compare_sim(static_cast<quant::QuantModel&>(*e.model), loader, a.get("--model", ""), df.dataset, quiet, json);
 
-  EvalResult r = evaluate(*model, loader, !quiet, "eval");
-
+  EvalResult r = evaluate(*e.model, loader, !quiet, "eval");
   // Latency: batch-1 forward, median of 30 after 5 warm-up runs.
-  model->eval();
+  e.model->eval();
   NoGradGuard ng;
   Tensor one = loader.make_batch(0, 0).images.slice(0, 0, 1).contiguous();
-  const double latency = median_ms([&] { model->forward(one); });
+  const double latency = median_ms([&] { e.model->forward(one); });
   struct stat st {};
   const double mb = stat(weights.c_str(), &st) == 0 ? (double)st.st_size / 1e6 : 0.0;
-  const double throughput = r.seconds > 0 ? (double)r.count / r.seconds : 0.0;
-  std::string qjson;
-  if (qinfo) {
-    char b[256];
-    std::snprintf(b, sizeof b, ", \"quantization\": \"%s\", \"qconfig\": \"%s\", \"float_mb\": %.4f, \"quantized_mb\": %.4f",
-                  flow(*qinfo), qname(*qinfo).c_str(), (double)qsize.float_bytes / 1e6,
-                  (double)qsize.quantized_bytes / 1e6);
-    qjson = b;
-  }
-  if (json) {
-    std::printf("{\"model\": \"%s\", \"accuracy\": %.6f, \"top5\": %.6f, \"loss\": %.6f, \"images\": %lld, "
-                "\"file_mb\": %.3f, \"parameters\": %lld, \"latency_ms\": %.3f, \"throughput\": %.1f, \"threads\": %d%s}\n",
-                a.get("--model", "").c_str(), r.top1, r.top5, r.loss, (long long)r.count, mb,
-                (long long)model->num_parameters(), latency, throughput, kernels::num_threads(), qjson.c_str());
-  } else {
-    std::printf("%s on %s test (%lld images)\n", a.get("--model", "").c_str(), df.dataset.c_str(), (long long)r.count);
-    std::printf("  accuracy   %.4f (top-5 %.4f)\n  loss       %.4f\n", r.top1, r.top5, r.loss);
-    if (qinfo)
-      std::printf("  quantized  %s (%s%s): %.3f MB quantized vs %.3f MB float\n", qname(*qinfo).c_str(), flow(*qinfo),
-                  qinfo->dynamic ? ", int8 kernels" : ", simulated", (double)qsize.quantized_bytes / 1e6,
-                  (double)qsize.float_bytes / 1e6);
-    if (qinfo && qinfo->dynamic)
-      std::printf("  size       file %.2f MB\n", mb);
-    else
-      std::printf("  size       %.2f MB of f32 parameters (%lld); file %.2f MB\n",
-                  (double)model->num_parameters() * 4 / 1e6, (long long)model->num_parameters(), mb);
-    std::printf("  latency    %.3f ms (batch 1, median of 30)\n  throughput %.0f img/s (batch %lld, %d threads)\n",
-                latency, throughput, (long long)loader.options().batch_size, kernels::num_threads());
-  }
+  print_eval(a, e, r, df.dataset, latency, mb, batch);
   return 0;
 }
 

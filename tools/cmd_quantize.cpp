@@ -24,25 +24,26 @@
 namespace lowbit::cli {
 
 namespace {
-// The model-describing entries of a float checkpoint's metadata.
-nn::Metadata model_metadata(const std::map<std::string, std::string>& md) {
-  nn::Metadata out;
-  for (const char* k : {"model", "dataset", "width", "small_input", "act", "in_channels", "num_classes", "hidden"})
-    if (md.count(k)) out[k] = md.at(k);
-  return out;
+// How the quantized files describe their model: ModelConfig's keys, the
+// model's name and its data set (the float checkpoint's, as the flags default to).
+nn::Metadata model_metadata(const Args& a, const nn::ModelConfig& mc) {
+  nn::Metadata md = mc.to_metadata();
+  md["model"] = a.get("--model", "");
+  md["dataset"] = a.get("--dataset", "fashion-mnist");
+  return md;
 }
-// --weights F (a float checkpoint) and --out: the float file and the flags
-// with F's model description as defaults.
-std::pair<SafetensorsFile, Args> open_float_weights(const Args& a_in) {
+// --weights F (a float checkpoint) and --out: the flags with F's model
+// description as defaults.
+Args open_float_weights(const Args& a_in) {
   if (!a_in.has("--weights")) throw UsageError("--weights FLOAT.safetensors is required");
   if (!a_in.has("--out")) throw UsageError("--out Q.safetensors is required");
   const std::string weights = a_in.get("--weights", "");
-  SafetensorsFile file = load_safetensors(weights);
+  const SafetensorsFile file = load_safetensors(weights);
   if (quant::quant_info(file.metadata, weights))
     throw UsageError(weights + " is already quantized; pass the float checkpoint");
   Args a = with_checkpoint_defaults(a_in, file.metadata);
   if (!a.has("--model")) throw UsageError(weights + " does not say which model it holds; pass --model");
-  return {std::move(file), std::move(a)};
+  return a;
 }
 
 std::set<std::string> split_commas(const std::string& s) {
@@ -52,6 +53,39 @@ std::set<std::string> split_commas(const std::string& s) {
     out.insert(item);
   }
   return out;
+}
+
+struct DynamicSummary {
+  std::string model, config;
+  int layers;
+  EvalResult fr, qr;
+  int64_t float_bytes, qbytes;
+  double f1, f32, q1, q32;  // batch-1 and batch-32 latency, float and dynamic (ms)
+  std::string out, int8_out;
+  int64_t int8_bytes;
+};
+void print_dynamic(bool json, const DynamicSummary& d) {
+  const double fmb = (double)d.float_bytes / 1e6, qmb = (double)d.qbytes / 1e6;
+  if (json) {
+    std::printf("{\"model\": \"%s\", \"qconfig\": \"%s\", \"layers\": %d, \"float_accuracy\": %.6f, "
+                "\"accuracy\": %.6f, \"float_loss\": %.6f, \"loss\": %.6f, \"float_mb\": %.4f, \"quantized_mb\": %.4f, "
+                "\"float_ms_b1\": %.4f, \"float_ms_b32\": %.4f, \"dynamic_ms_b1\": %.4f, \"dynamic_ms_b32\": %.4f, "
+                "\"threads\": %d, \"images\": %lld, \"out\": \"%s\", \"int8_out\": \"%s\", \"int8_mb\": %.4f}\n",
+                d.model.c_str(), d.config.c_str(), d.layers, d.fr.top1, d.qr.top1, d.fr.loss, d.qr.loss, fmb, qmb, d.f1,
+                d.f32, d.q1, d.q32, kernels::num_threads(), (long long)d.qr.count, d.out.c_str(), d.int8_out.c_str(),
+                (double)d.int8_bytes / 1e6);
+    return;
+  }
+  std::printf("%s, %s: %d Linear layer%s quantized (s8 weights, u8 activations from each batch's range)\n",
+              d.model.c_str(), d.config.c_str(), d.layers, d.layers == 1 ? "" : "s");
+  std::printf("  float      accuracy %.4f  loss %.4f  %.3f MB  latency %.3f ms (batch 1)  %.3f ms (batch 32)\n",
+              d.fr.top1, d.fr.loss, fmb, d.f1, d.f32);
+  std::printf("  dynamic    accuracy %.4f  loss %.4f  %.3f MB  latency %.3f ms (batch 1)  %.3f ms (batch 32)\n",
+              d.qr.top1, d.qr.loss, qmb, d.q1, d.q32);
+  std::printf("  %.2fx smaller; %.2fx / %.2fx the float speed at batch 1 / 32 (%d threads, median of 30)\n",
+              fmb / qmb, d.f1 / d.q1, d.f32 / d.q32, kernels::num_threads());
+  std::printf("  wrote %s\n", d.out.c_str());
+  if (!d.int8_out.empty()) std::printf("  wrote %s (int8 engine, %.3f MB)\n", d.int8_out.c_str(), (double)d.int8_bytes / 1e6);
 }
 
 int quantize_dynamic_cmd(const Args& a_in) {
@@ -66,7 +100,7 @@ int quantize_dynamic_cmd(const Args& a_in) {
   a_in.reject_unknown(known);
   if (a_in.has("--per-channel") && a_in.has("--per-tensor"))
     throw UsageError("--per-channel and --per-tensor contradict each other");
-  const auto [file, a] = open_float_weights(a_in);
+  const Args a = open_float_weights(a_in);
   const std::string weights = a.get("--weights", ""), out = a.get("--out", "");
   const int64_t batch = a.get_int("--batch", 256);
   if (batch < 1) throw UsageError("--batch must be at least 1");
@@ -116,39 +150,20 @@ int quantize_dynamic_cmd(const Args& a_in) {
   const auto [q1, q32] = latencies(*model);
   const int64_t qbytes = quant::dynamic_model_bytes(*model);
 
-  nn::Metadata md = model_metadata(file.metadata);
+  nn::Metadata md = model_metadata(a, mc);
   for (auto& [k, v] : quant::dynamic_metadata(*model, cfg)) md[k] = v;
   md["float_accuracy"] = std::to_string(fr.top1);
   md["accuracy"] = std::to_string(qr.top1);
   nn::save_checkpoint(out, *model, nullptr, md);
   int64_t int8_bytes = 0;
   if (!int8_out.empty()) {
-    nn::Metadata info = model_metadata(file.metadata);
+    nn::Metadata info = model_metadata(a, mc);
     info["quantization"] = "dynamic";
     info["qconfig"] = cfg.str();
     int8_bytes = save_int8(int8_out, std::move(im), *test, df, info);
   }
-  const double fmb = (double)float_bytes / 1e6, qmb = (double)qbytes / 1e6;
-  if (json) {
-    std::printf("{\"model\": \"%s\", \"qconfig\": \"%s\", \"layers\": %d, \"float_accuracy\": %.6f, "
-                "\"accuracy\": %.6f, \"float_loss\": %.6f, \"loss\": %.6f, \"float_mb\": %.4f, \"quantized_mb\": %.4f, "
-                "\"float_ms_b1\": %.4f, \"float_ms_b32\": %.4f, \"dynamic_ms_b1\": %.4f, \"dynamic_ms_b32\": %.4f, "
-                "\"threads\": %d, \"images\": %lld, \"out\": \"%s\", \"int8_out\": \"%s\", \"int8_mb\": %.4f}\n",
-                model_name.c_str(), cfg.str().c_str(), layers, fr.top1, qr.top1, fr.loss, qr.loss, fmb, qmb, f1, f32, q1,
-                q32, kernels::num_threads(), (long long)qr.count, out.c_str(), int8_out.c_str(),
-                (double)int8_bytes / 1e6);
-  } else {
-    std::printf("%s, %s: %d Linear layer%s quantized (s8 weights, u8 activations from each batch's range)\n",
-                model_name.c_str(), cfg.str().c_str(), layers, layers == 1 ? "" : "s");
-    std::printf("  float      accuracy %.4f  loss %.4f  %.3f MB  latency %.3f ms (batch 1)  %.3f ms (batch 32)\n",
-                fr.top1, fr.loss, fmb, f1, f32);
-    std::printf("  dynamic    accuracy %.4f  loss %.4f  %.3f MB  latency %.3f ms (batch 1)  %.3f ms (batch 32)\n",
-                qr.top1, qr.loss, qmb, q1, q32);
-    std::printf("  %.2fx smaller; %.2fx / %.2fx the float speed at batch 1 / 32 (%d threads, median of 30)\n",
-                fmb / qmb, f1 / q1, f32 / q32, kernels::num_threads());
-    std::printf("  wrote %s\n", out.c_str());
-    if (!int8_out.empty()) std::printf("  wrote %s (int8 engine, %.3f MB)\n", int8_out.c_str(), (double)int8_bytes / 1e6);
-  }
+  print_dynamic(a.has("--json"), {model_name, cfg.str(), layers, fr, qr, float_bytes, qbytes, f1, f32, q1, q32, out, int8_out,
+                                  int8_bytes});
   return 0;
 }
 
@@ -160,7 +175,7 @@ int cmd_quantize(const Args& a_in) {
   for (auto* list : {&data_flag_names(), &model_flag_names(), &qconfig_flag_names()})
     for (auto& n : *list) known.push_back(n);
   a_in.reject_unknown(known);
-  const auto [file, a] = open_float_weights(a_in);
+  const Args a = open_float_weights(a_in);
   const std::string weights = a.get("--weights", ""), out = a.get("--out", "");
   const int64_t calib = a.get_int("--calib", 1024), batch = a.get_int("--batch", 256);
   if (calib < 1) throw UsageError("--calib must be at least 1 (images from the training split)");
@@ -184,7 +199,8 @@ int cmd_quantize(const Args& a_in) {
                                 eval_transform(df));
 
   const std::string model_name = a.get("--model", "");
-  nn::ModulePtr model = nn::create_model(model_name, model_config(a, *test));
+  const nn::ModelConfig mc = model_config(a, *test);
+  nn::ModulePtr model = nn::create_model(model_name, mc);
   nn::load_checkpoint(weights, *model, nullptr, true);
   const EvalResult fr = evaluate(*model, test_loader, !quiet, "float");
 
@@ -198,7 +214,7 @@ int cmd_quantize(const Args& a_in) {
   const EvalResult qr = evaluate(*q, test_loader, !quiet, "quantized");
   const quant::ModelSize size = quant::model_size(*q);
 
-  nn::Metadata md = model_metadata(file.metadata);
+  nn::Metadata md = model_metadata(a, mc);
   for (auto& [k, v] : quant::quant_metadata({false, qc, true})) md[k] = v;
   md["float_accuracy"] = std::to_string(fr.top1);
   md["accuracy"] = std::to_string(qr.top1);
@@ -206,7 +222,7 @@ int cmd_quantize(const Args& a_in) {
   nn::save_checkpoint(out, *q, nullptr, md);
   int64_t int8_bytes = 0;
   if (!int8_out.empty()) {
-    nn::Metadata im = model_metadata(file.metadata);
+    nn::Metadata im = model_metadata(a, mc);
     im["quantization"] = "ptq";
     im["qconfig"] = quant::qconfig_to_string(qc);
     int8_bytes = write_int8(int8_out, *q, *train, df, im);

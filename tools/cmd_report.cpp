@@ -195,20 +195,8 @@ std::vector<std::string> lines_of(const std::string& path) {
 
 bool exists(const std::string& p) { return std::ifstream(p).good(); }
 
-}  // namespace
-
-int cmd_report(const Args& a) {
-  a.reject_unknown({"--out", "--data"}, 1);
-  if (a.positional.empty()) throw UsageError("which run folder? (lowbit report RUN_DIR, as lowbit demo wrote it)");
-  const std::string dir = a.positional[0];
-  if (!exists(dir + "/table.md") || !exists(dir + "/metrics.jsonl"))
-    throw UsageError(dir + ": not a finished demo run folder (no table.md and metrics.jsonl)");
-  const std::string out = a.get("--out", dir + "/report.html");
-  check_output_path("--out", out);
-
-  std::ostringstream body;
-  int charts = 0;
-  // 1. Curves.
+// 1. The training curves of every curves-*.jsonl: loss, accuracy, validation.
+void curves_section(const std::string& dir, std::ostream& body, int& charts) {
   std::vector<Series> loss, acc, val;
   if (DIR* d = opendir(dir.c_str())) {
     std::vector<std::string> files;
@@ -239,7 +227,10 @@ int cmd_report(const Args& a) {
        << xy_chart("Validation accuracy per epoch", "epoch", "accuracy (%)", val) << "</div>\n";
   charts += 3;
 
-  // 2. The table, and 3. accuracy against size.
+}
+
+// 2. The table, and 3. accuracy against size.
+void table_section(const std::string& dir, std::ostream& body, int& charts) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& line : lines_of(dir + "/table.md")) {
     std::vector<std::string> cells;
@@ -267,7 +258,10 @@ int cmd_report(const Args& a) {
        << "</div>\n";
   ++charts;
 
-  // 4. Per-layer error and 5. a weight histogram, from the quantized checkpoints.
+}
+
+// 4. Per-layer error and 5. a weight histogram, from the quantized checkpoints.
+void layer_sections(const Args& a, const std::string& dir, std::ostream& body, int& charts) {
   DataFlags df = data_flags(a);
   data::DatasetPtr train = data::limit(open_split(df, true, 0), 64, 0);
   data::DataLoader loader(train, {.batch_size = 64}, eval_transform(df));
@@ -323,6 +317,9 @@ int cmd_report(const Args& a) {
     charts += histogram_done;
   }
 
+}
+
+void write_html(const std::string& out, const std::string& dir, const std::string& body) {
   std::ofstream html(out);
   html << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>lowbit run " << esc(dir) << "</title>\n<style>\n"
        << "body{font-family:sans-serif;margin:24px;color:#222}h1{font-size:22px}h2{font-size:17px;margin-top:28px}\n"
@@ -332,13 +329,32 @@ int cmd_report(const Args& a) {
        << "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
        << "td:first-child,th:first-child,td:nth-child(2){text-align:left}\n</style></head><body>\n"
        << "<h1>lowbit: train → distill → quantize → int8 (" << esc(dir) << ")</h1>\n"
-       << body.str()
+       << body
        << "<script>\nfor (const s of document.querySelectorAll('svg.chart')) {\n"
           "  const b = s.getBBox();\n"
           "  s.setAttribute('data-rendered', Math.round(b.width) + 'x' + Math.round(b.height) + ':' +\n"
           "                 s.querySelectorAll('path,rect,circle').length);\n}\n</script>\n</body></html>\n";
   html.close();
   LOWBIT_CHECK(html.good(), "report: could not write ", out);
+}
+
+}  // namespace
+
+int cmd_report(const Args& a) {
+  a.reject_unknown({"--out", "--data"}, 1);
+  if (a.positional.empty()) throw UsageError("which run folder? (lowbit report RUN_DIR, as lowbit demo wrote it)");
+  const std::string dir = a.positional[0];
+  if (!exists(dir + "/table.md") || !exists(dir + "/metrics.jsonl"))
+    throw UsageError(dir + ": not a finished demo run folder (no table.md and metrics.jsonl)");
+  const std::string out = a.get("--out", dir + "/report.html");
+  check_output_path("--out", out);
+
+  std::ostringstream body;
+  int charts = 0;
+  curves_section(dir, body, charts);
+  table_section(dir, body, charts);
+  layer_sections(a, dir, body, charts);
+  write_html(out, dir, body.str());
   if (a.has("--json"))
     std::printf("{\"report\": \"%s\", \"charts\": %d}\n", json_escape(out).c_str(), charts);
   else

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -161,103 +162,108 @@ const char* kUsage =
     "environment: LOWBIT_ISA=ref|avx2|avxvnni|avx512vnni|neon|neondot  LOWBIT_THREADS=N (else OMP_NUM_THREADS)\n"
     "lowbit --version; lowbit help COMMAND\n";
 
-// `lowbit COMMAND --help`.
+// `lowbit COMMAND --help`, per command.
+const std::pair<const char*, const char*> kCommandUsage[] = {
+    {"train",
+        "usage: lowbit train --model M --out F.safetensors [options]\n"
+        "  model:     --model resnet18|resnet34|resnet50|resnet20|resnet32|resnet44|resnet56|mobilenet_v2|mlp\n"
+        "             --width W (mobilenet_v2) --small-input --act relu|relu6 --in-channels N --num-classes N\n"
+        "             --hidden 1024,1024 (mlp: hidden sizes, or none)\n"
+        "  data:      --dataset fashion-mnist|mnist|kmnist|cifar10|cifar100|imagefolder --data DIR --limit N\n"
+        "             --val-split F (validate on a held-out fraction of train; default: the test split)\n"
+        "             --val-limit N --mean a,b,c --std a,b,c --workers N --no-augment\n"
+        "  schedule:  --epochs N (1) --batch N (128) --lr X (0.1) --schedule cosine|step|multistep|constant\n"
+        "             --lr-step E --lr-milestones E1,E2 --lr-gamma G (0.1)   (step/multistep, in epochs)\n"
+        "             --warmup-epochs N --optimizer sgd|adam|adamw --momentum X (0.9) --nesterov --wd X (5e-4)\n"
+        "             --label-smoothing X --clip-grad X   (--batch-size, --weight-decay: aliases)\n"
+        "  run:       --resume F (continue F's run with its settings) --init F (start from F's weights)\n"
+        "             --stop-after N --quiet (no progress bar) --json --threads N --seed S\n"
+        "             --metrics F (JSON lines: every 20 steps and every epoch; lowbit report plots them)\n"
+        "             --on-divergence stop|warn (stop: a training loss rising for 3 windows of 20 steps to 2x\n"
+        "             the first window's ends the run, exit 2; an LSQ step collapsing to the clamp warns)\n"
+        "  Ctrl-C stops at the next step (exit 130) and names the checkpoint to --resume from\n"
+        "  writes F (last epoch, with optimizer state) and F's .best twin (best validation accuracy)\n"},
+    {"eval",
+        "usage: lowbit eval --weights F.safetensors [--batch N] [--dataset D --data DIR --limit N] [--quiet] [--json]\n"
+        "  F: a float checkpoint (lowbit train), a quantized one (lowbit quantize/qat --out; simulated), or an\n"
+        "     int8 model file (--int8-out; runs on the int8 engine)\n"
+        "  --compare-sim (quantized F): convert to int8 in memory and compare with the simulation image by image\n"
+        "  the model is rebuilt from the checkpoint's metadata (written by lowbit train)\n"},
+    {"analyze",
+        "usage: lowbit analyze --weights Q.safetensors [--calib N (256)] [--json]\n"
+        "  per quantized layer: SQNR in dB of its weights (float, BN folded, vs fake-quantized) and of its output\n"
+        "  (the float model vs the quantized one, on N training images)\n"},
+    {"infer",
+        "usage: lowbit infer --weights F.int8.safetensors IMAGE... [--top K (5)] [--json]\n"
+        "  decodes PNG/JPEG/BMP/GIF/TGA/PNM, resizes to the model's input, normalizes as the file says\n"},
+    {"bench",
+        "usage: lowbit bench peak|conv|train|distill|kernels|models [options] [--threads N] [--json]\n"
+        "  peak                       fp32 and int8 multiply-add peak of this machine\n"
+        "  conv [--batch N --reps N --warmup N --path P --case NAME]   float conv, ResNet-18 shapes\n"
+        "  train [--model M --width W --small-input --batch N --size S --channels C --classes K\n"
+        "         --steps N --warmup N --qconfig Q --quantizer ste|lsq|lsq+]   training step (float or QAT) throughput\n"
+        "                             and peak memory\n"
+        "  distill [--model S --width W --small-input --teacher-model T --attention A:B,... --qconfig Q --batch N\n"
+        "           --steps N]   distillation step vs the plain student step, teacher forward share\n"
+        "  kernels [--reps N --seconds S --case NAME]   int8 GEMM/conv vs oneDNN\n"
+        "  models [--model resnet18|mobilenet_v2 --batch N --reps N --warmup N --size S]   whole-model inference,\n"
+        "                             float vs the int8 engine (bench/compare_int8.py adds PyTorch)\n"},
+    {"quantize",
+        "usage: lowbit quantize --weights F.safetensors --out Q.safetensors [options]\n"
+        "  config:    --qconfig w8a8|w8a8-per-tensor|w4a8|w4a4|w2a2 (w8a8)\n"
+        "             --observer minmax|ema|histogram|entropy|percentile|mse (activations; preset's: histogram)\n"
+        "             --per-channel | --per-tensor (weights)\n"
+        "  data:      --calib N (1024 training images) --batch N (256) --dataset D --data DIR --limit N (test images)\n"
+        "  model:     read from F's metadata; --model --width --small-input --act --in-channels --num-classes override\n"
+        "  run:       --quiet --json --threads N --seed S\n"
+        "  --int8-out F.int8.safetensors   also write the int8 engine's model (lowbit eval / infer run it)\n"
+        "  prints float and quantized (simulated) accuracy and size; writes Q (float weights + quantization parameters)\n"
+        "  --dynamic  dynamic quantization instead (no calibration): s8 Linear weights, activations quantized\n"
+        "             per batch; --per-channel --reduce-range (activations 0..127, PyTorch's) --layers Linear|PATH,...\n"
+        "             prints float vs dynamic accuracy, size and batch-1/32 latency; writes Q; --int8-out for\n"
+        "             models whose every layer is dynamic (an mlp)\n"},
+    {"qat",
+        "usage: lowbit qat --weights F.safetensors --out Q.safetensors [options]\n"
+        "  config:    --qconfig w8a8|w8a8-per-tensor|w4a8|w4a4|w2a2 (w8a8) --quantizer ste|lsq|lsq+\n"
+        "             --observer minmax|ema (STE) --per-channel | --per-tensor\n"
+        "             --lsq-init auto|mean|observer (LSQ's first step: auto = observer at 8 bits, else 2·mean|x|/√Qp)\n"
+        "             --freeze-bn-after E --freeze-observers-after E (epochs; default: never)\n"
+        "             --quantize-activations-after E (weights first; default 0)\n"
+        "             --bn-reestimate N (before freezing, BN statistics recomputed on N training batches\n"
+        "             unless --freeze-bn-after froze them; default 64, 0: off)\n"
+        "  training:  as lowbit train (--epochs 1 --lr 0.01 --batch --schedule --optimizer --resume --stop-after ...)\n"
+        "  --int8-out F.int8.safetensors   after the last epoch, also write the int8 engine's model\n"
+        "  writes Q (resumable each epoch; frozen after the last) and Q's .best twin (frozen)\n"},
+    {"distill",
+        "usage: lowbit distill --teacher T.safetensors --teacher-model M --model S --out F.safetensors [options]\n"
+        "  teacher:   a float checkpoint of model M (its width etc. from its metadata); frozen, eval mode\n"
+        "  student:   --model S --width W --small-input ... (from scratch) or --init S.safetensors (float weights)\n"
+        "             --qconfig w8a8|w4a4|w2a2 --quantizer lsq|ste|lsq+: a low-bit student (QAT; lr 0.01)\n"
+        "             --int8-out F.int8.safetensors (with --qconfig) after the last epoch; the QAT\n"
+        "             schedule flags of lowbit qat (--freeze-bn-after, --bn-reestimate N, ...)\n"
+        "  loss:      alpha * T^2 * KL(softmax(z_t/T) || softmax(z_s/T)) + (1 - alpha) * CE(z_s, y)\n"
+        "             --temperature T (4) --alpha A (0.9; weight of the teacher term) --label-smoothing X\n"
+        "             --hint T_MOD:S_MOD[,...] (FitNets: 1x1 conv+BN adapter, MSE; --hint-weight 1)\n"
+        "             --attention T_MOD:S_MOD[,...] (attention transfer; --attention-weight 1000 --attention-p 2)\n"
+        "             module names as PyTorch's (layer2, features.7); a tap reads the module's output\n"
+        "  training:  as lowbit train (--epochs --lr --batch --schedule --resume --stop-after --json ...)\n"},
+    {"demo",
+        "usage: lowbit demo [--full] [--out DIR] [--data DIR] [--quiet] [--seed S] [--limit N]\n"
+        "  train a resnet20 teacher, distill a mobilenet_v2 (width 0.5, small input) student, quantize it (PTQ\n"
+        "  per-tensor MinMax, PTQ per-channel histogram, QAT w8a8 and w4a4 LSQ + KD), run each on the int8 engine;\n"
+        "  ends with a table. Short schedules (9 to 31 minutes on 2 cores); --full: the recipes (hours);\n"
+        "  --limit N: every stage on N images (a quick look). Writes everything to DIR (default\n"
+        "  lowbit-demo-DATE-TIME): checkpoints, int8 models, metrics.jsonl, table.md\n"},
+    {"report",
+        "usage: lowbit report RUN_DIR [--out F.html (RUN_DIR/report.html)] [--data DIR]\n"
+        "  training curves, the comparison table, accuracy against size, per-layer quantization error and a\n"
+        "  4-bit layer's weight histogram with its grid, as inline SVG in one HTML file (no network needed)\n"},
+    {"info", "usage: lowbit info [--json]\n"},
+};
+
 const char* command_usage(const std::string& cmd) {
-  if (cmd == "train")
-    return "usage: lowbit train --model M --out F.safetensors [options]\n"
-           "  model:     --model resnet18|resnet34|resnet50|resnet20|resnet32|resnet44|resnet56|mobilenet_v2|mlp\n"
-           "             --width W (mobilenet_v2) --small-input --act relu|relu6 --in-channels N --num-classes N\n"
-           "             --hidden 1024,1024 (mlp: hidden sizes, or none)\n"
-           "  data:      --dataset fashion-mnist|mnist|kmnist|cifar10|cifar100|imagefolder --data DIR --limit N\n"
-           "             --val-split F (validate on a held-out fraction of train; default: the test split)\n"
-           "             --val-limit N --mean a,b,c --std a,b,c --workers N --no-augment\n"
-           "  schedule:  --epochs N (1) --batch N (128) --lr X (0.1) --schedule cosine|step|multistep|constant\n"
-           "             --lr-step E --lr-milestones E1,E2 --lr-gamma G (0.1)   (step/multistep, in epochs)\n"
-           "             --warmup-epochs N --optimizer sgd|adam|adamw --momentum X (0.9) --nesterov --wd X (5e-4)\n"
-           "             --label-smoothing X --clip-grad X   (--batch-size, --weight-decay: aliases)\n"
-           "  run:       --resume F (continue F's run with its settings) --init F (start from F's weights)\n"
-           "             --stop-after N --quiet (no progress bar) --json --threads N --seed S\n"
-           "             --metrics F (JSON lines: every 20 steps and every epoch; lowbit report plots them)\n"
-           "             --on-divergence stop|warn (stop: a training loss rising for 3 windows of 20 steps to 2x\n"
-           "             the first window's ends the run, exit 2; an LSQ step collapsing to the clamp warns)\n"
-           "  Ctrl-C stops at the next step (exit 130) and names the checkpoint to --resume from\n"
-           "  writes F (last epoch, with optimizer state) and F's .best twin (best validation accuracy)\n";
-  if (cmd == "eval")
-    return "usage: lowbit eval --weights F.safetensors [--batch N] [--dataset D --data DIR --limit N] [--quiet] [--json]\n"
-           "  F: a float checkpoint (lowbit train), a quantized one (lowbit quantize/qat --out; simulated), or an\n"
-           "     int8 model file (--int8-out; runs on the int8 engine)\n"
-           "  --compare-sim (quantized F): convert to int8 in memory and compare with the simulation image by image\n"
-           "  the model is rebuilt from the checkpoint's metadata (written by lowbit train)\n";
-  if (cmd == "analyze")
-    return "usage: lowbit analyze --weights Q.safetensors [--calib N (256)] [--json]\n"
-           "  per quantized layer: SQNR in dB of its weights (float, BN folded, vs fake-quantized) and of its output\n"
-           "  (the float model vs the quantized one, on N training images)\n";
-  if (cmd == "infer")
-    return "usage: lowbit infer --weights F.int8.safetensors IMAGE... [--top K (5)] [--json]\n"
-           "  decodes PNG/JPEG/BMP/GIF/TGA/PNM, resizes to the model's input, normalizes as the file says\n";
-  if (cmd == "bench")
-    return "usage: lowbit bench peak|conv|train|distill|kernels|models [options] [--threads N] [--json]\n"
-           "  peak                       fp32 and int8 multiply-add peak of this machine\n"
-           "  conv [--batch N --reps N --warmup N --path P --case NAME]   float conv, ResNet-18 shapes\n"
-           "  train [--model M --width W --small-input --batch N --size S --channels C --classes K\n"
-           "         --steps N --warmup N --qconfig Q --quantizer ste|lsq|lsq+]   training step (float or QAT) throughput\n"
-           "                             and peak memory\n"
-           "  distill [--model S --width W --small-input --teacher-model T --attention A:B,... --qconfig Q --batch N\n"
-           "           --steps N]   distillation step vs the plain student step, teacher forward share\n"
-           "  kernels [--reps N --seconds S --case NAME]   int8 GEMM/conv vs oneDNN\n"
-           "  models [--model resnet18|mobilenet_v2 --batch N --reps N --warmup N --size S]   whole-model inference,\n"
-           "                             float vs the int8 engine (bench/compare_int8.py adds PyTorch)\n";
-  if (cmd == "quantize")
-    return "usage: lowbit quantize --weights F.safetensors --out Q.safetensors [options]\n"
-           "  config:    --qconfig w8a8|w8a8-per-tensor|w4a8|w4a4|w2a2 (w8a8)\n"
-           "             --observer minmax|ema|histogram|entropy|percentile|mse (activations; preset's: histogram)\n"
-           "             --per-channel | --per-tensor (weights)\n"
-           "  data:      --calib N (1024 training images) --batch N (256) --dataset D --data DIR --limit N (test images)\n"
-           "  model:     read from F's metadata; --model --width --small-input --act --in-channels --num-classes override\n"
-           "  run:       --quiet --json --threads N --seed S\n"
-           "  --int8-out F.int8.safetensors   also write the int8 engine's model (lowbit eval / infer run it)\n"
-           "  prints float and quantized (simulated) accuracy and size; writes Q (float weights + quantization parameters)\n"
-           "  --dynamic  dynamic quantization instead (no calibration): s8 Linear weights, activations quantized\n"
-           "             per batch; --per-channel --reduce-range (activations 0..127, PyTorch's) --layers Linear|PATH,...\n"
-           "             prints float vs dynamic accuracy, size and batch-1/32 latency; writes Q; --int8-out for\n"
-           "             models whose every layer is dynamic (an mlp)\n";
-  if (cmd == "qat")
-    return "usage: lowbit qat --weights F.safetensors --out Q.safetensors [options]\n"
-           "  config:    --qconfig w8a8|w8a8-per-tensor|w4a8|w4a4|w2a2 (w8a8) --quantizer ste|lsq|lsq+\n"
-           "             --observer minmax|ema (STE) --per-channel | --per-tensor\n"
-           "             --lsq-init auto|mean|observer (LSQ's first step: auto = observer at 8 bits, else 2·mean|x|/√Qp)\n"
-           "             --freeze-bn-after E --freeze-observers-after E (epochs; default: never)\n"
-           "             --quantize-activations-after E (weights first; default 0)\n"
-           "             --bn-reestimate N (before freezing, BN statistics recomputed on N training batches\n"
-           "             unless --freeze-bn-after froze them; default 64, 0: off)\n"
-           "  training:  as lowbit train (--epochs 1 --lr 0.01 --batch --schedule --optimizer --resume --stop-after ...)\n"
-           "  --int8-out F.int8.safetensors   after the last epoch, also write the int8 engine's model\n"
-           "  writes Q (resumable each epoch; frozen after the last) and Q's .best twin (frozen)\n";
-  if (cmd == "distill")
-    return "usage: lowbit distill --teacher T.safetensors --teacher-model M --model S --out F.safetensors [options]\n"
-           "  teacher:   a float checkpoint of model M (its width etc. from its metadata); frozen, eval mode\n"
-           "  student:   --model S --width W --small-input ... (from scratch) or --init S.safetensors (float weights)\n"
-           "             --qconfig w8a8|w4a4|w2a2 --quantizer lsq|ste|lsq+: a low-bit student (QAT; lr 0.01)\n"
-           "             --int8-out F.int8.safetensors (with --qconfig) after the last epoch; the QAT\n"
-           "             schedule flags of lowbit qat (--freeze-bn-after, --bn-reestimate N, ...)\n"
-           "  loss:      alpha * T^2 * KL(softmax(z_t/T) || softmax(z_s/T)) + (1 - alpha) * CE(z_s, y)\n"
-           "             --temperature T (4) --alpha A (0.9; weight of the teacher term) --label-smoothing X\n"
-           "             --hint T_MOD:S_MOD[,...] (FitNets: 1x1 conv+BN adapter, MSE; --hint-weight 1)\n"
-           "             --attention T_MOD:S_MOD[,...] (attention transfer; --attention-weight 1000 --attention-p 2)\n"
-           "             module names as PyTorch's (layer2, features.7); a tap reads the module's output\n"
-           "  training:  as lowbit train (--epochs --lr --batch --schedule --resume --stop-after --json ...)\n";
-  if (cmd == "demo")
-    return "usage: lowbit demo [--full] [--out DIR] [--data DIR] [--quiet] [--seed S] [--limit N]\n"
-           "  train a resnet20 teacher, distill a mobilenet_v2 (width 0.5, small input) student, quantize it (PTQ\n"
-           "  per-tensor MinMax, PTQ per-channel histogram, QAT w8a8 and w4a4 LSQ + KD), run each on the int8 engine;\n"
-           "  ends with a table. Short schedules (9 to 31 minutes on 2 cores); --full: the recipes (hours);\n"
-           "  --limit N: every stage on N images (a quick look). Writes everything to DIR (default\n"
-           "  lowbit-demo-DATE-TIME): checkpoints, int8 models, metrics.jsonl, table.md\n";
-  if (cmd == "report")
-    return "usage: lowbit report RUN_DIR [--out F.html (RUN_DIR/report.html)] [--data DIR]\n"
-           "  training curves, the comparison table, accuracy against size, per-layer quantization error and a\n"
-           "  4-bit layer's weight histogram with its grid, as inline SVG in one HTML file (no network needed)\n";
-  if (cmd == "info") return "usage: lowbit info [--json]\n";
+  for (const auto& [name, text] : kCommandUsage)
+    if (cmd == name) return text;
   return nullptr;
 }
 

@@ -68,10 +68,12 @@ class QatVariant : public TrainVariant {
 
   std::string json_fields(nn::Module& model) override {
     const quant::ModelSize s = quant::model_size(model);
-    char b[256];
-    std::snprintf(b, sizeof b, ", \"qconfig\": \"%s\", \"quantizer\": \"%s\", \"float_mb\": %.4f, \"quantized_mb\": %.4f",
+    char b[512];
+    const quant::BnReestimation& re = schedule_->bn_reestimation();
+    std::snprintf(b, sizeof b, ", \"qconfig\": \"%s\", \"quantizer\": \"%s\", \"float_mb\": %.4f, \"quantized_mb\": %.4f, "
+                  "\"bn_reestimation\": \"%s\"",
                   qconfig().name.c_str(), quant::quantizer_name(qconfig().layer.activation.quantizer), (double)s.float_bytes / 1e6,
-                  (double)s.quantized_bytes / 1e6);
+                  (double)s.quantized_bytes / 1e6, re.batches == 0 ? "off" : re.kept ? "kept" : "discarded");
     return b;
   }
 

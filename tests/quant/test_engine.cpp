@@ -218,8 +218,7 @@ TEST_CASE("a channel whose weight step dwarfs its output step keeps its bias: th
   auto* fused = dynamic_cast<FusedConv2d*>(q->model()->child(conv2).get());
   REQUIRE(fused);
   const float step = grid_of(*fused->output_quantizer()).scale;
-  CHECK(fused->weight_quantizer()->qparams().scale[1] > 100 * step);
-  { auto wb = fused->folded_weight_bias(); MESSAGE("bias ", wb.second.to_vector()[0], " ", wb.second.to_vector()[1], " w1 ", wb.first.to_vector()[9], " step ", step, " ws ", fused->weight_quantizer()->qparams().scale[1]); }  // the pathological step is there
+  CHECK(fused->weight_quantizer()->qparams().scale[1] > 100 * step);  // the pathological step is there
   for (size_t i = 36; i < 72; ++i) {  // image 0, channel 1: the bias alone, 0.66 on the output grid
     CHECK_MESSAGE(frozen[i] == fake[i], i);
     CHECK_MESSAGE(std::fabs(frozen[i] - 0.66f) <= 0.5f * step + 1e-6f, i);

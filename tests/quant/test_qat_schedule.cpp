@@ -236,6 +236,70 @@ TEST_CASE("QatSchedule: with BN statistics live, they are re-estimated before fr
     const TrainResult r = Trainer(q, c, {&spy, &schedule}).fit(train, val);
     CHECK(static_cast<quant::QuantModel&>(*q).frozen());
     CHECK(r.last.top1 == nn::evaluate(*q, val).top1);  // validated after freezing
-    CHECK((bn_stats(*q).first != spy.mean) == (batches > 0));
+    const quant::BnReestimation& re = schedule.bn_reestimation();
+    CHECK(re.batches == batches);
+    CHECK((bn_stats(*q).first != spy.mean) == re.kept);  // kept: the statistics changed; not kept: restored
+    if (re.batches) CHECK(re.kept == (re.loss_after < re.loss_before));
+  }
+}
+
+TEST_CASE("reestimate_bn_stats_if_better: kept only when the probe loss falls, else the model is restored exactly") {
+  const BatchList data = testing::Blobs(8, 6);
+  int kept = 0, restored = 0;
+  for (float var : {5.0f, 1.0f, 0.2f}) {
+    quant::QConfig qc = quant::preset("w4a4");
+    quant::set_quantizer(qc, quant::QuantizerKind::lsq);
+    auto q = quant::prepare_qat(conv_bn_net(9), qc);
+    {
+      NoGradGuard ng;
+      q->train();
+      for (int k = 0; k < 3; ++k) q->forward(data.batch(k).images);  // EMA statistics and LSQ steps
+    }
+    set_bn_stats(*q, 0.0f, var);
+    std::vector<std::vector<float>> before;
+    for (auto& [n, t] : q->state_dict()) before.push_back(t.to_vector());
+    const quant::BnReestimation r = quant::reestimate_bn_stats_if_better(*q, data, 3, 2);
+    CHECK(r.batches == 3);
+    CHECK(r.kept == (r.loss_after < r.loss_before));
+    std::vector<std::vector<float>> after;
+    for (auto& [n, t] : q->state_dict()) after.push_back(t.to_vector());
+    CHECK((after == before) == !r.kept);
+    (r.kept ? kept : restored) += 1;
+  }
+  CHECK(kept >= 1);  // statistics 5× the data's variance are worse than re-estimated ones
+  MESSAGE("re-estimation kept ", kept, " of 3, restored ", restored);
+}
+
+TEST_CASE("reestimate_bn_stats keeps the trained integer weights: the per-channel LSQ steps absorb σ_old/σ_new") {
+  const BatchList data = testing::Blobs(6, 3);
+  quant::QConfig qc = quant::preset("w4a4");
+  quant::set_quantizer(qc, quant::QuantizerKind::lsq);
+  auto q = quant::prepare_qat(conv_bn_net(7), qc);
+  {
+    NoGradGuard ng;
+    q->train();
+    q->forward(data.batch(0).images);  // LSQ initialises its steps
+  }
+  set_bn_stats(*q, 0.3f, 5.0f);  // statistics far from the data's
+  auto* conv = dynamic_cast<quant::FusedConv2d*>(q->model()->child("0").get());
+  REQUIRE(conv);
+  auto integers = [&] {
+    NoGradGuard ng;
+    const Tensor w = conv->folded_weight_bias().first;
+    const std::vector<float> fq = conv->weight_quantizer()->forward(w).to_vector(),
+                             s = conv->weight_quantizer()->qparams().scale;
+    std::vector<int> out;
+    for (size_t i = 0; i < fq.size(); ++i) out.push_back((int)std::lround(fq[i] / s[i / 9]));
+    return out;
+  };
+  const std::vector<int> before = integers();
+  const std::vector<float> s0 = conv->weight_quantizer()->qparams().scale;
+  CHECK(quant::reestimate_bn_stats(*q, data, 3) == 3);
+  CHECK(integers() == before);
+  const auto [mean, var] = bn_stats(*q);
+  const std::vector<float> s1 = conv->weight_quantizer()->qparams().scale;
+  for (size_t c = 0; c < 4; ++c) {
+    CHECK(var[c] != doctest::Approx(5.0f));
+    CHECK(s1[c] == doctest::Approx(s0[c] * std::sqrt((5.0f + 1e-5f) / (var[c] + 1e-5f))).epsilon(1e-5));
   }
 }
