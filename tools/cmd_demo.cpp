@@ -100,9 +100,9 @@ struct Row {
 // PTQ and one epoch of QAT from a trained model should stay within a point
 // (QAT w8a8 ended +0.04 and -0.46 at seeds 0 and 1; PTQ per-tensor MinMax
 // at seed 1 did not: 10.00%, README). 4 bits after one epoch of QAT lose
-// 5 to 7 points at these schedules (5.29 before the LSQ steps collapsed,
-// 24537a9; 6.31 and 6.93 at seeds 0 and 1 since): 8 keeps a collapse (the
-// 15.5 points of seed 1 at 46e6869) and no healthy run.
+// 3.5 to 7 points at these schedules (5.29 at 24537a9; 6.31 at seed 0 at
+// 36ab399; 5.42 and 3.52 at seeds 0 and 1 at 29b2fde): 8 keeps a collapse
+// (the 15.5 points of seed 1 at 46e6869, 32.8 at 36ab399) and no healthy run.
 constexpr double kMargin8Bit = 1.0, kMargin4Bit = 8.0;
 
 // The run folder: --out DIR (new, or empty) or lowbit-demo-DATE-TIME.
