@@ -56,15 +56,35 @@ struct Probe : nn::TrainerCallback {
   Tensor held;
 };
 
+
+// The BN's running statistics (mean, var) of a prepared conv+BN+ReLU+Linear net.
+std::pair<std::vector<float>, std::vector<float>> bn_stats(nn::Module& m) {
+  std::vector<float> mean, var;
+  for (auto& [n, t] : m.state_dict()) {
+    if (n.find("running_mean") != std::string::npos) mean = t.to_vector();
+    if (n.find("running_var") != std::string::npos) var = t.to_vector();
+  }
+  return {mean, var};
+}
+void set_bn_stats(nn::Module& m, float mean, float var) {
+  for (auto& [n, t] : m.state_dict()) {
+    if (n.find("running_mean") != std::string::npos) t.fill_(mean);
+    if (n.find("running_var") != std::string::npos) t.fill_(var);
+  }
+}
+nn::ModulePtr conv_bn_net(uint64_t seed) {
+  using namespace nn;
+  manual_seed(seed);
+  return std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
+      std::make_shared<Conv2d>(1, 4, 3, 1, 1), std::make_shared<BatchNorm2d>(4), std::make_shared<ReLU>(),
+      std::make_shared<Flatten>(), std::make_shared<Linear>(64, 4)});
+}
 }  // namespace
 
 TEST_CASE("QatSchedule: BN frozen from epoch 1, activations quantized from 1, observers off from 2; frozen at the end") {
   using namespace nn;
   const BatchList train = testing::Blobs(1), val = testing::Blobs(2, 2);
-  manual_seed(0);
-  ModulePtr net = std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
-      std::make_shared<Conv2d>(1, 4, 3, 1, 1), std::make_shared<BatchNorm2d>(4), std::make_shared<ReLU>(),
-      std::make_shared<Flatten>(), std::make_shared<Linear>(64, 4)});
+  ModulePtr net = conv_bn_net(0);
   const quant::QConfig qc = quant::preset("w8a8");
   auto q = quant::prepare_qat(net, qc);
   quant::QatSchedule schedule(qc, {.freeze_bn_after = 1, .freeze_observers_after = 2, .quantize_activations_after = 1});
@@ -89,12 +109,7 @@ TEST_CASE("QatSchedule: BN frozen from epoch 1, activations quantized from 1, ob
 
 TEST_CASE("calibrate: every batch observed once, without grad; the qparams a by-hand loop gives") {
   using namespace nn;
-  auto net = [] {
-    manual_seed(3);
-    return std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
-        std::make_shared<Conv2d>(1, 4, 3, 1, 1), std::make_shared<BatchNorm2d>(4), std::make_shared<ReLU>(),
-        std::make_shared<Flatten>(), std::make_shared<Linear>(64, 4)});
-  };
+  auto net = [] { return conv_bn_net(3); };
   // Three batches, the last with the widest range (a calibration that stops early misses it).
   std::vector<Batch> batches;
   for (int k = 0; k < 3; ++k) {
@@ -130,30 +145,6 @@ TEST_CASE("calibrate: every batch observed once, without grad; the qparams a by-
   CHECK(qa[0].second->qparams().scale[0] == doctest::Approx((hi - lo) / 255.0f).epsilon(1e-5));
 }
 
-namespace {
-// The BN's running statistics (mean, var) of a prepared conv+BN+ReLU+Linear net.
-std::pair<std::vector<float>, std::vector<float>> bn_stats(nn::Module& m) {
-  std::vector<float> mean, var;
-  for (auto& [n, t] : m.state_dict()) {
-    if (n.find("running_mean") != std::string::npos) mean = t.to_vector();
-    if (n.find("running_var") != std::string::npos) var = t.to_vector();
-  }
-  return {mean, var};
-}
-void set_bn_stats(nn::Module& m, float mean, float var) {
-  for (auto& [n, t] : m.state_dict()) {
-    if (n.find("running_mean") != std::string::npos) t.fill_(mean);
-    if (n.find("running_var") != std::string::npos) t.fill_(var);
-  }
-}
-nn::ModulePtr conv_bn_net(uint64_t seed) {
-  using namespace nn;
-  manual_seed(seed);
-  return std::make_shared<Sequential>(std::initializer_list<ModulePtr>{
-      std::make_shared<Conv2d>(1, 4, 3, 1, 1), std::make_shared<BatchNorm2d>(4), std::make_shared<ReLU>(),
-      std::make_shared<Flatten>(), std::make_shared<Linear>(64, 4)});
-}
-}  // namespace
 
 TEST_CASE("reestimate_bn_stats: the running statistics become the average of the first N batches' statistics") {
   using namespace nn;
