@@ -9,6 +9,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "kernels/int8.h"  // int8 types and the Int8Kernels table section
 
@@ -28,6 +29,15 @@ const char* isa_name(Isa isa);
 bool isa_built(Isa isa);
 // True if the path was built and this CPU can run it.
 bool isa_available(Isa isa);
+
+// ---- kernel names ----------------------------------------------------------
+// Kernels are named by family, tile and ISA, as XNNPACK names its own
+// (kernels/README.md#kernel-names), e.g. "qu8-qc8w-gemm-6x16c2-fp32-avx2-vpmaddwd".
+// The tile part is written from the microkernel's own constants
+// (tile_name(kMR, kNR, kKG)), so a name cannot disagree with the tile that
+// runs. kernel_name returns an interned copy that lives as long as the program.
+const char* kernel_name(const std::string& name);
+std::string tile_name(int64_t mr, int64_t nr, int64_t kgroup);  // "6x16c2"; "6x16" for kgroup 1
 
 // ---- elementwise op codes ---------------------------------------------------
 enum class Unary : int { neg, exp, log, sqrt, abs, relu, relu6, sigmoid, tanh, square, reciprocal };

@@ -6,6 +6,8 @@
 // of fast kernels is still complete. The int8-only paths (avxvnni,
 // avx512vnni, neondot) take the float kernels of the path they extend.
 #include <cstdlib>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -47,9 +49,9 @@ FloatKernels ref_float_kernels() {
   k.f32_conv2d_forward = ref::f32_conv2d_forward;
   k.f32_conv2d_backward_input = ref::f32_conv2d_backward_input;
   k.f32_conv2d_backward_weight = ref::f32_conv2d_backward_weight;
-  k.elementwise_path = "ref";
-  k.gemm_path = "ref";
-  k.conv_path = "ref im2col";
+  k.elementwise_path = "f32-elementwise-ref";
+  k.gemm_path = "f32-gemm-ref";
+  k.conv_path = "f32-conv-im2col-ref";
   return k;
 }
 
@@ -68,6 +70,18 @@ std::string name_list(bool available_only) {
 }
 
 }  // namespace
+
+const char* kernel_name(const std::string& name) {
+  static std::mutex mu;
+  static std::set<std::string> names;  // nodes never move: the pointers stay valid
+  std::lock_guard<std::mutex> lock(mu);
+  return names.insert(name).first->c_str();
+}
+
+std::string tile_name(int64_t mr, int64_t nr, int64_t kgroup) {
+  std::string s = std::to_string(mr) + "x" + std::to_string(nr);
+  return kgroup > 1 ? s + "c" + std::to_string(kgroup) : s;
+}
 
 KernelTable make_table(Isa isa) {
   if (!isa_available(isa))

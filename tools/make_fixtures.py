@@ -2,8 +2,9 @@
 """Golden fixtures for lowbit's core ops, computed by PyTorch.
 
 Run:   /usr/bin/python3 tools/make_fixtures.py [OUT]   (default tests/fixtures/ops.safetensors)
-       /usr/bin/python3 tools/make_fixtures.py --models [OUT]   (tests/fixtures/models.safetensors:
-           whole-model parity, optimizers, schedules, clipping, metrics; layout above models_fixture())
+       /usr/bin/python3 tools/make_fixtures.py --models [DIR]   (tests/fixtures/parity_resnet20.safetensors,
+           parity_mobilenet_v2.safetensors: whole-model parity; training.safetensors: optimizers,
+           schedules, clipping, metrics; layout above models_fixture())
        /usr/bin/python3 tools/make_fixtures.py --large [OUT]    (tests/fixtures/large/resnet18.safetensors,
            ~47 MB, git-ignored: torchvision resnet18 for build/tests/check_resnet18)
        /usr/bin/python3 tools/make_fixtures.py --transforms [OUT]   (tests/fixtures/transforms.safetensors:
@@ -374,10 +375,14 @@ def io_tensors():
 # =============================================================================
 # Model fixtures (--models): whole-model parity for tests/nn/test_parity.cpp,
 # plus optimizer, LR-schedule, clipping and metric references for
-# tests/nn/test_optim.cpp and friends. Written to tests/fixtures/models.safetensors.
+# tests/nn/test_optim.cpp and friends. Written to three files in tests/fixtures/,
+# each under 5 MB: parity_resnet20.safetensors and parity_mobilenet_v2.safetensors
+# (one model each; MobileNetV2 at width 0.25, 261k values per copy) and
+# training.safetensors (optim, sched, clip, metrics).
 #
 # Layout (every name below is a tensor unless marked [meta]):
-#   [meta] "models"                 comma-separated model names (resnet20, mobilenet_v2)
+#   [meta] "models"                 the model of a parity file (resnet20 or mobilenet_v2)
+#   [meta] "<m>.width"              mobilenet_v2's width multiplier
 #   [meta] "<m>.lr", ".momentum", ".weight_decay", ".steps", ".batch", ".dropout"
 #   "<m>.init.<key>"      state dict before training (torchvision names; BN
 #                         num_batches_tracked as I64, as torch saves it)
@@ -636,25 +641,35 @@ def metric_cases(out, gen):
     out.append(("metrics.confusion", torch.bincount(target * c + pred, minlength=c * c).reshape(c, c).int()))
 
 
-def models_fixture(path):
+MOBILENET_WIDTH = 0.25
+
+
+def models_fixture(folder):
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(20)
-    out, meta = [], {}
+    files = []  # (file name, tensors, metadata)
+    out, meta = [], {"models": "resnet20"}
     torch.manual_seed(0)  # torchvision's init draws from the global generator
     model_case(out, meta, "resnet20", resnet_cifar(20), gen)
+    files.append(("parity_resnet20.safetensors", out, meta))
+    out, meta = [], {"models": "mobilenet_v2", "mobilenet_v2.width": repr(MOBILENET_WIDTH)}
     torch.manual_seed(1)
     # Batch 16: at 28x28 the last stages run at 1x1, where BatchNorm's batch
     # statistics come from the batch alone (batch 8 doubles float32's error there).
-    model_case(out, meta, "mobilenet_v2", mobilenet_v2_gray(0.5), gen, batch=16)
-    meta["models"] = "resnet20,mobilenet_v2"
+    model_case(out, meta, "mobilenet_v2", mobilenet_v2_gray(MOBILENET_WIDTH), gen, batch=16)
+    files.append(("parity_mobilenet_v2.safetensors", out, meta))
+    out, meta = [], {}
     optim_cases(out, meta, gen)
     sched_cases(out, meta)
     clip_cases(out, meta, gen)
     metric_cases(out, gen)
-    meta["generator"] = "tools/make_fixtures.py --models"
-    meta["torch_version"] = torch.__version__
-    write_safetensors(path, out, meta)
-    print("%s: %d tensors, %d bytes" % (os.path.normpath(path), len(out), os.path.getsize(path)))
+    files.append(("training.safetensors", out, meta))
+    for name, tensors, m in files:
+        m["generator"] = "tools/make_fixtures.py --models"
+        m["torch_version"] = torch.__version__
+        path = os.path.join(folder, name)
+        write_safetensors(path, tensors, m)
+        print("%s: %d tensors, %d bytes" % (os.path.normpath(path), len(tensors), os.path.getsize(path)))
 
 
 def resnet18_fixture(path):
@@ -763,7 +778,7 @@ def main():
     fixtures = os.path.join(here, "..", "tests", "fixtures")
     args = sys.argv[1:]
     if args[:1] == ["--models"]:
-        return models_fixture(args[1] if len(args) > 1 else os.path.join(fixtures, "models.safetensors"))
+        return models_fixture(args[1] if len(args) > 1 else fixtures)
     if args[:1] == ["--large"]:
         return resnet18_fixture(args[1] if len(args) > 1 else os.path.join(fixtures, "large", "resnet18.safetensors"))
     out = args[0] if args else os.path.join(fixtures, "ops.safetensors")

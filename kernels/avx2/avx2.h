@@ -16,6 +16,7 @@ void fill_avx2_int8_gemm(Int8Kernels& k);
 // Int8 quantize/dequantize/requantize/add/pool helpers (xsimd); sets elementwise_path.
 void fill_avx2_int8_elementwise(Int8Kernels& k);
 // The AVX2 depthwise kernel, also used by the avxvnni path (isa: the path recorded in the weights).
+const char* qdwconv_name_avx2(Isa isa);
 void qdwconv_pack_avx2(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh, Isa isa);
 void qu8_qs8_dwconv_avx2(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
                          const QConv2dShape& sh, Isa isa);

@@ -8,7 +8,7 @@ namespace lowbit::kernels {
 
 void fill_avx2_float(FloatKernels& k) {
   FloatSimd<xsimd::fma3<xsimd::avx2>>::fill(k);
-  k.elementwise_path = "avx2 (xsimd)";
+  k.elementwise_path = "f32-elementwise-xsimd-avx2";
 }
 
 }  // namespace lowbit::kernels

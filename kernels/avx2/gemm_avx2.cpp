@@ -30,8 +30,8 @@ void fill_avx2_gemm(FloatKernels& k) {
   k.f32_conv2d_forward = f32_conv2d_forward_avx2;
   k.f32_conv2d_backward_input = f32_conv2d_backward_input_avx2;
   k.f32_conv2d_backward_weight = f32_conv2d_backward_weight_avx2;
-  k.gemm_path = "avx2 6x16";
-  k.conv_path = "avx2 im2col + gemm";
+  k.gemm_path = kernel_name("f32-gemm-" + tile_name(Gemm::kMR, Gemm::kNR, 1) + "-avx2");
+  k.conv_path = kernel_name("f32-conv-im2col-" + tile_name(Gemm::kMR, Gemm::kNR, 1) + "-avx2");
 }
 
 }  // namespace lowbit::kernels

@@ -24,7 +24,8 @@ namespace {
 template <Isa I>
 struct Dw256 {
   static constexpr Isa kIsa = I;
-  static constexpr const char* kLayout = "avx2 dw c16x2";
+  static constexpr const char *kArch = "avx2", *kInstr = "vpmaddwd";
+  static constexpr int64_t kChannels = 16, kTaps = 2;
   static constexpr int64_t kCB = 16;
 
   static int64_t pairs(int64_t ntaps) { return (ntaps + 1) / 2; }
@@ -101,6 +102,10 @@ struct Dw256 {
 };
 
 }  // namespace
+
+const char* qdwconv_name_avx2(Isa isa) {
+  return isa == Isa::avxvnni ? QDwDriver<Dw256<Isa::avxvnni>>::name() : QDwDriver<Dw256<Isa::avx2>>::name();
+}
 
 void qdwconv_pack_avx2(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh, Isa isa) {
   if (isa == Isa::avxvnni)

@@ -8,7 +8,7 @@ namespace lowbit::kernels {
 
 void fill_avx2_int8_elementwise(Int8Kernels& k) {
   QElementwiseSimd<xsimd::fma3<xsimd::avx2>>::fill(
-      k, "avx2 (xsimd): quantize, dequantize, requantize, add, max pool, global avg pool; ref: avg pool, layouts");
+      k, "qu8-elementwise-xsimd-avx2");  // quantize, dequantize, requantize, add, max and global avg pool
 }
 
 }  // namespace lowbit::kernels

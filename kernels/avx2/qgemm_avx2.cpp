@@ -51,7 +51,7 @@ inline __m256i broadcast_pair(const int16_t* a) {
 
 struct Avx2Tile {
   static constexpr Isa kIsa = Isa::avx2;
-  static constexpr const char* kLayout = "avx2 6x16 s16x2";
+  static constexpr const char *kArch = "avx2", *kInstr = "vpmaddwd";
   static constexpr int64_t kMR = 6, kNR = 16, kKG = 2;
   static constexpr bool kIndirect = false;
   using AElem = int16_t;
@@ -100,10 +100,8 @@ void fill_avx2_int8_gemm(Int8Kernels& k) {
   QGemmDriver<Avx2Tile>::fill_table(
       k, [](PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) { qdwconv_pack_avx2(out, w, sh, Isa::avx2); },
       [](void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
-         const QConv2dShape& sh) { qu8_qs8_dwconv_avx2(y, x, x_zp, w, ep, sh, Isa::avx2); });
-  k.gemm_path = "avx2 6x16 vpmaddwd (s16-widened, exact)";
-  k.conv_path = "avx2 im2col (s16) + 6x16 vpmaddwd";
-  k.depthwise_path = "avx2 direct, tap pairs x 16 channels per vpmaddwd";
+         const QConv2dShape& sh) { qu8_qs8_dwconv_avx2(y, x, x_zp, w, ep, sh, Isa::avx2); },
+      qdwconv_name_avx2(Isa::avx2));
 }
 
 }  // namespace lowbit::kernels

@@ -10,6 +10,7 @@ void fill_avx512vnni_peak(PeakProbes& p);
 // Int8 GEMM and convolution (vpdpbusd), depthwise convolution; sets the int8 path names.
 void fill_avx512vnni_int8_gemm(Int8Kernels& k);
 // The depthwise kernel the conv entries above dispatch to (groups = C = K).
+const char* qdwconv_name_avx512vnni();
 void qdwconv_pack_avx512vnni(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh);
 void qu8_qs8_dwconv_avx512vnni(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w,
                                const QuantEpilogue& ep, const QConv2dShape& sh);

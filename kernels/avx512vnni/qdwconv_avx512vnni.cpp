@@ -40,7 +40,8 @@ inline __m512i dpbusd_mem(__m512i acc, __m512i a_u8, const uint8_t* b_s8) {
 
 struct Dw512 {
   static constexpr Isa kIsa = Isa::avx512vnni;
-  static constexpr const char* kLayout = "avx512vnni dw c64x4";
+  static constexpr const char *kArch = "avx512vnni", *kInstr = "vpdpbusd";
+  static constexpr int64_t kChannels = 64, kTaps = 4;
   static constexpr int64_t kCB = 64;
 
   static int64_t groups4(int64_t ntaps) { return (ntaps + 3) / 4; }
@@ -167,6 +168,8 @@ struct Dw512 {
 };
 
 }  // namespace
+
+const char* qdwconv_name_avx512vnni() { return QDwDriver<Dw512>::name(); }
 
 void qdwconv_pack_avx512vnni(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) {
   QDwDriver<Dw512>::pack(out, w, sh);

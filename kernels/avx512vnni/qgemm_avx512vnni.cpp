@@ -51,7 +51,7 @@ inline __m512i broadcast4(const uint8_t* p) {
 template <int kTileRows, int kVecs>
 struct Vnni512 {
   static constexpr Isa kIsa = Isa::avx512vnni;
-  static const char* const kLayout;
+  static constexpr const char *kArch = "avx512vnni", *kInstr = "vpdpbusd";
   static constexpr int64_t kMR = kTileRows, kNR = 16 * kVecs, kKG = 4;
   static constexpr int NV = kVecs;
   using AElem = uint8_t;
@@ -146,8 +146,6 @@ struct Vnni512 {
 #define LOWBIT_VNNI512_NV 2
 #endif
 using Tile = Vnni512<LOWBIT_VNNI512_MR, LOWBIT_VNNI512_NV>;
-template <>
-const char* const Tile::kLayout = "avx512vnni tile c4";
 
 }  // namespace
 
@@ -155,10 +153,8 @@ void fill_avx512vnni_int8_gemm(Int8Kernels& k) {
   QGemmDriver<Tile>::fill_table(
       k, [](PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) { qdwconv_pack_avx512vnni(out, w, sh); },
       [](void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
-         const QConv2dShape& sh) { qu8_qs8_dwconv_avx512vnni(y, x, x_zp, w, ep, sh); });
-  k.gemm_path = "avx512vnni 8x32 vpdpbusd";
-  k.conv_path = "avx512vnni 8x32 vpdpbusd on input rows in place (per filter row / tap; im2col for the rest)";
-  k.depthwise_path = "avx512vnni direct, 4 taps x 64 channels per vpdpbusd group";
+         const QConv2dShape& sh) { qu8_qs8_dwconv_avx512vnni(y, x, x_zp, w, ep, sh); },
+      qdwconv_name_avx512vnni());
 }
 
 }  // namespace lowbit::kernels

@@ -45,7 +45,7 @@ inline __m256i broadcast4(const uint8_t* a) {
 
 struct AvxVnniTile {
   static constexpr Isa kIsa = Isa::avxvnni;
-  static constexpr const char* kLayout = "avxvnni 6x16c4";
+  static constexpr const char *kArch = "avxvnni", *kInstr = "vpdpbusd";
   static constexpr int64_t kMR = 6, kNR = 16, kKG = 4;
   static constexpr bool kIndirect = true;
   using AElem = uint8_t;
@@ -122,10 +122,8 @@ void fill_avxvnni_int8_gemm(Int8Kernels& k) {
   QGemmDriver<AvxVnniTile>::fill_table(
       k, [](PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) { qdwconv_pack_avx2(out, w, sh, Isa::avxvnni); },
       [](void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
-         const QConv2dShape& sh) { qu8_qs8_dwconv_avx2(y, x, x_zp, w, ep, sh, Isa::avxvnni); });
-  k.gemm_path = "avxvnni 6x16 {vex} vpdpbusd";
-  k.conv_path = "avxvnni indirect 6x16 {vex} vpdpbusd";
-  k.depthwise_path = "avx2 direct, tap pairs x 16 channels per vpmaddwd";
+         const QConv2dShape& sh) { qu8_qs8_dwconv_avx2(y, x, x_zp, w, ep, sh, Isa::avxvnni); },
+      qdwconv_name_avx2(Isa::avxvnni));
 }
 
 }  // namespace lowbit::kernels

@@ -239,7 +239,7 @@ void fill_dnnl_conv(FloatKernels& k) {
   k.f32_conv2d_forward = f32_conv2d_forward_dnnl;
   k.f32_conv2d_backward_input = f32_conv2d_backward_input_dnnl;
   k.f32_conv2d_backward_weight = f32_conv2d_backward_weight_dnnl;
-  k.conv_path = "onednn";
+  k.conv_path = "f32-conv-onednn";
 }
 
 }  // namespace lowbit::kernels

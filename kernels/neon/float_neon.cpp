@@ -8,7 +8,7 @@ namespace lowbit::kernels {
 
 void fill_neon_float(FloatKernels& k) {
   FloatSimd<xsimd::neon64>::fill(k);
-  k.elementwise_path = "neon (xsimd)";
+  k.elementwise_path = "f32-elementwise-xsimd-neon";
 }
 
 }  // namespace lowbit::kernels

@@ -28,8 +28,8 @@ void fill_neon_gemm(FloatKernels& k) {
   k.f32_conv2d_forward = f32_conv2d_forward_neon;
   k.f32_conv2d_backward_input = f32_conv2d_backward_input_neon;
   k.f32_conv2d_backward_weight = f32_conv2d_backward_weight_neon;
-  k.gemm_path = "neon 6x8";
-  k.conv_path = "neon im2col + gemm";
+  k.gemm_path = kernel_name("f32-gemm-" + tile_name(Gemm::kMR, Gemm::kNR, 1) + "-neon");
+  k.conv_path = kernel_name("f32-conv-im2col-" + tile_name(Gemm::kMR, Gemm::kNR, 1) + "-neon");
 }
 
 }  // namespace lowbit::kernels

@@ -15,6 +15,7 @@ void fill_neon_int8_elementwise(Int8Kernels& k);
 // Int8 GEMM and convolution with sdot (kernels/neon/qgemm_neondot.cpp, built with +dotprod).
 void fill_neondot_int8_gemm(Int8Kernels& k);
 // The NEON depthwise kernel, used by both paths (isa: the path recorded in the weights).
+const char* qdwconv_name_neon(Isa isa);
 void qdwconv_pack_neon(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh, Isa isa);
 void qu8_qs8_dwconv_neon(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
                          const QConv2dShape& sh, Isa isa);

@@ -19,7 +19,8 @@ namespace {
 template <Isa I>
 struct DwNeon {
   static constexpr Isa kIsa = I;
-  static constexpr const char* kLayout = "neon dw c8 s16";
+  static constexpr const char *kArch = "neon", *kInstr = "smlal";
+  static constexpr int64_t kChannels = 8, kTaps = 1;
   static constexpr int64_t kCB = 16;  // zero-point row padding (the kernel reads 8 at a time)
 
   static size_t packed_bytes(int64_t c, int64_t ntaps) { return static_cast<size_t>((c + 7) / 8 * ntaps * 16); }
@@ -71,6 +72,10 @@ struct DwNeon {
 };
 
 }  // namespace
+
+const char* qdwconv_name_neon(Isa isa) {
+  return isa == Isa::neondot ? QDwDriver<DwNeon<Isa::neondot>>::name() : QDwDriver<DwNeon<Isa::neon>>::name();
+}
 
 void qdwconv_pack_neon(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh, Isa isa) {
   if (isa == Isa::neondot)

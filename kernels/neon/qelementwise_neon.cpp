@@ -7,7 +7,7 @@ namespace lowbit::kernels {
 
 void fill_neon_int8_elementwise(Int8Kernels& k) {
   QElementwiseSimd<xsimd::neon64>::fill(
-      k, "neon (xsimd): quantize, dequantize, requantize, add, max pool, global avg pool; ref: avg pool, layouts");
+      k, "qu8-elementwise-xsimd-neon");  // quantize, dequantize, requantize, add, max and global avg pool
 }
 
 }  // namespace lowbit::kernels

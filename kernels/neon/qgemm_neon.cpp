@@ -21,7 +21,7 @@ namespace {
 
 struct NeonTile {
   static constexpr Isa kIsa = Isa::neon;
-  static constexpr const char* kLayout = "neon 4x16 s16";
+  static constexpr const char *kArch = "neon", *kInstr = "smlal";
   static constexpr int64_t kMR = 4, kNR = 16, kKG = 4;
   static constexpr bool kIndirect = false;
   using AElem = int16_t;
@@ -71,10 +71,8 @@ void fill_neon_int8(Int8Kernels& k) {
   QGemmDriver<NeonTile>::fill_table(
       k, [](PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) { qdwconv_pack_neon(out, w, sh, Isa::neon); },
       [](void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
-         const QConv2dShape& sh) { qu8_qs8_dwconv_neon(y, x, x_zp, w, ep, sh, Isa::neon); });
-  k.gemm_path = "neon 4x16 smlal (s16-widened, exact)";
-  k.conv_path = "neon im2col (s16) + 4x16 smlal";
-  k.depthwise_path = "neon direct, 8 channels per smlal";
+         const QConv2dShape& sh) { qu8_qs8_dwconv_neon(y, x, x_zp, w, ep, sh, Isa::neon); },
+      qdwconv_name_neon(Isa::neon));
 }
 
 }  // namespace lowbit::kernels

@@ -24,7 +24,7 @@ namespace {
 
 struct NeonDotTile {
   static constexpr Isa kIsa = Isa::neondot;
-  static constexpr const char* kLayout = "neondot 4x16c4";
+  static constexpr const char *kArch = "neondot", *kInstr = "sdot";
   static constexpr int64_t kMR = 4, kNR = 16, kKG = 4;
   static constexpr bool kIndirect = false;
   using AElem = int8_t;
@@ -87,10 +87,8 @@ void fill_neondot_int8_gemm(Int8Kernels& k) {
   QGemmDriver<NeonDotTile>::fill_table(
       k, [](PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) { qdwconv_pack_neon(out, w, sh, Isa::neondot); },
       [](void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& w, const QuantEpilogue& ep,
-         const QConv2dShape& sh) { qu8_qs8_dwconv_neon(y, x, x_zp, w, ep, sh, Isa::neondot); });
-  k.gemm_path = "neondot 4x16 sdot (u8 flipped to s8)";
-  k.conv_path = "neondot im2col (s8) + 4x16 sdot";
-  k.depthwise_path = "neon direct, 8 channels per smlal";
+         const QConv2dShape& sh) { qu8_qs8_dwconv_neon(y, x, x_zp, w, ep, sh, Isa::neondot); },
+      qdwconv_name_neon(Isa::neondot));
 }
 
 }  // namespace lowbit::kernels

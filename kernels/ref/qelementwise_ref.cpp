@@ -213,10 +213,10 @@ Int8Kernels int8_kernels() {
   k.u8_nhwc_to_nchw = u8_nhwc_to_nchw;
   k.f32_nchw_to_nhwc = f32_nchw_to_nhwc;
   k.f32_nhwc_to_nchw = f32_nhwc_to_nchw;
-  k.gemm_path = "ref";
-  k.conv_path = "ref direct";
-  k.depthwise_path = "ref direct";
-  k.elementwise_path = "ref";
+  k.gemm_path = "qu8-qc8w-gemm-fp32-ref";
+  k.conv_path = "qu8-qc8w-conv-direct-fp32-ref";
+  k.depthwise_path = "qu8-qc8w-dwconv-direct-fp32-ref";
+  k.elementwise_path = "qu8-elementwise-ref";
   return k;
 }
 

@@ -14,7 +14,8 @@
 // dilation works; the row kernels unroll 3×3 and 5×5.
 //
 // Traits:
-//   kIsa, kLayout             path and layout name
+//   kIsa                      the path recorded in the packed weights
+//   kArch, kInstr, kChannels, kTaps   the name: kChannels channels, kTaps taps per multiply-add step
 //   kCB                       channels per block (the zero-point row is padded to a multiple)
 //   packed_bytes(c, ntaps), pack(dst, w, c, ntaps)   the path's weight layout (w: C × R·S)
 //   row(ntaps, taps, nq, w, c, col_off, mult, te, y)   nq output pixels of one output row:
@@ -36,18 +37,25 @@ template <class T>
 struct QDwDriver {
   static constexpr int64_t kCB = T::kCB;
 
+  // "qu8-qc8w-dwconv-16c2t-fp32-avx2-vpmaddwd"; also the packed weights' layout name.
+  static const char* name() {
+    static const char* n = kernel_name("qu8-qc8w-dwconv-" + std::to_string(T::kChannels) + "c" +
+                                       std::to_string(T::kTaps) + "t-fp32-" + T::kArch + "-" + T::kInstr);
+    return n;
+  }
+
   static void pack(PackedQConvWeights& out, const int8_t* w, const QConv2dShape& sh) {
     int8::init_conv_header(out, sh);
     const int64_t rs = sh.r * sh.s;
     // W is C × R·S (one filter per channel): a GEMM of n = C rows, k = R·S, for the row sums.
-    int8::init_packed(out.w, T::kIsa, T::kLayout, w, sh.c, rs, 1, T::packed_bytes(sh.c, rs));
+    int8::init_packed(out.w, T::kIsa, name(), w, sh.c, rs, 1, T::packed_bytes(sh.c, rs));
     T::pack(out.w.data.data(), w, sh.c, rs);
   }
 
   static void conv(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& pw, const QuantEpilogue& ep,
                    const QConv2dShape& sh, const char* who) {
     int8::check_conv_packed(pw, sh, T::kIsa, who);
-    int8::check_packed(pw.w, T::kIsa, T::kLayout, who);
+    int8::check_packed(pw.w, T::kIsa, name(), who);
     int8::check_epilogue(ep, who);
     int8::check_a_zero_point(x_zp, false, who);
     const int64_t c = sh.c, cpad = (c + kCB - 1) / kCB * kCB, rs = sh.r * sh.s, P = sh.p(), Q = sh.q();

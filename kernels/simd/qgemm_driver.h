@@ -7,7 +7,8 @@
 //   C[M×N] = epilogue(A[M×K] · Wᵀ + bias − a_zp·rowsum(W))     W: N×K s8
 //
 // Traits (see kernels/avx512vnni/qgemm_avx512vnni.cpp for an example):
-//   kIsa, kLayout             path and layout name recorded in the packed weights
+//   kIsa                      the path recorded in the packed weights
+//   kArch, kInstr             ISA and instruction of the name ("avx2", "vpmaddwd")
 //   kMR, kNR, kKG             tile rows, tile columns, K group (products per lane per step)
 //   AElem                     element type of the A rows the microkernel reads: uint8_t,
 //                             int8_t (both read as raw bytes) or int16_t (pre-widened)
@@ -21,8 +22,9 @@
 //                             pointers, each with kpad readable AElems (values past K are
 //                             multiplied by zero weights); col_off/mult: NR column values;
 //                             writes MR × te.nr outputs at c (row stride ldc_bytes).
-// QGemmDriver<T>::fill_table(k, dw_pack, dw_run) then sets the path's Int8Kernels
-// entries (depthwise convolutions go to the path's own direct kernel).
+// QGemmDriver<T>::fill_table(k, dw_pack, dw_run, dw_name) then sets the path's
+// Int8Kernels entries and names (depthwise convolutions go to the path's own
+// direct kernel).
 //
 // A rows. The microkernel reads A in its own element type: a row of the
 // caller's matrix is used in place when it already is (u8 for VNNI, s8 for
@@ -100,7 +102,7 @@ struct QGemmDriver {
   static void pack(PackedQGemmWeights& out, const int8_t* w, int64_t n, int64_t k, int64_t groups) {
     const int64_t kpad = round_up(k, kKG), nblocks = (n + kNR - 1) / kNR;
     const size_t group_bytes = static_cast<size_t>(nblocks) * T::block_bytes(kpad);
-    int8::init_packed(out, T::kIsa, T::kLayout, w, n, k, groups, group_bytes);
+    int8::init_packed(out, T::kIsa, gemm_name(), w, n, k, groups, group_bytes);
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t nb = 0; nb < nblocks; ++nb)
         T::pack_block(out.data.data() + g * out.group_bytes + nb * T::block_bytes(kpad),
@@ -259,7 +261,7 @@ struct QGemmDriver {
   template <class Src>
   static void gemm(void* c, int64_t ldc, const Src* a, int64_t lda, int32_t a_zp, const PackedQGemmWeights& pw,
                    const QuantEpilogue& ep, int64_t m, const char* who) {
-    int8::check_packed(pw, T::kIsa, T::kLayout, who);
+    int8::check_packed(pw, T::kIsa, gemm_name(), who);
     int8::check_epilogue(ep, who);
     int8::check_a_zero_point(a_zp, std::is_signed_v<Src>, who);
     if (m <= 0) return;
@@ -464,7 +466,7 @@ struct QGemmDriver {
   static void conv(void* y, const uint8_t* x, int32_t x_zp, const PackedQConvWeights& pw, const QuantEpilogue& ep,
                    const QConv2dShape& sh, const char* who) {
     int8::check_conv_packed(pw, sh, T::kIsa, who);
-    int8::check_packed(pw.w, T::kIsa, T::kLayout, who);
+    int8::check_packed(pw.w, T::kIsa, gemm_name(), who);
     int8::check_epilogue(ep, who);
     int8::check_a_zero_point(x_zp, false, who);
     const int64_t cg = sh.c / sh.groups, P = sh.p(), Q = sh.q(), M = sh.n * P * Q;
@@ -509,9 +511,12 @@ struct QGemmDriver {
   // ---- the path's table entries -----------------------------------------------
   // GEMM and convolution through this driver; depthwise convolutions through
   // the path's direct kernel: dw_pack and dw_run are captureless lambdas with
-  // the signatures of Int8Kernels::qconv2d_pack and qu8_qs8_conv2d.
+  // the signatures of Int8Kernels::qconv2d_pack and qu8_qs8_conv2d, dw_name its name.
   template <class DwPack, class DwRun>
-  static void fill_table(Int8Kernels& kt, DwPack, DwRun) {
+  static void fill_table(Int8Kernels& kt, DwPack, DwRun, const char* dw_name) {
+    kt.gemm_path = gemm_name();
+    kt.conv_path = conv_name();
+    kt.depthwise_path = dw_name;
     kt.qgemm_pack = [](PackedQGemmWeights& out, const int8_t* w, int64_t n, int64_t k) { pack(out, w, n, k, 1); };
     kt.qu8_qs8_gemm = [](void* c, int64_t ldc, const uint8_t* a, int64_t lda, int32_t a_zp,
                          const PackedQGemmWeights& w, const QuantEpilogue& ep, int64_t m) {
@@ -534,6 +539,22 @@ struct QGemmDriver {
       else
         conv(y, x, x_zp, w, ep, sh, who(kConvU8));
     };
+  }
+
+  // The names, from the tile's own constants: "qu8-qc8w-gemm-6x16c2-fp32-avx2-vpmaddwd"
+  // (also the packed weights' layout name); convolution "qu8-qc8w-igemm-…" where the
+  // tile reads input pixels through pointers (im2col only where a group's channels are
+  // not a whole number of K groups), "qu8-qc8w-conv-im2col-…" where it always copies.
+  static std::string tile_suffix() {
+    return tile_name(kMR, kNR, kKG) + "-fp32-" + T::kArch + "-" + T::kInstr;
+  }
+  static const char* gemm_name() {
+    static const char* n = kernel_name("qu8-qc8w-gemm-" + tile_suffix());
+    return n;
+  }
+  static const char* conv_name() {
+    static const char* n = kernel_name((T::kIndirect ? "qu8-qc8w-igemm-" : "qu8-qc8w-conv-im2col-") + tile_suffix());
+    return n;
   }
 
   // "op (path)" for error messages.

@@ -43,12 +43,32 @@ TEST_CASE("cpu_features is consistent with the ISA paths") {
     if (isa_available(i)) CHECK(isa_built(i));
 }
 
+TEST_CASE("kernel names: family, tile and ISA, from the kernel's own constants") {
+  CHECK(tile_name(6, 16, 2) == "6x16c2");
+  CHECK(tile_name(6, 16, 1) == "6x16");
+  CHECK(kernel_name(std::string("qu8-x")) == kernel_name("qu8-x"));  // interned: one pointer per name
+  for (Isa i : {Isa::ref, Isa::avx2, Isa::avxvnni, Isa::avx512vnni, Isa::neon, Isa::neondot}) {
+    if (!isa_available(i)) continue;
+    const KernelTable t = make_table(i);
+    INFO(isa_name(i));
+    const std::string gemm = t.q8.gemm_path, conv = t.q8.conv_path, dw = t.q8.depthwise_path;
+    CHECK(gemm.rfind("qu8-qc8w-gemm-", 0) == 0);
+    CHECK((conv.rfind("qu8-qc8w-igemm-", 0) == 0 || conv.rfind("qu8-qc8w-conv-", 0) == 0));
+    CHECK(dw.rfind("qu8-qc8w-dwconv-", 0) == 0);
+    CHECK(std::string(t.f32.gemm_path).rfind("f32-gemm-", 0) == 0);
+    for (const std::string& n : {gemm, conv, dw, std::string(t.q8.elementwise_path), std::string(t.f32.conv_path)})
+      CHECK_MESSAGE(n.find(' ') == std::string::npos, "'", n, "' has a space");
+    // The path's own GEMM (not one it inherits) carries its ISA name.
+    if (i != Isa::ref) CHECK(gemm.find(std::string("-") + isa_name(i) + "-") != std::string::npos);
+  }
+}
+
 TEST_CASE("neondot runs its own dot-product kernels, and the CI's CPU has them") {
   // A "neondot" table that silently ran neon's int8 GEMM would pass every
   // bit-exact test while testing nothing new.
   if (isa_built(Isa::neondot)) {
     const std::string gemm = make_table(Isa::neondot).q8.gemm_path;
-    CHECK_MESSAGE(gemm.rfind("neondot", 0) == 0, "neondot table's int8 gemm is '", gemm, "'");
+    CHECK_MESSAGE(gemm.find("-neondot-sdot") != std::string::npos, "neondot table's int8 gemm is '", gemm, "'");
   }
   // tools/run sets this under qemu-aarch64 -cpu max, which has dotprod: the
   // neondot kernels must really run there, not be skipped.
@@ -98,7 +118,7 @@ TEST_CASE("table: built from the best path (or LOWBIT_ISA), names filled") {
   CHECK(t.f32.gemm_path != nullptr);
   CHECK(t.f32.conv_path != nullptr);
   const KernelTable r = make_table(Isa::ref);
-  CHECK(std::string(r.f32.gemm_path) == "ref");
+  CHECK(std::string(r.f32.gemm_path) == "f32-gemm-ref");
   const bool ref_unary = r.f32.f32_unary == &ref::f32_unary;  // doctest can't print function pointers
   CHECK(ref_unary);
 }

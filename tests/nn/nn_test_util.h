@@ -1,7 +1,8 @@
-// Helpers shared by the nn tests: the PyTorch fixture of whole models,
-// optimizers, schedules, clipping and metrics (tests/fixtures/models.safetensors,
-// written by `tools/make_fixtures.py --models`; layout in that script), the
-// relative-error metric, temporary directories.
+// Helpers shared by the nn tests: the PyTorch fixtures of whole models
+// (tests/fixtures/parity_<model>.safetensors) and of optimizers, schedules,
+// clipping and metrics (tests/fixtures/training.safetensors), all written by
+// `tools/make_fixtures.py --models` (layout in that script); the
+// relative-error metric; temporary directories.
 #pragma once
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -9,8 +10,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -24,27 +27,28 @@
 
 namespace nn_test {
 
-inline const lowbit::SafetensorsFile& models_fixture() {
-  static std::string error;
-  static const std::optional<lowbit::SafetensorsFile> file = []() -> std::optional<lowbit::SafetensorsFile> {
-    try {
-      return lowbit::load_safetensors(LOWBIT_FIXTURES_DIR "/models.safetensors");
-    } catch (const std::exception& e) {
-      error = e.what();
-      return std::nullopt;
-    }
-  }();
-  REQUIRE_MESSAGE(file.has_value(), "cannot load the model fixture: ", error,
-                  " (regenerate with /usr/bin/python3 tools/make_fixtures.py --models)");
-  return *file;
+// tests/fixtures/NAME, loaded once.
+inline const lowbit::SafetensorsFile& fixture(const std::string& name) {
+  static std::map<std::string, lowbit::SafetensorsFile> files;
+  if (auto it = files.find(name); it != files.end()) return it->second;
+  std::string error;
+  try {
+    return files.emplace(name, lowbit::load_safetensors(LOWBIT_FIXTURES_DIR "/" + name)).first->second;
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  FAIL("cannot load the fixture ", name, ": ", error, " (regenerate with /usr/bin/python3 tools/make_fixtures.py --models)");
+  std::abort();  // not reached: FAIL throws
 }
+// Optimizers, schedules, clipping and metrics.
+inline const lowbit::SafetensorsFile& training_fixture() { return fixture("training.safetensors"); }
 
-inline std::string meta(const std::string& key) {
-  const auto& m = models_fixture().metadata;
-  auto it = m.find(key);
-  REQUIRE_MESSAGE(it != m.end(), "models.safetensors: no metadata '", key, "'");
+inline std::string meta(const lowbit::SafetensorsFile& f, const std::string& key) {
+  auto it = f.metadata.find(key);
+  REQUIRE_MESSAGE(it != f.metadata.end(), "fixture: no metadata '", key, "'");
   return it->second;
 }
+inline std::string meta(const std::string& key) { return meta(training_fixture(), key); }
 inline double meta_double(const std::string& key) { return std::stod(meta(key)); }
 
 inline std::vector<std::string> split(const std::string& s, char sep = ',') {

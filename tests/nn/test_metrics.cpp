@@ -1,6 +1,6 @@
 // Metrics: top-1/top-5 accuracy and the confusion matrix, by hand (ties,
 // NaN, bad targets) and against PyTorch (topk, argmax, bincount) on random
-// logits from tests/fixtures/models.safetensors.
+// logits from tests/fixtures/training.safetensors.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -39,7 +39,7 @@ TEST_CASE("metrics: hand values, ties, NaN, non-contiguous logits, bad targets")
 }
 
 TEST_CASE("metrics agree with PyTorch (topk, argmax, bincount); the meter accumulates") {
-  const SafetensorsFile& fx = models_fixture();
+  const SafetensorsFile& fx = training_fixture();
   const Tensor logits = fx.get("metrics.logits"), target = fx.get("metrics.target");
   CHECK(topk_correct(logits, target, 1) == (int64_t)fx.get("metrics.top1").item());
   CHECK(topk_correct(logits, target, 5) == (int64_t)fx.get("metrics.top5").item());

@@ -1,5 +1,5 @@
 // Optimizers, LR schedules and gradient clipping: hand-computed steps, and
-// PyTorch's numbers from tests/fixtures/models.safetensors ("optim.*",
+// PyTorch's numbers from tests/fixtures/training.safetensors ("optim.*",
 // "sched.*", "clip.*"; PyTorch in float64 from the stored float32 values).
 #include <doctest/doctest.h>
 
@@ -31,7 +31,7 @@ void set_grad(const Tensor& p, const std::vector<float>& g) { p.set_grad(Tensor:
 std::unique_ptr<Optimizer> optimizer_from_fixture(const std::string& c, const NamedTensors& params) {
   const std::string type = meta("optim." + c + ".type");
   auto get = [&](const std::string& k, double dflt) {
-    const auto& m = models_fixture().metadata;
+    const auto& m = training_fixture().metadata;
     auto it = m.find("optim." + c + "." + k);
     return it == m.end() ? dflt : std::stod(it->second);
   };
@@ -132,7 +132,7 @@ TEST_CASE("Adam and AdamW: hand-computed first step") {
 }
 
 TEST_CASE("optimizers agree with PyTorch: SGD (momentum, Nesterov, dampening), Adam, AdamW, 3 steps") {
-  const SafetensorsFile& fx = models_fixture();
+  const SafetensorsFile& fx = training_fixture();
   const auto cases = split(meta("optim.cases"));
   CHECK(cases.size() == 7);
   for (const auto& c : cases) {
@@ -315,7 +315,7 @@ TEST_CASE("LR schedules: hand values") {
 }
 
 TEST_CASE("LR schedules agree with torch.optim.lr_scheduler (per-epoch sequences)") {
-  const SafetensorsFile& fx = models_fixture();
+  const SafetensorsFile& fx = training_fixture();
   auto i = [](const std::string& k) { return (int64_t)meta_double(k); };
   for (const auto& c : split(meta("sched.cases"))) {
     CAPTURE(c);
@@ -365,7 +365,7 @@ TEST_CASE("clip_grad_norm_: hand values, no gradients, non-finite, non-contiguou
 }
 
 TEST_CASE("clip_grad_norm_ agrees with torch.nn.utils.clip_grad_norm_") {
-  const SafetensorsFile& fx = models_fixture();
+  const SafetensorsFile& fx = training_fixture();
   for (const auto& c : split(meta("clip.cases"))) {
     CAPTURE(c);
     const std::string pre = "clip." + c + ".";
