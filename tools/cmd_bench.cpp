@@ -26,25 +26,23 @@
 namespace lowbit::cli {
 
 namespace {
-const std::vector<std::string> train_flags{"--model", "--width", "--small-input", "--batch", "--size", "--channels",
-                                           "--classes", "--steps", "--warmup", "--qconfig", "--quantizer"};
 
 // bench train / distill: the (student) model and the synthetic batch.
-bench::TrainBenchOptions train_options(const Args& a, const std::string& model, float width) {
+bench::TrainBenchOptions train_options(const Args& a) {
   bench::TrainBenchOptions o;
-  o.model = a.get("--model", model);
+  o.model = a.get("--model");
   nn::check_model_name(o.model);
-  o.width = (float)a.get_double("--width", width);
+  o.width = (float)a.get_double("--width");
   o.small_input = a.has("--small-input");
-  o.batch = a.get_int("--batch", o.batch);
-  o.size = a.get_int("--size", o.size);
-  o.channels = a.get_int("--channels", o.channels);
-  o.classes = a.get_int("--classes", o.classes);
-  o.steps = (int)a.get_int("--steps", o.steps);
-  o.warmup = (int)a.get_int("--warmup", o.warmup);
+  o.batch = a.get_int("--batch");
+  o.size = a.get_int("--size");
+  o.channels = a.get_int("--channels");
+  o.classes = a.get_int("--classes");
+  o.steps = (int)a.get_int("--steps");
+  o.warmup = (int)a.get_int("--warmup");
   o.json = a.has("--json");
-  o.qconfig = a.get("--qconfig", "");
-  o.quantizer = a.get("--quantizer", "");
+  o.qconfig = a.get("--qconfig");
+  o.quantizer = a.get("--quantizer");
   if (o.batch < 1 || o.steps < 1 || o.warmup < 0) throw UsageError("--batch and --steps must be positive");
   return o;
 }
@@ -54,18 +52,18 @@ int cmd_bench(const Args& a) {
   const std::string what = a.positional.empty() ? "" : a.positional[0];
   if (a.positional.size() > 1) throw UsageError("one benchmark at a time (peak, conv, train, kernels or models)");
   if (what == "peak") {
-    a.reject_unknown({}, 1);
+    a.reject_unknown();
     bench::print_peak(stdout, kernels::num_threads(), a.has("--json"));
     return 0;
   }
   if (what == "conv") {
-    a.reject_unknown({"--batch", "--reps", "--warmup", "--path", "--case"}, 1);
+    a.reject_unknown();
     bench::ConvBenchOptions o;
-    o.batch = a.get_int("--batch", o.batch);
-    o.reps = static_cast<int>(a.get_int("--reps", o.reps));
-    o.warmup = static_cast<int>(a.get_int("--warmup", o.warmup));
-    o.path = a.get("--path", o.path);
-    o.only = a.get("--case", o.only);
+    o.batch = a.get_int("--batch");
+    o.reps = static_cast<int>(a.get_int("--reps"));
+    o.warmup = static_cast<int>(a.get_int("--warmup"));
+    o.path = a.get("--path");
+    o.only = a.get("--case");
     o.json = a.has("--json");
     try {
       bench::run_conv_bench(stdout, o);
@@ -75,31 +73,29 @@ int cmd_bench(const Args& a) {
     return 0;
   }
   if (what == "train") {
-    a.reject_unknown(train_flags, 1);
-    bench::run_train_bench(stdout, train_options(a, "resnet20", 1.0f));
+    a.reject_unknown();
+    bench::run_train_bench(stdout, train_options(a));
     return 0;
   }
   if (what == "distill") {
-    std::vector<std::string> known = train_flags;
-    known.insert(known.end(), {"--teacher-model", "--attention"});
-    a.reject_unknown(known, 1);
+    a.reject_unknown();
     bench::DistillBenchOptions d;
-    d.student = train_options(a, "mobilenet_v2", 0.25f);
-    d.teacher = a.get("--teacher-model", d.teacher);
-    d.attention = a.get("--attention", "");
+    d.student = train_options(a);
+    d.teacher = a.get("--teacher-model");
+    d.attention = a.get("--attention");
     nn::check_model_name(d.teacher);
     bench::run_distill_bench(stdout, d);
     return 0;
   }
   if (what == "models") {
-    a.reject_unknown({"--model", "--batch", "--reps", "--warmup", "--size", "--int8-only", "--float-only", "--profile"}, 1);
+    a.reject_unknown();
     bench::ModelBenchOptions o;
-    o.model = a.get("--model", o.model);
+    o.model = a.get("--model");
     nn::check_model_name(o.model);
-    o.batch = a.get_int("--batch", o.batch);
-    o.size = a.get_int("--size", o.size);
-    o.reps = (int)a.get_int("--reps", o.reps);
-    o.warmup = (int)a.get_int("--warmup", o.warmup);
+    o.batch = a.get_int("--batch");
+    o.size = a.get_int("--size");
+    o.reps = (int)a.get_int("--reps");
+    o.warmup = (int)a.get_int("--warmup");
     o.json = a.has("--json");
     o.int8_only = a.has("--int8-only");
     o.float_only = a.has("--float-only");
@@ -111,12 +107,12 @@ int cmd_bench(const Args& a) {
     return 0;
   }
   if (what == "kernels") {
-    a.reject_unknown({"--reps", "--seconds", "--case"}, 1);
+    a.reject_unknown();
     bench::Int8BenchOptions o;
     o.max_threads = kernels::num_threads();
-    o.min_reps = static_cast<int>(a.get_int("--reps", o.min_reps));
-    o.min_seconds = a.get_double("--seconds", o.min_seconds);
-    o.only = a.get("--case", o.only);
+    o.min_reps = static_cast<int>(a.get_int("--reps"));
+    o.min_seconds = a.get_double("--seconds");
+    o.only = a.get("--case");
     o.json = a.has("--json");
     if (o.min_reps < 1 || o.min_seconds < 0) throw UsageError("--reps must be positive and --seconds not negative");
     bench::run_int8_bench(stdout, o);

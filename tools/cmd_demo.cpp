@@ -29,6 +29,7 @@
 
 #include "tools/cli.h"
 #include "tools/common.h"
+#include "tools/json.h"
 
 namespace lowbit::cli {
 
@@ -76,8 +77,11 @@ std::string run_stage(const std::vector<std::string>& args, std::ofstream& log, 
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   const size_t nl = out.rfind('\n');
   const std::string line = nl == std::string::npos ? out : out.substr(nl + 1);
-  log << "{\"stage\": \"" << stage << "\", \"command\": \"lowbit " << json_escape(join_words(args)) << "\", \"result\": " << line
-      << "}\n";
+  // The stage's own --json line goes in as parsed JSON (null if it printed none).
+  const Json result = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  log << json_line({{"stage", stage}, {"command", "lowbit " + join_words(args)},
+                    {"result", result.is_discarded() ? Json(nullptr) : result}})
+      << "\n";
   log.flush();
   return line;
 }
@@ -142,7 +146,7 @@ std::vector<Row> run_stages(const Args& a, const std::string& dir, std::ofstream
   // Schedules: short by default (the whole run in 9 to 31 minutes on 2 cores).
   const std::string teacher_epochs = full ? "30" : "3", student_epochs = full ? "30" : "2",
                     qat_epochs = full ? "3" : "1";
-  std::vector<std::string> common{"--seed", a.get("--seed", "0")};
+  std::vector<std::string> common{"--seed", a.get("--seed")};
   if (a.has("--data")) common.insert(common.end(), {"--data", a.get("--data", "")});
   std::vector<std::string> train_subset, qat_subset;
   if (!full) train_subset = {"--limit", "30000"}, qat_subset = {"--limit", "20000"};
@@ -242,7 +246,7 @@ std::pair<std::string, std::string> make_table(const std::vector<Row>& rows) {
 }  // namespace
 
 int cmd_demo(const Args& a) {
-  a.reject_unknown({"--full", "--out", "--data", "--quiet", "--limit"});
+  a.reject_unknown();
   const std::string dir = make_run_dir(a);
   check_output_path("--out", dir + "/teacher.safetensors");
   install_stop_handler();  // Ctrl-C: the running stage stops and says how to resume; so does the demo

@@ -31,12 +31,12 @@ std::vector<distill::TapPair> tap_pairs(const Args& a, const char* flag) {
 
 distill::DistillConfig distill_config(const Args& a) {
   distill::DistillConfig c;
-  c.temperature = (float)a.get_double("--temperature", 4.0);
-  c.alpha = (float)a.get_double("--alpha", 0.9);
-  c.label_smoothing = (float)a.get_double("--label-smoothing", 0.0);
-  c.hint_weight = (float)a.get_double("--hint-weight", 1.0);
-  c.attention_weight = (float)a.get_double("--attention-weight", 1000.0);
-  c.attention_p = (float)a.get_double("--attention-p", 2.0);
+  c.temperature = (float)a.get_double("--temperature");
+  c.alpha = (float)a.get_double("--alpha");
+  c.label_smoothing = (float)a.get_double("--label-smoothing");
+  c.hint_weight = (float)a.get_double("--hint-weight");
+  c.attention_weight = (float)a.get_double("--attention-weight");
+  c.attention_p = (float)a.get_double("--attention-p");
   c.hints = tap_pairs(a, "--hint");
   c.attention = tap_pairs(a, "--attention");
   if (!(c.temperature > 0)) throw UsageError("--temperature must be positive, got " + a.get("--temperature", ""));
@@ -52,13 +52,9 @@ distill::DistillConfig distill_config(const Args& a) {
 class DistillVariant final : public TrainVariant {
  public:
   explicit DistillVariant(const Args& a) : a_(a), cfg_(distill_config(a)) {
-    flags = {"--teacher", "--teacher-model", "--temperature", "--alpha", "--hint", "--attention", "--hint-weight",
-             "--attention-weight", "--attention-p"};
     loads_init = true;
     if (a.has("--qconfig") || a.has("--quantizer")) {
       qat_ = std::make_unique<QatVariant>(a, "--init");
-      for (const auto& f : qat_->flags)
-        if (f != "--weights") flags.push_back(f);
     }
     teacher_path_ = a.get("--teacher", "");
     teacher_model_ = a.get("--teacher-model", "");
@@ -125,11 +121,14 @@ class DistillVariant final : public TrainVariant {
     std::snprintf(b, sizeof b, "%.6f", teacher_acc_);
     return {{"teacher", teacher_path_}, {"teacher_model", teacher_model_}, {"teacher_accuracy", b}};
   }
-  std::string json_fields(nn::Module& model) override {
-    char b[256];
-    std::snprintf(b, sizeof b, ", \"teacher_model\": \"%s\", \"teacher_accuracy\": %.6f, \"temperature\": %g, \"alpha\": %g",
-                  teacher_model_.c_str(), teacher_acc_, cfg_.temperature, cfg_.alpha);
-    return b + (qat_ ? qat_->json_fields(model) : std::string());
+  void json_fields(nn::Module& model, Json& out) override {
+    out["teacher_model"] = teacher_model_;
+    out["teacher_accuracy"] = teacher_acc_;
+    // The float settings as they were typed (0.9, not 0.8999999761581421).
+    auto typed = [](float v) { return std::strtod(std::to_string(v).c_str(), nullptr); };
+    out["temperature"] = typed(cfg_.temperature);
+    out["alpha"] = typed(cfg_.alpha);
+    if (qat_) qat_->json_fields(model, out);
   }
 
  private:
@@ -158,7 +157,6 @@ int cmd_distill(const Args& a_in) {
   distill_config(a);
   const bool quantized = a.has("--qconfig") || a.has("--quantizer");
   if (quantized) qconfig_from_flags(a, nullptr, true);
-  if (!a.has("--lr")) a.flags["--lr"] = quantized ? "0.01" : "0.1";
   if (a.has("--resume")) {
     const std::string r = a.get("--resume", "");
     a = with_checkpoint_defaults(a, load_safetensors(r).metadata);

@@ -27,6 +27,7 @@
 #include "quant/engine/runner.h"
 #include "tools/progress.h"
 #include "tools/common.h"
+#include "tools/json.h"
 
 namespace lowbit::cli {
 
@@ -48,14 +49,14 @@ int eval_int8(const Args& a, const std::string& weights, const SafetensorsFile& 
   // The normalization the model was quantized with, unless flags say otherwise.
   if (!a.has("--mean") && m.info.count("mean")) df.norm.mean = parse_floats(weights + " metadata 'mean'", m.info.at("mean"));
   if (!a.has("--std") && m.info.count("std")) df.norm.std = parse_floats(weights + " metadata 'std'", m.info.at("std"));
-  data::DatasetPtr ds = open_split(df, false, (uint64_t)a.get_int("--seed", 0));
+  data::DatasetPtr ds = open_split(df, false, (uint64_t)a.get_int("--seed"));
   const Shape img = ds->get(0).image.shape();
   if (Shape(img.begin(), img.end()) != m.input_shape)
     throw UsageError(weights + " takes " + shape_str(m.input_shape) + " images; the " + df.dataset + " images are " +
                      shape_str(img));
-  const int64_t batch = a.get_int("--batch", 256);
+  const int64_t batch = a.get_int("--batch");
   if (batch < 1) throw UsageError("--batch must be at least 1");
-  data::DataLoader loader(ds, {.batch_size = batch, .num_workers = (int)a.get_int("--workers", 2)}, eval_transform(df));
+  data::DataLoader loader(ds, {.batch_size = batch, .num_workers = (int)a.get_int("--workers")}, eval_transform(df));
   const EvalResult r = evaluate([&](const Tensor& x) { return runner.run(x); }, loader, !quiet, "int8");
   const Tensor one = loader.make_batch(0, 0).images.slice(0, 0, 1).contiguous();
   const double latency = median_ms([&] { runner.run(one); });
@@ -63,11 +64,19 @@ int eval_int8(const Args& a, const std::string& weights, const SafetensorsFile& 
   const std::string model = m.info.count("model") ? m.info.at("model") : "model";
   const char* isa = kernels::table().q8.gemm_path;
   if (json) {
-    std::printf("{\"model\": \"%s\", \"engine\": \"int8\", \"accuracy\": %.6f, \"top5\": %.6f, \"loss\": %.6f, "
-                "\"images\": %lld, \"file_mb\": %.4f, \"int8_mb\": %.4f, \"latency_ms\": %.4f, \"throughput\": %.1f, "
-                "\"threads\": %d, \"int8_path\": \"%s\"}\n",
-                model.c_str(), r.top1, r.top5, r.loss, (long long)r.count, file_mb(weights),
-                (double)quant::engine::model_bytes(m) / 1e6, latency, throughput, kernels::num_threads(), isa);
+    const Json j = {{"model", model},
+                    {"engine", "int8"},
+                    {"accuracy", r.top1},
+                    {"top5", r.top5},
+                    {"loss", r.loss},
+                    {"images", r.count},
+                    {"file_mb", file_mb(weights)},
+                    {"int8_mb", (double)quant::engine::model_bytes(m) / 1e6},
+                    {"latency_ms", latency},
+                    {"throughput", throughput},
+                    {"threads", kernels::num_threads()},
+                    {"int8_path", isa}};
+    std::printf("%s\n", json_line(j).c_str());
   } else {
     std::printf("%s (int8 engine, %s) on %s test (%lld images)\n", model.c_str(), isa, df.dataset.c_str(),
                 (long long)r.count);
@@ -117,11 +126,16 @@ int compare_sim(quant::QuantModel& q, const data::DataLoader& loader, const std:
   const double pn = n ? 100.0 / (double)n : 0.0;
   const char* isa = kernels::table().q8.gemm_path;
   if (json) {
-    std::printf("{\"model\": \"%s\", \"images\": %lld, \"int8_path\": \"%s\", \"top1_agreement\": %.6f, "
-                "\"within_one_step\": %.6f, \"bit_identical\": %.6f, \"max_diff_steps\": %.3f, "
-                "\"sim_accuracy\": %.6f, \"int8_accuracy\": %.6f}\n",
-                model_name.c_str(), (long long)n, isa, same_top1 * pn / 100, within * pn / 100, identical * pn / 100,
-                worst, sim_meter.top1(), int_meter.top1());
+    const Json j = {{"model", model_name},
+                    {"images", n},
+                    {"int8_path", isa},
+                    {"top1_agreement", same_top1 * pn / 100},
+                    {"within_one_step", within * pn / 100},
+                    {"bit_identical", identical * pn / 100},
+                    {"max_diff_steps", worst},
+                    {"sim_accuracy", sim_meter.top1()},
+                    {"int8_accuracy", int_meter.top1()}};
+    std::printf("%s\n", json_line(j).c_str());
   } else {
     std::printf("%s: int8 engine (%s) vs simulation on %s test (%lld images)\n", model_name.c_str(), isa,
                 dataset.c_str(), (long long)n);
@@ -171,18 +185,23 @@ void print_eval(const Args& a, const EvalModel& e, const EvalResult& r, const st
   const std::string model = a.get("--model", "");
   const int64_t params = e.model->num_parameters();
   if (a.has("--json")) {
-    std::string qjson;
+    Json j = {{"model", model},
+              {"accuracy", r.top1},
+              {"top5", r.top5},
+              {"loss", r.loss},
+              {"images", r.count},
+              {"file_mb", mb},
+              {"parameters", params},
+              {"latency_ms", latency},
+              {"throughput", throughput},
+              {"threads", kernels::num_threads()}};
     if (e.qinfo) {
-      char b[256];
-      std::snprintf(b, sizeof b, ", \"quantization\": \"%s\", \"qconfig\": \"%s\", \"float_mb\": %.4f, \"quantized_mb\": %.4f",
-                    flow(*e.qinfo), qname(*e.qinfo).c_str(), (double)e.qsize.float_bytes / 1e6,
-                    (double)e.qsize.quantized_bytes / 1e6);
-      qjson = b;
+      j["quantization"] = flow(*e.qinfo);
+      j["qconfig"] = qname(*e.qinfo);
+      j["float_mb"] = (double)e.qsize.float_bytes / 1e6;
+      j["quantized_mb"] = (double)e.qsize.quantized_bytes / 1e6;
     }
-    std::printf("{\"model\": \"%s\", \"accuracy\": %.6f, \"top5\": %.6f, \"loss\": %.6f, \"images\": %lld, "
-                "\"file_mb\": %.3f, \"parameters\": %lld, \"latency_ms\": %.3f, \"throughput\": %.1f, \"threads\": %d%s}\n",
-                model.c_str(), r.top1, r.top5, r.loss, (long long)r.count, mb, (long long)params, latency, throughput,
-                kernels::num_threads(), qjson.c_str());
+    std::printf("%s\n", json_line(j).c_str());
     return;
   }
   std::printf("%s on %s test (%lld images)\n", model.c_str(), dataset.c_str(), (long long)r.count);
@@ -203,10 +222,7 @@ void print_eval(const Args& a, const EvalModel& e, const EvalResult& r, const st
 }  // namespace
 
 int cmd_eval(const Args& a_in) {
-  std::vector<std::string> known{"--weights", "--batch", "--quiet", "--compare-sim"};
-  for (auto& n : data_flag_names()) known.push_back(n);
-  for (auto& n : model_flag_names()) known.push_back(n);
-  a_in.reject_unknown(known);
+  a_in.reject_unknown();
   if (!a_in.has("--weights")) throw UsageError("--weights FILE.safetensors is required");
   const std::string weights = a_in.get("--weights", "");
   // Defaults from the checkpoint's metadata (what `lowbit train` wrote).
@@ -220,12 +236,12 @@ int cmd_eval(const Args& a_in) {
   }
   if (!a.has("--model")) throw UsageError(weights + " does not say which model it holds; pass --model");
 
-  const int64_t batch = a.get_int("--batch", 256);
+  const int64_t batch = a.get_int("--batch");
   if (batch < 1) throw UsageError("--batch must be at least 1");
-  const int workers = (int)a.get_int("--workers", 2);
+  const int workers = (int)a.get_int("--workers");
   if (workers < 0) throw UsageError("--workers must be 0 or more");
   DataFlags df = data_flags(a);
-  data::DatasetPtr ds = open_split(df, false, (uint64_t)a.get_int("--seed", 0));
+  data::DatasetPtr ds = open_split(df, false, (uint64_t)a.get_int("--seed"));
   data::DataLoader loader(ds, {.batch_size = batch, .num_workers = workers}, eval_transform(df));
   const EvalModel e = load_eval_model(a, weights, file, *ds);
   if (a.has("--compare-sim"))

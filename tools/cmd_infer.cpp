@@ -17,14 +17,15 @@
 #include "kernels/kernels.h"
 #include "quant/engine/runner.h"
 #include "tools/common.h"
+#include "tools/json.h"
 
 namespace lowbit::cli {
 
 int cmd_infer(const Args& a) {
-  a.reject_unknown({"--weights", "--top"}, (size_t)-1);
+  a.reject_unknown();
   if (!a.has("--weights")) throw UsageError("--weights F.int8.safetensors is required");
   if (a.positional.empty()) throw UsageError("no images given (lowbit infer --weights F.int8.safetensors IMAGE...)");
-  const int64_t top = a.get_int("--top", 5);
+  const int64_t top = a.get_int("--top");
   if (top < 1) throw UsageError("--top must be at least 1");
   const std::string weights = a.get("--weights", "");
   quant::engine::Runner runner(quant::engine::load(weights));
@@ -68,11 +69,12 @@ int cmd_infer(const Args& a) {
     std::stable_sort(idx.begin(), idx.end(), [&](int64_t x, int64_t y) { return p[(size_t)x] > p[(size_t)y]; });
     auto name = [&](int64_t j) { return j < (int64_t)names.size() ? names[(size_t)j] : std::to_string(j); };
     if (json) {
-      std::printf("{\"image\": \"%s\", \"top\": [", json_escape(a.positional[i]).c_str());
+      Json top = Json::array();
       for (int64_t j = 0; j < shown; ++j)
-        std::printf("%s{\"class\": %lld, \"name\": \"%s\", \"probability\": %.6f}", j ? ", " : "",
-                    (long long)idx[(size_t)j], json_escape(name(idx[(size_t)j])).c_str(), (double)p[(size_t)idx[(size_t)j]]);
-      std::printf("]}\n");
+        top.push_back({{"class", idx[(size_t)j]},
+                       {"name", name(idx[(size_t)j])},
+                       {"probability", p[(size_t)idx[(size_t)j]]}});
+      std::printf("%s\n", json_line({{"image", a.positional[i]}, {"top", top}}).c_str());
     } else {
       std::printf("%s\n", a.positional[i].c_str());
       for (int64_t j = 0; j < shown; ++j)

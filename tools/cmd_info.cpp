@@ -3,11 +3,12 @@
 
 #include "kernels/kernels.h"
 #include "tools/cli.h"
+#include "tools/json.h"
 
 namespace lowbit::cli {
 
 int cmd_info(const Args& a) {
-  a.reject_unknown({});
+  a.reject_unknown();
   namespace k = lowbit::kernels;
   const k::CpuFeatures& f = k::cpu_features();
   const k::KernelTable& t = k::table();
@@ -18,14 +19,21 @@ int cmd_info(const Args& a) {
                         {"neon", f.neon},       {"dotprod", f.dotprod}};
   const k::Isa all[] = {k::Isa::ref, k::Isa::avx2, k::Isa::avxvnni, k::Isa::avx512vnni, k::Isa::neon, k::Isa::neondot};
   if (json) {
-    std::printf("{\"version\": \"%s\", \"features\": {", LOWBIT_VERSION);
-    for (size_t i = 0; i < sizeof feats / sizeof feats[0]; ++i)
-      std::printf("%s\"%s\": %s", i ? ", " : "", feats[i].name, feats[i].on ? "true" : "false");
-    std::printf("}, \"isa\": \"%s\", \"threads\": %d, \"paths\": {\"f32_elementwise\": \"%s\", \"f32_gemm\": \"%s\", "
-                "\"f32_conv\": \"%s\", \"int8_gemm\": \"%s\", \"int8_conv\": \"%s\", \"int8_depthwise\": \"%s\", "
-                "\"int8_elementwise\": \"%s\"}}\n",
-                k::isa_name(t.isa), k::num_threads(), t.f32.elementwise_path, t.f32.gemm_path, t.f32.conv_path,
-                t.q8.gemm_path, t.q8.conv_path, t.q8.depthwise_path, t.q8.elementwise_path);
+    Json features = Json::object();
+    for (const Feat& x : feats) features[x.name] = x.on;
+    const Json j = {{"version", LOWBIT_VERSION},
+                    {"features", features},
+                    {"isa", k::isa_name(t.isa)},
+                    {"threads", k::num_threads()},
+                    {"paths",
+                     {{"f32_elementwise", t.f32.elementwise_path},
+                      {"f32_gemm", t.f32.gemm_path},
+                      {"f32_conv", t.f32.conv_path},
+                      {"int8_gemm", t.q8.gemm_path},
+                      {"int8_conv", t.q8.conv_path},
+                      {"int8_depthwise", t.q8.depthwise_path},
+                      {"int8_elementwise", t.q8.elementwise_path}}}};
+    std::printf("%s\n", json_line(j).c_str());
     return 0;
   }
   std::printf("lowbit %s\n", LOWBIT_VERSION);

@@ -20,7 +20,6 @@ namespace lowbit::cli {
 
 int cmd_qat(const Args& a_in) {
   Args a = a_in;
-  if (!a.has("--lr")) a.flags["--lr"] = "0.01";
   // Everything that can be refused is refused before any data is read.
   if (a.has("--init")) throw UsageError("qat starts from --weights F (a float checkpoint); --init is train's");
   qconfig_from_flags(a, nullptr, true);

@@ -19,6 +19,7 @@
 #include "quant/checkpoint.h"
 #include "quant/dynamic.h"
 #include "tools/common.h"
+#include "tools/json.h"
 #include "tools/progress.h"
 
 namespace lowbit::cli {
@@ -29,7 +30,7 @@ namespace {
 nn::Metadata model_metadata(const Args& a, const nn::ModelConfig& mc) {
   nn::Metadata md = mc.to_metadata();
   md["model"] = a.get("--model", "");
-  md["dataset"] = a.get("--dataset", "fashion-mnist");
+  md["dataset"] = a.get("--dataset");
   return md;
 }
 // --weights F (a float checkpoint) and --out: the flags with F's model
@@ -67,13 +68,25 @@ struct DynamicSummary {
 void print_dynamic(bool json, const DynamicSummary& d) {
   const double fmb = (double)d.float_bytes / 1e6, qmb = (double)d.qbytes / 1e6;
   if (json) {
-    std::printf("{\"model\": \"%s\", \"qconfig\": \"%s\", \"layers\": %d, \"float_accuracy\": %.6f, "
-                "\"accuracy\": %.6f, \"float_loss\": %.6f, \"loss\": %.6f, \"float_mb\": %.4f, \"quantized_mb\": %.4f, "
-                "\"float_ms_b1\": %.4f, \"float_ms_b32\": %.4f, \"dynamic_ms_b1\": %.4f, \"dynamic_ms_b32\": %.4f, "
-                "\"threads\": %d, \"images\": %lld, \"out\": \"%s\", \"int8_out\": \"%s\", \"int8_mb\": %.4f}\n",
-                d.model.c_str(), d.config.c_str(), d.layers, d.fr.top1, d.qr.top1, d.fr.loss, d.qr.loss, fmb, qmb, d.f1,
-                d.f32, d.q1, d.q32, kernels::num_threads(), (long long)d.qr.count, d.out.c_str(), d.int8_out.c_str(),
-                (double)d.int8_bytes / 1e6);
+    const Json j = {{"model", d.model},
+                    {"qconfig", d.config},
+                    {"layers", d.layers},
+                    {"float_accuracy", d.fr.top1},
+                    {"accuracy", d.qr.top1},
+                    {"float_loss", d.fr.loss},
+                    {"loss", d.qr.loss},
+                    {"float_mb", fmb},
+                    {"quantized_mb", qmb},
+                    {"float_ms_b1", d.f1},
+                    {"float_ms_b32", d.f32},
+                    {"dynamic_ms_b1", d.q1},
+                    {"dynamic_ms_b32", d.q32},
+                    {"threads", kernels::num_threads()},
+                    {"images", d.qr.count},
+                    {"out", d.out},
+                    {"int8_out", d.int8_out},
+                    {"int8_mb", (double)d.int8_bytes / 1e6}};
+    std::printf("%s\n", json_line(j).c_str());
     return;
   }
   std::printf("%s, %s: %d Linear layer%s quantized (s8 weights, u8 activations from each batch's range)\n",
@@ -93,27 +106,23 @@ int quantize_dynamic_cmd(const Args& a_in) {
     if (a_in.has(f))
       throw UsageError(std::string("--dynamic quantizes each batch's activations from that batch's own range; ") + f +
                        " (static calibration) contradicts it");
-  std::vector<std::string> known{"--weights", "--out",   "--int8-out", "--dynamic", "--per-channel",
-                                 "--per-tensor", "--reduce-range", "--layers", "--batch", "--quiet"};
-  for (auto* list : {&data_flag_names(), &model_flag_names()})
-    for (auto& n : *list) known.push_back(n);
-  a_in.reject_unknown(known);
+  a_in.reject_unknown();
   if (a_in.has("--per-channel") && a_in.has("--per-tensor"))
     throw UsageError("--per-channel and --per-tensor contradict each other");
   const Args a = open_float_weights(a_in);
   const std::string weights = a.get("--weights", ""), out = a.get("--out", "");
-  const int64_t batch = a.get_int("--batch", 256);
+  const int64_t batch = a.get_int("--batch");
   if (batch < 1) throw UsageError("--batch must be at least 1");
   const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
-  const std::set<std::string> targets = split_commas(a.get("--layers", "Linear"));
+  const std::set<std::string> targets = split_commas(a.get("--layers"));
   check_output_path("--out", out);
   const std::string int8_out = a.get("--int8-out", "");
   if (a.has("--int8-out")) check_output_path("--int8-out", int8_out);
   const quant::DynamicConfig cfg{a.has("--per-channel"), a.has("--reduce-range")};
 
   DataFlags df = data_flags(a);
-  data::DatasetPtr test = open_split(df, false, (uint64_t)a.get_int("--seed", 0));
-  data::DataLoader loader(test, {.batch_size = batch, .num_workers = (int)a.get_int("--workers", 2)},
+  data::DatasetPtr test = open_split(df, false, (uint64_t)a.get_int("--seed"));
+  data::DataLoader loader(test, {.batch_size = batch, .num_workers = (int)a.get_int("--workers")},
                           eval_transform(df));
   const std::string model_name = a.get("--model", "");
   const nn::ModelConfig mc = model_config(a, *test);
@@ -171,13 +180,10 @@ int quantize_dynamic_cmd(const Args& a_in) {
 
 int cmd_quantize(const Args& a_in) {
   if (a_in.has("--dynamic")) return quantize_dynamic_cmd(a_in);
-  std::vector<std::string> known{"--weights", "--out", "--int8-out", "--calib", "--batch", "--quiet", "--dynamic"};
-  for (auto* list : {&data_flag_names(), &model_flag_names(), &qconfig_flag_names()})
-    for (auto& n : *list) known.push_back(n);
-  a_in.reject_unknown(known);
+  a_in.reject_unknown();
   const Args a = open_float_weights(a_in);
   const std::string weights = a.get("--weights", ""), out = a.get("--out", "");
-  const int64_t calib = a.get_int("--calib", 1024), batch = a.get_int("--batch", 256);
+  const int64_t calib = a.get_int("--calib"), batch = a.get_int("--batch");
   if (calib < 1) throw UsageError("--calib must be at least 1 (images from the training split)");
   if (batch < 1) throw UsageError("--batch must be at least 1");
   const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
@@ -185,8 +191,8 @@ int cmd_quantize(const Args& a_in) {
   check_output_path("--out", out);
   const std::string int8_out = a.get("--int8-out", "");
   if (a.has("--int8-out")) check_output_path("--int8-out", int8_out);
-  const uint64_t seed = (uint64_t)a.get_int("--seed", 0);
-  const int workers = (int)a.get_int("--workers", 2);
+  const uint64_t seed = (uint64_t)a.get_int("--seed");
+  const int workers = (int)a.get_int("--workers");
 
   DataFlags df = data_flags(a);
   data::DatasetPtr test = open_split(df, false, seed);
@@ -230,13 +236,13 @@ int cmd_quantize(const Args& a_in) {
 
   const double fmb = (double)size.float_bytes / 1e6, qmb = (double)size.quantized_bytes / 1e6;
   if (json) {
-    std::printf("{\"model\": \"%s\", \"qconfig\": \"%s\", \"observer\": \"%s\", \"calib\": %lld, "
-                "\"float_accuracy\": %.6f, \"accuracy\": %.6f, \"float_loss\": %.6f, \"loss\": %.6f, "
-                "\"float_mb\": %.4f, \"quantized_mb\": %.4f, \"images\": %lld, \"out\": \"%s\", \"int8_out\": \"%s\", "
-                "\"int8_mb\": %.4f}\n",
-                model_name.c_str(), qc.name.c_str(), quant::observer_name(qc.layer.activation.observer),
-                (long long)train->size(), fr.top1, qr.top1, fr.loss, qr.loss, fmb, qmb, (long long)qr.count,
-                out.c_str(), int8_out.c_str(), (double)int8_bytes / 1e6);
+    const Json j = {{"model", model_name}, {"qconfig", qc.name},
+                    {"observer", quant::observer_name(qc.layer.activation.observer)}, {"calib", train->size()},
+                    {"float_accuracy", fr.top1}, {"accuracy", qr.top1},
+                    {"float_loss", fr.loss}, {"loss", qr.loss}, {"float_mb", fmb},
+                    {"quantized_mb", qmb}, {"images", qr.count}, {"out", out}, {"int8_out", int8_out},
+                    {"int8_mb", (double)int8_bytes / 1e6}};
+    std::printf("%s\n", json_line(j).c_str());
   } else {
     std::printf("%s, %s (weights %s; activations %s), %lld calibration images\n", model_name.c_str(), qc.name.c_str(),
                 qc.layer.weight.str().c_str(), qc.layer.activation.str().c_str(), (long long)train->size());

@@ -25,6 +25,7 @@
 #include "quant/analyze.h"
 #include "quant/checkpoint.h"
 #include "tools/common.h"
+#include "tools/json.h"
 
 namespace lowbit::cli {
 
@@ -261,7 +262,10 @@ void table_section(const std::string& dir, std::ostream& body, int& charts) {
 }
 
 // 4. Per-layer error and 5. a weight histogram, from the quantized checkpoints.
-void layer_sections(const Args& a, const std::string& dir, std::ostream& body, int& charts) {
+void layer_sections(const Args& report_args, const std::string& dir, std::ostream& body, int& charts) {
+  // The data and model flags as eval reads them (report itself takes only --data).
+  Args a = report_args;
+  a.scopes = {"eval"};
   DataFlags df = data_flags(a);
   data::DatasetPtr train = data::limit(open_split(df, true, 0), 64, 0);
   data::DataLoader loader(train, {.batch_size = 64}, eval_transform(df));
@@ -270,7 +274,9 @@ void layer_sections(const Args& a, const std::string& dir, std::ostream& body, i
   for (const std::string stage : {"ptq_histogram", "qat_w4a4_kd"}) {
     const std::string f = dir + "/" + stage + ".safetensors";
     if (!exists(f)) continue;
-    const Args fa = with_checkpoint_defaults(Args{}, load_safetensors(f).metadata);
+    Args base;
+    base.scopes = {"eval"};
+    const Args fa = with_checkpoint_defaults(base, load_safetensors(f).metadata);
     nn::ModulePtr model = nn::create_model(fa.get("--model", ""), model_config(fa, *train));
     auto q = quant::load_quantized(f, model);
     const auto layers = quant::analyze(*q, batch);
@@ -341,7 +347,7 @@ void write_html(const std::string& out, const std::string& dir, const std::strin
 }  // namespace
 
 int cmd_report(const Args& a) {
-  a.reject_unknown({"--out", "--data"}, 1);
+  a.reject_unknown();
   if (a.positional.empty()) throw UsageError("which run folder? (lowbit report RUN_DIR, as lowbit demo wrote it)");
   const std::string dir = a.positional[0];
   if (!exists(dir + "/table.md") || !exists(dir + "/metrics.jsonl"))
@@ -356,7 +362,7 @@ int cmd_report(const Args& a) {
   layer_sections(a, dir, body, charts);
   write_html(out, dir, body.str());
   if (a.has("--json"))
-    std::printf("{\"report\": \"%s\", \"charts\": %d}\n", json_escape(out).c_str(), charts);
+    std::printf("%s\n", json_line({{"report", out}, {"charts", charts}}).c_str());
   else
     std::printf("wrote %s (%d charts)\n", out.c_str(), charts);
   return 0;

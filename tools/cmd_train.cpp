@@ -20,6 +20,7 @@
 #include "nn/checkpoint.h"
 #include "nn/trainer.h"
 #include "tools/common.h"
+#include "tools/json.h"
 #include "tools/progress.h"
 
 namespace lowbit::cli {
@@ -38,48 +39,35 @@ std::string num(double v) {
   return b;
 }
 
-std::vector<std::string> train_flags(const TrainVariant* variant) {
-  std::vector<std::string> known{"--epochs", "--out", "--batch", "--lr", "--momentum", "--wd", "--nesterov",
-                                 "--optimizer", "--schedule", "--warmup-epochs", "--label-smoothing", "--no-augment",
-                                 "--resume", "--init", "--clip-grad", "--val-limit", "--val-split", "--quiet",
-                                 "--stop-after", "--lr-step", "--lr-gamma", "--lr-milestones", "--metrics",
-                                 "--on-divergence"};
-  if (variant)
-    for (auto& n : variant->flags) known.push_back(n);
-  for (auto& n : data_flag_names()) known.push_back(n);
-  for (auto& n : model_flag_names()) known.push_back(n);
-  return known;
-}
-
 // The optimizer, schedule, epochs and policies from the flags (usage errors as before any work).
 nn::TrainerConfig trainer_config(const Args& a) {
   nn::TrainerConfig c;
-  c.epochs = a.get_int("--epochs", 1);
+  c.epochs = a.get_int("--epochs");
   // --stop-after E: run the schedule planned for --epochs but stop after
   // epoch E (a long run split into resumable pieces).
   c.stop_after = a.get_int("--stop-after", c.epochs);
-  c.optimizer = {.name = a.get("--optimizer", "sgd"), .lr = a.get_double("--lr", 0.1),
-                 .momentum = a.get_double("--momentum", 0.9), .weight_decay = a.get_double("--wd", 5e-4),
+  c.optimizer = {.name = a.get("--optimizer"), .lr = a.get_double("--lr"),
+                 .momentum = a.get_double("--momentum"), .weight_decay = a.get_double("--wd"),
                  .nesterov = a.has("--nesterov")};
-  c.label_smoothing = (float)a.get_double("--label-smoothing", 0.0);
-  c.clip_grad = a.get_double("--clip-grad", 0.0);
-  c.schedule.name = a.get("--schedule", "cosine");
-  c.schedule.warmup_epochs = a.get_int("--warmup-epochs", 0);
-  c.schedule.gamma = a.get_double("--lr-gamma", 0.1);
+  c.label_smoothing = (float)a.get_double("--label-smoothing");
+  c.clip_grad = a.get_double("--clip-grad");
+  c.schedule.name = a.get("--schedule");
+  c.schedule.warmup_epochs = a.get_int("--warmup-epochs");
+  c.schedule.gamma = a.get_double("--lr-gamma");
   // --on-divergence stop|warn: what a run does when its training loss
   // diverges (nn/divergence.h's rule): stop with exit 2, naming the cause and
   // the LSQ steps that collapsed (the last finished epoch's checkpoint
   // stays), or warn once and go on. An LSQ step collapsing to the clamp is
   // always a warning, once per quantizer: a dead channel's step may learn to
   // zero in a healthy low-bit run; a collapse followed by a rising loss stops.
-  const std::string on_divergence = a.get("--on-divergence", "stop");
+  const std::string on_divergence = a.get("--on-divergence");
   if (on_divergence != "stop" && on_divergence != "warn")
     throw UsageError("--on-divergence must be stop or warn, got '" + on_divergence + "'");
   c.stop_on_divergence = on_divergence == "stop";
   if (c.epochs < 1) throw UsageError("--epochs must be at least 1");
   if (c.stop_after < 1 || c.stop_after > c.epochs) throw UsageError("--stop-after must be between 1 and --epochs");
-  if (a.get_int("--batch", 128) < 1) throw UsageError("--batch must be at least 1");
-  if (a.get_int("--workers", 2) < 0) throw UsageError("--workers must be 0 or more");
+  if (a.get_int("--batch") < 1) throw UsageError("--batch must be at least 1");
+  if (a.get_int("--workers") < 0) throw UsageError("--workers must be 0 or more");
   if (!(c.optimizer.lr > 0)) throw UsageError("--lr must be positive");
   if (c.label_smoothing < 0 || c.label_smoothing >= 1) throw UsageError("--label-smoothing must be in [0, 1)");
   if (a.has("--resume") && a.has("--init"))
@@ -87,7 +75,7 @@ nn::TrainerConfig trainer_config(const Args& a) {
   // --lr-step E and --lr-milestones a,b count epochs after the warm-up, as in
   // torchvision's reference scripts; without them: a third of the run, and
   // its half and three quarters.
-  if (a.has("--lr-step")) c.schedule.step_epochs = a.get_int("--lr-step", 1);
+  if (a.has("--lr-step")) c.schedule.step_epochs = a.get_int("--lr-step");
   if (a.has("--lr-milestones"))
     for (float m : parse_floats("--lr-milestones", a.get("--lr-milestones", ""))) {
       if (m != std::floor(m) || m < 1 || (!c.schedule.milestones.empty() && (int64_t)m <= c.schedule.milestones.back()))
@@ -113,9 +101,9 @@ nn::TrainerConfig trainer_config(const Args& a) {
 // The settings a resumed run must repeat to continue bit for bit; saved in
 // every checkpoint (metadata key = the flag without "--").
 nn::Metadata train_settings(const Args& a, const DataFlags& df, const nn::TrainerConfig& c) {
-  return {{"dataset", df.dataset}, {"limit", std::to_string(df.limit)}, {"val-split", num(a.get_double("--val-split", 0.0))},
-          {"val-limit", std::to_string(a.get_int("--val-limit", 0))}, {"seed", std::to_string(a.get_int("--seed", 0))},
-          {"epochs", std::to_string(c.epochs)}, {"batch", std::to_string(a.get_int("--batch", 128))},
+  return {{"dataset", df.dataset}, {"limit", std::to_string(df.limit)}, {"val-split", num(a.get_double("--val-split"))},
+          {"val-limit", std::to_string(a.get_int("--val-limit", 0))}, {"seed", std::to_string(a.get_int("--seed"))},
+          {"epochs", std::to_string(c.epochs)}, {"batch", std::to_string(a.get_int("--batch"))},
           {"lr", num(c.optimizer.lr)}, {"momentum", num(c.optimizer.momentum)}, {"wd", num(c.optimizer.weight_decay)},
           {"optimizer", c.optimizer.name}, {"nesterov", c.optimizer.nesterov ? "1" : "0"}, {"schedule", c.schedule.name},
           {"warmup-epochs", std::to_string(c.schedule.warmup_epochs)}, {"lr-step", a.get("--lr-step", "default")},
@@ -130,10 +118,10 @@ nn::Metadata train_settings(const Args& a, const DataFlags& df, const nn::Traine
 // images instead and leaves the test split untouched (evaluate it once at
 // the end with lowbit eval).
 std::pair<data::DataLoader, data::DataLoader> train_loaders(const Args& a, const DataFlags& df) {
-  const uint64_t seed = (uint64_t)a.get_int("--seed", 0);
-  const int workers = (int)a.get_int("--workers", 2);
-  const int64_t batch = a.get_int("--batch", 128);
-  const double val_split = a.get_double("--val-split", 0.0);
+  const uint64_t seed = (uint64_t)a.get_int("--seed");
+  const int workers = (int)a.get_int("--workers");
+  const int64_t batch = a.get_int("--batch");
+  const double val_split = a.get_double("--val-split");
   if (val_split < 0 || val_split >= 1) throw UsageError("--val-split must be in [0, 1)");
   const int64_t val_limit = a.get_int("--val-limit", 0);
   if (a.has("--val-limit") && val_limit < 1) throw UsageError("--val-limit must be at least 1 (leave it out for all images)");
@@ -162,7 +150,7 @@ class Reporter : public nn::TrainerCallback {
     if (!a_.has("--json")) std::fputs(header_.c_str(), stderr);
   }
   void on_epoch_begin(nn::Module&, int64_t e) override {
-    bar_ = std::make_unique<Progress>("epoch " + std::to_string(e + 1) + "/" + std::to_string(a_.get_int("--epochs", 1)),
+    bar_ = std::make_unique<Progress>("epoch " + std::to_string(e + 1) + "/" + std::to_string(a_.get_int("--epochs")),
                                       batches_ * batch_, "img", quiet_);
   }
   void on_step(const nn::StepReport& r) override {
@@ -226,7 +214,7 @@ int stopped(const Args& a, const nn::TrainResult& r, int64_t epochs) {
 int cmd_train(const Args& a) { return run_training(a, nullptr); }
 
 int run_training(const Args& a, TrainVariant* variant) {
-  a.reject_unknown(train_flags(variant));
+  a.reject_unknown();
   if (!a.has("--model")) throw UsageError("--model is required (" + std::to_string(nn::model_names().size()) +
                                           " known: resnet20, resnet18, mobilenet_v2, …)");
   if (!a.has("--out")) throw UsageError("--out FILE.safetensors is required");
@@ -243,7 +231,7 @@ int run_training(const Args& a, TrainVariant* variant) {
   const data::Dataset& train_ds = *train_loader.dataset();
   tc.settings = train_settings(a, df, tc);
 
-  manual_seed((uint64_t)a.get_int("--seed", 0));
+  manual_seed((uint64_t)a.get_int("--seed"));
   const nn::ModelConfig cfg = model_config(a, train_ds);
   nn::ModulePtr model = nn::create_model(model_name, cfg);
   if (variant) model = variant->build(model, cfg, a.has("--resume"));
@@ -284,11 +272,15 @@ int run_training(const Args& a, TrainVariant* variant) {
     throw Error(std::string(e.what()) + " (--on-divergence warn to continue)");
   }
   if (r.stopped) return stopped(a, r, tc.epochs);
-  if (a.has("--json"))
-    std::printf("{\"model\": \"%s\", \"epochs\": %lld, \"accuracy\": %.6f, \"top5\": %.6f, \"loss\": %.6f, "
-                "\"best_accuracy\": %.6f, \"train_loss\": %.6f, \"train_seconds\": %.2f, \"out\": \"%s\"%s}\n",
-                model_name.c_str(), (long long)tc.epochs, r.last.top1, r.last.top5, r.last.loss, r.best, r.train_loss,
-                r.train_seconds, json_escape(tc.checkpoint).c_str(), variant ? variant->json_fields(*model).c_str() : "");
+  if (a.has("--json")) {
+    Json j = {{"model", model_name},          {"epochs", tc.epochs},
+              {"accuracy", r.last.top1}, {"top5", r.last.top5},
+              {"loss", r.last.loss},  {"best_accuracy", r.best},
+              {"train_loss", r.train_loss}, {"train_seconds", r.train_seconds},
+              {"out", tc.checkpoint}};
+    if (variant) variant->json_fields(*model, j);
+    std::printf("%s\n", json_line(j).c_str());
+  }
   return 0;
 }
 

@@ -43,14 +43,9 @@ std::vector<float> parse_floats(const std::string& flag, const std::string& s) {
   return out;
 }
 
-const std::vector<std::string>& data_flag_names() {
-  static const std::vector<std::string> names{"--dataset", "--data", "--limit", "--mean", "--std", "--workers"};
-  return names;
-}
-
 DataFlags data_flags(const Args& a) {
   DataFlags f;
-  f.dataset = a.get("--dataset", "fashion-mnist");
+  f.dataset = a.get("--dataset");
   f.dir = a.get("--data", "");
   f.limit = a.get_int("--limit", 0);
   if (a.has("--limit") && f.limit < 1) throw UsageError("--limit must be at least 1 (leave it out for all images)");
@@ -111,12 +106,6 @@ data::TransformPtr eval_transform(const DataFlags& f) {
   return data::compose({data::to_tensor(), data::normalize(f.norm.mean, f.norm.std)});
 }
 
-const std::vector<std::string>& model_flag_names() {
-  static const std::vector<std::string> names{"--model", "--width", "--small-input", "--act", "--in-channels",
-                                              "--num-classes", "--hidden"};
-  return names;
-}
-
 std::vector<int64_t> parse_hidden(const std::string& s) {
   try {
     return nn::parse_hidden(s);
@@ -137,9 +126,9 @@ nn::ModelConfig model_config(const Args& a, const data::Dataset& ds) {
   if (c.in_channels != data_channels)
     throw UsageError("--in-channels " + std::to_string(c.in_channels) + " but the images have " +
                      std::to_string(data_channels) + " channel" + (data_channels == 1 ? "" : "s"));
-  c.width_mult = (float)a.get_double("--width", 1.0);
+  c.width_mult = (float)a.get_double("--width");
   c.small_input = a.has("--small-input");
-  const std::string act = a.get("--act", "relu6");
+  const std::string act = a.get("--act");
   if (act != "relu" && act != "relu6") throw UsageError("--act must be relu or relu6, got '" + act + "'");
   c.relu6 = act == "relu6";
   if (c.in_channels < 1) throw UsageError("--in-channels must be at least 1");
@@ -174,16 +163,11 @@ Args with_checkpoint_defaults(const Args& a_in, const std::map<std::string, std:
   return a;
 }
 
-const std::vector<std::string>& qconfig_flag_names() {
-  static const std::vector<std::string> names{"--qconfig", "--observer", "--per-channel", "--per-tensor"};
-  return names;
-}
-
 quant::QConfig qconfig_from_flags(const Args& a, nn::Module* model, bool qat) {
   const auto [first, last] = model ? quant::first_and_last_layer(*model) : std::pair<std::string, std::string>{};
   quant::QConfig qc;
   try {
-    qc = quant::preset(a.get("--qconfig", "w8a8"), first, last);
+    qc = quant::preset(a.get("--qconfig"), first, last);
     if (a.has("--observer")) quant::set_activation_observer(qc, quant::parse_observer(a.get("--observer", "")));
     if (qat && a.has("--quantizer")) quant::set_quantizer(qc, quant::parse_quantizer(a.get("--quantizer", "")));
     if (qat && a.has("--lsq-init")) quant::set_lsq_init(qc, quant::parse_lsq_init(a.get("--lsq-init", "")));
@@ -271,27 +255,6 @@ void install_stop_handler() {
 }
 
 bool stop_requested() { return g_stop != 0; }
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if ((unsigned char)c < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", (unsigned)c);
-      o += b;
-      continue;
-    }
-    o += c;
-  }
-  return o;
-}
-
-double json_number(const std::string& line, const std::string& key) {
-  const std::string k = "\"" + key + "\": ";
-  const size_t at = line.find(k);
-  return at == std::string::npos ? NAN : std::strtod(line.c_str() + at + k.size(), nullptr);
-}
 
 double median_ms(const std::function<void()>& f, int reps, int warmup) {
   std::vector<double> ms;

@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "data/loader.h"
 #include "nn/checkpoint.h"
 #include "nn/trainer.h"
@@ -17,6 +19,8 @@
 
 namespace lowbit::cli {
 
+using Json = nlohmann::ordered_json;  // tools/json.h
+
 // --dataset NAME --data DIR --limit N --mean a,b,c --std a,b,c
 struct DataFlags {
   std::string dataset = "fashion-mnist";
@@ -28,7 +32,6 @@ struct DataFlags {
   data::ColorMode color = data::ColorMode::rgb;
 };
 DataFlags data_flags(const Args& a);
-const std::vector<std::string>& data_flag_names();
 
 // The split as a Dataset (after --limit, seeded). Refuses a --mean/--std
 // whose length is neither 1 nor the images' channel count.
@@ -45,7 +48,6 @@ data::TransformPtr eval_transform(const DataFlags& f);
 // The mlp's --hidden: "1024,1024" or "none"; and back.
 nn::ModelConfig model_config(const Args& a, const data::Dataset& ds);
 std::vector<int64_t> parse_hidden(const std::string& s);
-const std::vector<std::string>& model_flag_names();
 
 // Ctrl-C (SIGINT) and SIGTERM for long commands: the first sets a flag the
 // training loop polls after every step (it stops, says which checkpoint holds
@@ -54,11 +56,6 @@ const std::vector<std::string>& model_flag_names();
 void install_stop_handler();
 bool stop_requested();
 
-// A number field of a flat JSON line (`"key": 1.5`, as the --json lines
-// print it); NaN when absent.
-double json_number(const std::string& line, const std::string& key);
-// S as the inside of a JSON string: quotes and backslashes escaped, control characters as \u00XX.
-std::string json_escape(const std::string& s);
 
 // Median wall time of f() in milliseconds over `reps` calls after `warmup`.
 double median_ms(const std::function<void()>& f, int reps = 30, int warmup = 5);
@@ -74,13 +71,12 @@ EvalResult evaluate(const std::function<Tensor(const Tensor&)>& forward, const B
 // the library's callbacks for nn::Trainer (quant::QatSchedule,
 // distill::DistillLoss) and the command's own (itself: printing, --int8-out).
 struct TrainVariant : nn::TrainerCallback {
-  std::vector<std::string> flags;  // accepted besides train's
   // The module to train, from the freshly built float model; resuming: its
   // state comes from the --resume file next.
   virtual nn::ModulePtr build(const nn::ModulePtr& float_model, const nn::ModelConfig& cfg, bool resuming) = 0;
   // The library's callbacks, in order; the variant itself is called after them.
   virtual std::vector<nn::TrainerCallback*> callbacks() = 0;
-  virtual std::string json_fields(nn::Module& model) = 0;  // ", \"key\": value, …" for the --json line
+  virtual void json_fields(nn::Module& model, Json& out) = 0;  // its fields of the --json line
   bool loads_init = false;  // the variant reads --init itself (train then does not)
   // The training images' data set (--int8-out traces one image of it), before fit.
   const data::Dataset* train_data = nullptr;
@@ -97,7 +93,6 @@ Args with_checkpoint_defaults(const Args& a, const std::map<std::string, std::st
 // for QAT, --quantizer applied; the sub-8-bit presets keep the model's first
 // conv and last linear at 8 bits. model null: only check the flags.
 quant::QConfig qconfig_from_flags(const Args& a, nn::Module* model, bool qat);
-const std::vector<std::string>& qconfig_flag_names();
 
 // Refuses, before any work, an output path that cannot be written: a
 // directory or device (only regular files are replaced), a missing parent

@@ -9,6 +9,7 @@
 #include "quant/qat_schedule.h"
 #include "quant/quantize.h"
 #include "tools/common.h"
+#include "tools/json.h"
 
 namespace lowbit::cli {
 
@@ -16,18 +17,15 @@ class QatVariant : public TrainVariant {
  public:
   // weights_flag: the float checkpoint to start from ("--weights"; distill: "--init", optional).
   explicit QatVariant(const Args& a, std::string weights_flag = "--weights") : a_(a), weights_flag_(std::move(weights_flag)) {
-    flags = {"--weights", "--quantizer", "--lsq-init", "--freeze-bn-after", "--freeze-observers-after", "--quantize-activations-after",
-             "--bn-reestimate", "--int8-out"};
     if (a.has("--int8-out")) check_output_path("--int8-out", a.get("--int8-out", ""));
-    for (auto& n : qconfig_flag_names()) flags.push_back(n);
-    const int64_t epochs = a.get_int("--epochs", 1);
+    const int64_t epochs = a.get_int("--epochs");
     sc_.freeze_bn_after = a.get_int("--freeze-bn-after", epochs);
     sc_.freeze_observers_after = a.get_int("--freeze-observers-after", epochs);
     if (sc_.freeze_bn_after < 0) throw UsageError("--freeze-bn-after must be 0 or more");
     if (sc_.freeze_observers_after < 0) throw UsageError("--freeze-observers-after must be 0 or more");
     sc_.bn_reestimate_batches = a.get_int("--bn-reestimate", sc_.bn_reestimate_batches);
     if (sc_.bn_reestimate_batches < 0) throw UsageError("--bn-reestimate must be 0 (off) or a number of batches");
-    sc_.quantize_activations_after = a.get_int("--quantize-activations-after", 0);
+    sc_.quantize_activations_after = a.get_int("--quantize-activations-after");
     if (sc_.quantize_activations_after < 0 || sc_.quantize_activations_after >= epochs)
       throw UsageError("--quantize-activations-after must be between 0 and --epochs − 1");
   }
@@ -66,15 +64,14 @@ class QatVariant : public TrainVariant {
     return false;
   }
 
-  std::string json_fields(nn::Module& model) override {
+  void json_fields(nn::Module& model, Json& out) override {
     const quant::ModelSize s = quant::model_size(model);
-    char b[512];
     const quant::BnReestimation& re = schedule_->bn_reestimation();
-    std::snprintf(b, sizeof b, ", \"qconfig\": \"%s\", \"quantizer\": \"%s\", \"float_mb\": %.4f, \"quantized_mb\": %.4f, "
-                  "\"bn_reestimation\": \"%s\"",
-                  qconfig().name.c_str(), quant::quantizer_name(qconfig().layer.activation.quantizer), (double)s.float_bytes / 1e6,
-                  (double)s.quantized_bytes / 1e6, re.batches == 0 ? "off" : re.kept ? "kept" : "discarded");
-    return b;
+    out["qconfig"] = qconfig().name;
+    out["quantizer"] = quant::quantizer_name(qconfig().layer.activation.quantizer);
+    out["float_mb"] = (double)s.float_bytes / 1e6;
+    out["quantized_mb"] = (double)s.quantized_bytes / 1e6;
+    out["bn_reestimation"] = re.batches == 0 ? "off" : re.kept ? "kept" : "discarded";
   }
 
  private:

@@ -53,6 +53,12 @@ for c in train eval bench demo info; do
   if "$LOWBIT" "$c" --help | grep -q "^usage: lowbit $c"; then passed=$((passed + 1)); else
     echo "FAIL $c --help: no usage on stdout with exit 0" >&2; failed=$((failed + 1)); fi
 done
+# The flag reference in tools/README.md is the option table's, verbatim (tools/update_flag_reference.sh).
+readme="$(dirname "$0")/../../tools/README.md"
+if diff <("$LOWBIT" help --markdown) <(sed -n '/^<!-- flag reference: begin/,/^<!-- flag reference: end/p' "$readme" | sed '1d;$d') \
+     > "$tmp/flags.diff"; then passed=$((passed + 1)); else
+  echo "FAIL flag reference: tools/README.md differs from lowbit help --markdown (run tools/update_flag_reference.sh): $(head -5 "$tmp/flags.diff" | tr '\n' ' ')" >&2
+  failed=$((failed + 1)); fi
 expect "no command"        2 "usage"                             -- "$LOWBIT"
 expect "unknown command"   2 "unknown command 'frobnicate'"      -- "$LOWBIT" frobnicate
 expect "unknown flag"      2 "unknown option --bogus"            -- "$LOWBIT" info --bogus 1
@@ -167,6 +173,12 @@ expect_json "quantize w8a8" "\"float_accuracy\": $acc" "\"accuracy\": $acc" '"qu
   -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --limit 128 --calib 64 --json --out "$tmp/q.safetensors"
 expect_json "eval quantized" "\"accuracy\": $acc" '"quantization": "ptq"' '"quantized_mb"' \
   -- "$LOWBIT" eval --weights "$tmp/q.safetensors" --limit 128 --json
+# A path with a quote and a backslash still makes valid JSON (the library escapes it).
+odd="$tmp/q\"uo\\te.safetensors"
+if "$LOWBIT" quantize --weights "$tmp/a.safetensors" --limit 64 --calib 32 --json --out "$odd" 2>/dev/null |
+   { ! command -v python3 >/dev/null ||
+     python3 -c 'import json, sys; assert json.loads(sys.stdin.read())["out"] == sys.argv[1]' "$odd"; }; then
+  passed=$((passed + 1)); else echo "FAIL quantize --json with a quote in --out: not valid JSON naming the file" >&2; failed=$((failed + 1)); fi
 expect_json "quantize per-tensor mse" '"observer": "mse"' \
   -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --limit 128 --calib 64 --per-tensor --observer mse --json --out "$tmp/q2.safetensors"
 expect "qat --on-divergence maybe" 2 "--on-divergence must be stop or warn, got 'maybe'" \
