@@ -10,6 +10,7 @@
 #include "core/ops.h"
 #include "kernels/kernels.h"
 #include "nn/models.h"
+#include "quant/convert.h"
 #include "quant/engine/runner.h"
 #include "quant/quantize.h"
 
@@ -34,7 +35,7 @@ double median_ms(F&& f, int warmup, int reps) {
 double ops_per_image(const quant::engine::Model& m) {
   double ops = 0;
   for (const auto& op : m.ops) {
-    if (op.kind != quant::OpKind::conv && op.kind != quant::OpKind::linear) continue;
+    if (op.kind != quant::engine::OpKind::conv && op.kind != quant::engine::OpKind::linear) continue;
     const Shape& out = m.values[(size_t)op.output].shape;
     const Shape& w = op.layer.weight_shape;
     ops += 2.0 * (double)shape_numel(out) * (double)(shape_numel(w) / w[0]);
@@ -68,7 +69,7 @@ void run_model_bench(std::FILE* out, const ModelBenchOptions& o) {
   for (int i = 0; i < 2; ++i) calib.push_back({randn({2, o.channels, o.size, o.size}, &gen), Tensor::zeros({2}, DType::s32), {}});
   quant::calibrate(*q, BatchList(calib, 1));
   quant::freeze(*q);
-  quant::engine::Runner runner(quant::engine::convert(*q, Tensor::zeros({1, o.channels, o.size, o.size})));
+  quant::engine::Runner runner(quant::convert(*q, Tensor::zeros({1, o.channels, o.size, o.size})));
   const double gops = ops_per_image(runner.model()) * (double)o.batch / 1e9;
   double int8_ms = -1;
   if (!o.float_only) int8_ms = median_ms([&] { runner.run(x); }, o.warmup, o.reps);
@@ -79,7 +80,7 @@ void run_model_bench(std::FILE* out, const ModelBenchOptions& o) {
     const auto& ops = runner.model().ops;
     std::map<std::string, double> by_kind;
     double total = 0;
-    for (size_t i = 0; i < ops.size(); ++i) by_kind[quant::op_kind_name(ops[i].kind)] += sec[i], total += sec[i];
+    for (size_t i = 0; i < ops.size(); ++i) by_kind[quant::engine::op_kind_name(ops[i].kind)] += sec[i], total += sec[i];
     std::fprintf(out, "int8 %s batch %lld, %d runs: %.3f ms per run\n", o.model.c_str(), (long long)o.batch, o.reps,
                  total / o.reps * 1e3);
     for (auto& [k, s] : by_kind) std::fprintf(out, "  %-16s %8.3f ms  %5.1f%%\n", k.c_str(), s / o.reps * 1e3, 100 * s / total);
@@ -89,7 +90,7 @@ void run_model_bench(std::FILE* out, const ModelBenchOptions& o) {
     for (size_t j = 0; j < std::min<size_t>(40, idx.size()); ++j) {
       const auto& op = ops[idx[j]];
       const Shape& in = op.inputs.empty() ? runner.model().input_shape : runner.model().values[(size_t)op.inputs[0]].shape;
-      std::fprintf(out, "  %-28s %-16s in %-16s %8.3f ms\n", op.name.c_str(), quant::op_kind_name(op.kind),
+      std::fprintf(out, "  %-28s %-16s in %-16s %8.3f ms\n", op.name.c_str(), quant::engine::op_kind_name(op.kind),
                    shape_str(in).c_str(), sec[idx[j]] / o.reps * 1e3);
     }
   }

@@ -4,6 +4,7 @@
 #include "data/loader.h"
 #include "distill/distiller.h"
 #include "nn/trainer.h"
+#include "quant/convert.h"
 #include "quant/engine/runner.h"
 #include "quant/qat_schedule.h"
 #include "quant/quantize.h"
@@ -44,7 +45,7 @@ int main() {
   quant::QatSchedule qat(qc);  // freezes the model after the last epoch
   fit(q, 0.02, {&kd_loss, &qat});
   // 3. convert the frozen model to the integer graph, run it on the int8 kernels
-  quant::engine::Runner int8(quant::engine::convert(*q, test.make_batch(0, 0).images));
+  quant::engine::Runner int8(quant::convert(*q, test.make_batch(0, 0).images));
   std::printf("teacher %.3f  w4a4 student %.3f  int8 engine %.3f\n", nn::evaluate(*teacher, test).top1,
               nn::evaluate(*q, test).top1, nn::evaluate([&](const Tensor& x) { return int8.run(x); }, test).top1);
 }

@@ -36,6 +36,7 @@
 
 #include "kernels/kernels.h"
 #include "nn/layers.h"
+#include "quant/engine/dynamic_linear.h"
 
 namespace lowbit::quant {
 
@@ -47,26 +48,7 @@ struct DynamicConfig {
   bool operator==(const DynamicConfig&) const = default;
 };
 
-// The packed layer and its arithmetic (steps 1–5 above), on one kernel path.
-class DynamicLinearKernel {
- public:
-  DynamicLinearKernel() = default;
-  // w: out×in s8; weight_scale: 1 or out; bias: out floats (zeros when the layer has none).
-  DynamicLinearKernel(const kernels::Int8Kernels& k, const int8_t* w, int64_t out, int64_t in,
-                      std::vector<float> weight_scale, std::vector<float> bias, bool relu, bool reduce_range);
-  // y[m×out] from x[m×in]. Error naming `name` if x holds NaN or ±Inf.
-  // scratch grows to m·in bytes (kept by the caller between calls).
-  void run(const float* x, int64_t m, float* y, std::vector<uint8_t>& scratch, const std::string& name) const;
-  int64_t out_features() const { return w_.n; }
-  int64_t in_features() const { return w_.k; }
-  bool empty() const { return k_ == nullptr; }
-
- private:
-  const kernels::Int8Kernels* k_ = nullptr;
-  kernels::PackedQGemmWeights w_;
-  std::vector<float> weight_scale_, bias_;
-  bool relu_ = false, reduce_range_ = false;
-};
+using engine::DynamicLinearKernel;  // the packed layer and its arithmetic (steps 1–5 above)
 
 // A dynamically quantized Linear [+ ReLU]. State dict: "weight" s8 out×in,
 // "weight_scale" f32 (1 or out), "bias" f32 out (absent without bias).

@@ -11,26 +11,6 @@ namespace lowbit::quant {
 
 namespace qm = kernels::qmath;
 
-// ---- integer layers --------------------------------------------------------------------
-
-std::vector<float> IntegerLayer::multipliers() const {
-  std::vector<float> m;
-  for (float ws : weight_scale) m.push_back(qm::requant_multiplier(in.scale, ws, out.scale));
-  return m;
-}
-
-double IntegerLayer::accumulator_bound() const {
-  const int64_t k = out_channels(), per = k ? (int64_t)weight.size() / k : 0;
-  const double xmax = std::max(in.qmax - in.zp, in.zp - in.qmin);
-  double worst = 0;
-  for (int64_t o = 0; o < k; ++o) {
-    double s = 0;
-    for (int64_t i = 0; i < per; ++i) s += std::abs((int)weight[(size_t)(o * per + i)]);
-    worst = std::max(worst, s * xmax + std::abs((double)bias[(size_t)o]));
-  }
-  return worst;
-}
-
 Grid grid_of(const Quantizer& q) {
   const QuantParams qp = q.qparams();
   LOWBIT_CHECK(qp.scale.size() == 1 && qp.zero_point.size() == 1, q.path(),
@@ -174,20 +154,6 @@ Tensor global_average_integer(const Tensor& x_in, const Grid& in, const Grid& ou
 }
 
 // ---- trace ------------------------------------------------------------------------------
-
-const char* op_kind_name(OpKind k) {
-  switch (k) {
-    case OpKind::quantize: return "quantize";
-    case OpKind::conv: return "conv";
-    case OpKind::linear: return "linear";
-    case OpKind::add: return "add";
-    case OpKind::max_pool: return "max_pool";
-    case OpKind::global_avg_pool: return "global_avg_pool";
-    case OpKind::input: return "input";
-    case OpKind::dynamic_linear: return "dynamic_linear";
-  }
-  return "?";
-}
 
 namespace {
 thread_local Trace* g_trace = nullptr;

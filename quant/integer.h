@@ -36,6 +36,7 @@
 
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "quant/engine/model.h"
 
 namespace lowbit::nn {
 class Module;
@@ -45,27 +46,10 @@ namespace lowbit::quant {
 
 class Quantizer;
 
-// A tensor's grid: per-tensor scale and zero point, and the clamp range.
-struct Grid {
-  float scale = 1.0f;
-  int32_t zp = 0, qmin = 0, qmax = 255;
-};
-
-// A conv or linear layer in integers (conv weights OIHW, PyTorch's layout;
-// linear weights out×in).
-struct IntegerLayer {
-  std::vector<int8_t> weight;
-  Shape weight_shape;
-  std::vector<float> weight_scale;  // one per output channel, or one
-  std::vector<int32_t> bias;        // one per output channel (0 without bias)
-  Grid in, out;                     // out.qmin/qmax include the folded activation
-  int64_t out_channels() const { return weight_shape.empty() ? 0 : weight_shape[0]; }
-  // M[k] = s_in·s_w[k]/s_out (qmath::requant_multiplier), one per weight scale.
-  std::vector<float> multipliers() const;
-  // The largest |acc| a u8 input on `in`'s grid can produce (Σ|q_w|·max|q_x − zp| + |bias|):
-  // below 2^24 the simulation's float sums are exact.
-  double accumulator_bound() const;
-};
+using engine::Grid;
+using engine::IntegerLayer;
+using engine::OpKind;
+using engine::op_kind_name;
 
 // Builds the integer layer from float weight w (OIHW or out×in) and bias b
 // (may be undefined), the weight quantizer (symmetric: zero points 0), the
@@ -88,10 +72,6 @@ Tensor requantize_accumulators(const Tensor& acc, const std::vector<float>& mult
 Tensor global_average_integer(const Tensor& x, const Grid& in, const Grid& out);
 
 // ---- the trace ----------------------------------------------------------------------
-// input and dynamic_linear are the float ops of dynamic quantization (quant/dynamic.h).
-enum class OpKind { quantize, conv, linear, add, max_pool, global_avg_pool, input, dynamic_linear };
-const char* op_kind_name(OpKind k);
-
 struct TraceValue {
   Grid grid;
   Shape shape;  // as the simulation saw it (NCHW, or N×F)

@@ -24,6 +24,7 @@
 #include "nn/checkpoint.h"
 #include "quant/checkpoint.h"
 #include "nn/metrics.h"
+#include "quant/convert.h"
 #include "quant/engine/runner.h"
 #include "tools/progress.h"
 #include "tools/common.h"
@@ -95,7 +96,7 @@ int compare_sim(quant::QuantModel& q, const data::DataLoader& loader, const std:
                 const std::string& dataset, bool quiet, bool json) {
   LOWBIT_CHECK(q.frozen(), "--compare-sim: the checkpoint is not a finished (frozen) quantized model");
   const Shape img = loader.dataset()->get(0).image.shape();
-  quant::engine::Runner runner(quant::engine::convert(q, Tensor::zeros({1, img[0], img[1], img[2]})));
+  quant::engine::Runner runner(quant::convert(q, Tensor::zeros({1, img[0], img[1], img[2]})));
   const quant::engine::Model& m = runner.model();
   const float step = m.values[(size_t)m.output].grid.scale;
   nn::ClassificationMeter sim_meter(loader.dataset()->num_classes()), int_meter(loader.dataset()->num_classes());

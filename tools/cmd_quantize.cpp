@@ -17,6 +17,7 @@
 #include "core/strings.h"
 #include "nn/checkpoint.h"
 #include "quant/checkpoint.h"
+#include "quant/convert.h"
 #include "quant/dynamic.h"
 #include "tools/common.h"
 #include "tools/json.h"
@@ -143,7 +144,7 @@ int quantize_dynamic_cmd(const Args& a_in) {
   }
   quant::engine::Model im;
   if (!int8_out.empty())
-    im = quant::engine::convert_dynamic(*model, loader.make_batch(0, 0).images.slice(0, 0, 2).contiguous());
+    im = quant::convert_dynamic(*model, loader.make_batch(0, 0).images.slice(0, 0, 2).contiguous());
 
   // Latency of batch 1 and 32 (the first test images), median of 30.
   data::DataLoader lat_loader(test, {.batch_size = 32}, eval_transform(df));

@@ -1,5 +1,6 @@
 #include "tools/common.h"
 
+#include "quant/convert.h"
 #include "quant/engine/model.h"
 
 #include <fcntl.h>
@@ -203,7 +204,7 @@ void check_output_path(const std::string& flag, const std::string& path) {
 int64_t write_int8(const std::string& path, quant::QuantModel& q, const data::Dataset& ds, const DataFlags& df,
                    const nn::Metadata& model_md) {
   const Shape img = ds.get(0).image.shape();  // C×H×W
-  return save_int8(path, quant::engine::convert(q, Tensor::zeros({1, img[0], img[1], img[2]})), ds, df, model_md);
+  return save_int8(path, quant::convert(q, Tensor::zeros({1, img[0], img[1], img[2]})), ds, df, model_md);
 }
 
 int64_t save_int8(const std::string& path, quant::engine::Model m, const data::Dataset& ds, const DataFlags& df,

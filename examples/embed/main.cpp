@@ -4,6 +4,7 @@
 
 #include "core/autograd.h"
 #include "nn/models.h"
+#include "quant/convert.h"
 #include "quant/dynamic.h"
 #include "quant/engine/model.h"
 #include "quant/engine/runner.h"
@@ -21,7 +22,7 @@ int main() {
   mlp->eval();
   const Tensor y_float = mlp->forward(x);
   quant::quantize_dynamic(*mlp);
-  quant::engine::Runner int8(quant::engine::convert_dynamic(*mlp, x));
+  quant::engine::Runner int8(quant::convert_dynamic(*mlp, x));
   const Tensor y_int8 = int8.run(x);
   std::printf("lowbit embedded: float logit %.4f, int8 logit %.4f (%s)\n", y_float.data<float>()[0],
               y_int8.data<float>()[0], y_int8.to_vector() == mlp->forward(x).to_vector() ? "module = engine" : "MISMATCH");

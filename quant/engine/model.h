@@ -38,22 +38,49 @@
 //              (scales printed with 9 significant digits: they read back bit for bit)
 //              plus what the model came from: "model", "qconfig", "quantization",
 //              "dataset", "mean", "std", "classes", … (free-form strings)
+//
+// The engine (this folder) depends on core/ and kernels/ only: it is built
+// and installed as its own library, liblowbit_engine, which an application
+// links to run `.int8.safetensors` files without the training code. Each op
+// kind lives in one file under ops/ that declares its validation, graph-line
+// fields, tensors, preparation and run (ops.h); nothing else switches on the
+// kind. What makes a Model from a trained network is quant/convert.h.
 #pragma once
 #include <map>
 #include <string>
 #include <vector>
 
 #include "core/ops.h"
-#include "quant/integer.h"
-
-namespace lowbit::nn {
-class Module;
-}
-namespace lowbit::quant {
-class QuantModel;
-}
 
 namespace lowbit::quant::engine {
+
+// A tensor's grid: per-tensor scale and zero point, and the clamp range.
+struct Grid {
+  float scale = 1.0f;
+  int32_t zp = 0, qmin = 0, qmax = 255;
+  bool operator==(const Grid&) const = default;
+};
+
+// A conv or linear layer in integers (conv weights OIHW, PyTorch's layout;
+// linear weights out×in).
+struct IntegerLayer {
+  std::vector<int8_t> weight;
+  Shape weight_shape;
+  std::vector<float> weight_scale;  // one per output channel, or one
+  std::vector<int32_t> bias;        // one per output channel (0 without bias)
+  Grid in, out;                     // out.qmin/qmax include the folded activation
+  int64_t out_channels() const { return weight_shape.empty() ? 0 : weight_shape[0]; }
+  // M[k] = s_in·s_w[k]/s_out (qmath::requant_multiplier), one per weight scale.
+  std::vector<float> multipliers() const;
+  // The largest |acc| a u8 input on `in`'s grid can produce (Σ|q_w|·max|q_x − zp| + |bias|):
+  // below 2^24 the simulation's float sums are exact.
+  double accumulator_bound() const;
+};
+
+// The op kinds (ops.h: what each one is; op_kind_name: its name in the file).
+// input and dynamic_linear are the float ops of dynamic quantization.
+enum class OpKind { quantize, conv, linear, add, max_pool, global_avg_pool, input, dynamic_linear };
+const char* op_kind_name(OpKind k);
 
 inline constexpr const char* kFormat = "lowbit.int8";
 inline constexpr int kFormatVersion = 2;  // the newest this reader knows (it reads 1 and 2)
@@ -86,19 +113,6 @@ struct Model {
   std::map<std::string, std::string> info;  // where it came from (file metadata)
   int64_t num_classes() const { return shape_numel(values.at((size_t)output).shape); }
 };
-
-// The integer graph of a frozen quantized model (quant::freeze), traced on
-// `sample` (N×C×H×W, any values). Error listing every layer that cannot run
-// in integers (kept in float, per-channel activations, …).
-Model convert(QuantModel& q, const Tensor& sample);
-
-// The graph of a dynamically quantized model (quant::quantize_dynamic): every
-// layer must be a DynamicLinear, a Flatten or fused away, so that the float
-// input flows only through dynamic layers. Error naming the dynamic layer whose
-// input comes from anything else (a float conv, an unfused activation, …
-// before it), or saying that float layers follow the last one. The graph is run on
-// `sample` and checked to give the module's output bit for bit.
-Model convert_dynamic(nn::Module& model, const Tensor& sample);
 
 // Checks the graph: ids in range and defined before use, shapes consistent
 // with each op, grids valid, weights of the right size. Error naming `what`

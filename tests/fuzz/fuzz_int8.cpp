@@ -24,7 +24,7 @@ constexpr int64_t kMaxMacs = int64_t(64) << 20;
 
 bool small_enough_to_run(const lowbit::quant::engine::Model& m) {
   using namespace lowbit;
-  using lowbit::quant::OpKind;
+  using lowbit::quant::engine::OpKind;
   int64_t act = 0;
   for (const auto& v : m.values) act += shape_numel(v.shape);
   if (act > kMaxActivationBytes) return false;

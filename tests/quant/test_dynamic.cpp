@@ -21,6 +21,7 @@
 #include "nn/checkpoint.h"
 #include "nn/models.h"
 #include "quant/checkpoint.h"
+#include "quant/convert.h"
 #include "quant/dynamic.h"
 #include "quant/engine/model.h"
 #include "quant/engine/runner.h"
@@ -69,7 +70,7 @@ nn::ModulePtr small_mlp(const std::vector<int64_t>& hidden, uint64_t seed) {
 void check_engine_paths(nn::Module& model, const Tensor& x, const std::string& what) {
   NoGradGuard ng;
   const std::vector<float> mod = model.forward(x).to_vector();
-  testing::check_engine_on_every_path(engine::convert_dynamic(model, x.slice(0, 0, 1).contiguous()), x, mod, what);
+  testing::check_engine_on_every_path(convert_dynamic(model, x.slice(0, 0, 1).contiguous()), x, mod, what);
 }
 
 }  // namespace
@@ -175,7 +176,7 @@ TEST_CASE("dynamic: int8 file round trip is exact, and checkpoints reload") {
   NoGradGuard ng;
   const std::vector<float> want = model->forward(x).to_vector();
 
-  const engine::Model m = engine::convert_dynamic(*model, x);
+  const engine::Model m = convert_dynamic(*model, x);
   const std::string f = tmp("mlp.int8.safetensors");
   engine::save(f, m);
   CHECK(load_safetensors(f).metadata.at("format_version") == "2");
@@ -229,7 +230,7 @@ TEST_CASE("dynamic: refusals name the layer or the model") {
     r20->eval();
     CHECK(r20->forward(x).shape() == Shape{2, 10});
   }
-  CHECK_THROWS_WITH_AS(engine::convert_dynamic(*r20, x), doctest::Contains("fc: its input does not come from"), Error);
+  CHECK_THROWS_WITH_AS(convert_dynamic(*r20, x), doctest::Contains("fc: its input does not come from"), Error);
   // NaN in the input: the layer cannot choose a grid.
   nn::ModulePtr m2 = small_mlp({8}, 2);
   quantize_dynamic(*m2);

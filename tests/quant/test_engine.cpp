@@ -19,6 +19,7 @@
 #include "nn/models.h"
 #include "quant/analyze.h"
 #include "quant/checkpoint.h"
+#include "quant/convert.h"
 #include "quant/engine/model.h"
 #include "quant/engine/runner.h"
 #include "tests/quant/engine_paths.h"
@@ -127,7 +128,7 @@ TEST_CASE("every model converts, and the engine equals the frozen simulation bit
                                  "resnet50", "mobilenet_v2"}) {
     Case k = make_case(name, 3);
     auto q = quantized(k, "w8a8");
-    const engine::Model m = engine::convert(*q, images(1, k.channels, k.size, 1));
+    const engine::Model m = convert(*q, images(1, k.channels, k.size, 1));
     CHECK(m.num_classes() == (name == "usernet" ? 5 : 10));
     check_paths(*q, m, images(3, k.channels, k.size, 55), name);
   }
@@ -137,12 +138,12 @@ TEST_CASE("sub-8-bit grids, per-tensor weights and QAT conv+BN convert exactly t
   {
     Case k = make_case("resnet20", 5);
     auto q = quantized(k, "w4a4");
-    check_paths(*q, engine::convert(*q, images(1, 1, 16, 1)), images(3, 1, 16, 56), "resnet20 w4a4");
+    check_paths(*q, convert(*q, images(1, 1, 16, 1)), images(3, 1, 16, 56), "resnet20 w4a4");
   }
   {
     Case k = make_case("usernet", 6);
     auto q = quantized(k, "w8a8-per-tensor");
-    check_paths(*q, engine::convert(*q, images(1, 2, 9, 1)), images(3, 2, 9, 57), "usernet per-tensor");
+    check_paths(*q, convert(*q, images(1, 2, 9, 1)), images(3, 2, 9, 57), "usernet per-tensor");
   }
   {
     // QAT: BN kept in the fused conv, a few training steps, then frozen.
@@ -151,7 +152,7 @@ TEST_CASE("sub-8-bit grids, per-tensor weights and QAT conv+BN convert exactly t
     auto q = prepare_qat(k.model, preset("w8a8"));
     for (int i = 0; i < 2; ++i) q->forward(images(4, 1, 16, 200 + i));
     freeze(*q);
-    check_paths(*q, engine::convert(*q, images(1, 1, 16, 1)), images(3, 1, 16, 58), "mobilenet_v2 qat");
+    check_paths(*q, convert(*q, images(1, 1, 16, 1)), images(3, 1, 16, 58), "mobilenet_v2 qat");
   }
 }
 
@@ -226,13 +227,13 @@ TEST_CASE("a channel whose weight step dwarfs its output step keeps its bias: th
   int64_t differ = 0;
   for (size_t i = 0; i < frozen.size(); ++i) differ += std::fabs(frozen[i] - fake[i]) > 0.5f * step;
   CHECK(differ == 0);
-  check_paths(*q, engine::convert(*q, images(1, 1, 6, 1)), x, "coarse channel");
+  check_paths(*q, convert(*q, images(1, 1, 6, 1)), x, "coarse channel");
 }
 
 TEST_CASE("int8 file: round trip is exact; damaged files are refused with one line naming the file") {
   Case k = make_case("resnet20", 11);
   auto q = quantized(k, "w8a8");
-  engine::Model m = engine::convert(*q, images(1, 1, 16, 1));
+  engine::Model m = convert(*q, images(1, 1, 16, 1));
   m.info["model"] = "resnet20";
   const std::string path = tmp("r20.int8.safetensors");
   engine::save(path, m);
@@ -310,7 +311,7 @@ TEST_CASE("convert refuses what the integer engine cannot run, naming the layer"
     q->forward(images(2, 1, 16, 3));
   }
   freeze(*q);
-  const std::string e = error_of([&] { engine::convert(*q, images(1, 1, 16, 1)); });
+  const std::string e = error_of([&] { convert(*q, images(1, 1, 16, 1)); });
   CHECK(e.find("layer2.0") != std::string::npos);
   // The simulation still runs (that layer and what follows it in float).
   NoGradGuard ng;
@@ -318,7 +319,7 @@ TEST_CASE("convert refuses what the integer engine cannot run, naming the layer"
   // Not frozen: refused.
   Case k2 = make_case("resnet20", 13);
   auto q2 = prepare(k2.model, preset("w8a8"));
-  CHECK(error_of([&] { engine::convert(*q2, images(1, 1, 16, 1)); }).find("not frozen") != std::string::npos);
+  CHECK(error_of([&] { convert(*q2, images(1, 1, 16, 1)); }).find("not frozen") != std::string::npos);
 }
 
 // Found while adding fuzz_int8 (tests/fuzz/): a conv weight with a 0 extent

@@ -7,12 +7,16 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "quant/convert.h"
 #include "quant/dynamic.h"
-#include "quant/engine/model.h"
+#include "quant/integer.h"
 #include "quant/engine/runner.h"
 #include "quant/qmodules.h"
 
-namespace lowbit::quant::engine {
+namespace lowbit::quant {
+
+using engine::Model;
+using engine::Op;
 
 namespace {
 
@@ -63,7 +67,7 @@ Model graph_of(const Trace& trace, const Tensor& sample, int output) {
     m.ops.push_back(std::move(op));
   }
   m.output = output;
-  validate(m, "convert");
+  engine::validate(m, "convert");
   return m;
 }
 
@@ -102,7 +106,7 @@ Model convert_dynamic(nn::Module& model, const Tensor& sample_in) {
   const Model m = graph_of(trace, sample, out);
   // Every float op between the recorded ones would be a silent hole: the graph
   // must give the module's output bit for bit.
-  Runner r(m);
+  engine::Runner r(m);
   const Tensor e = r.run(sample);
   LOWBIT_CHECK(e.numel() == y.numel() && std::equal(e.data<float>(), e.data<float>() + e.numel(), y.data<float>(),
                                                     [](float a, float b) { return a == b || (a != a && b != b); }),
@@ -111,4 +115,4 @@ Model convert_dynamic(nn::Module& model, const Tensor& sample_in) {
   return m;
 }
 
-}  // namespace lowbit::quant::engine
+}  // namespace lowbit::quant

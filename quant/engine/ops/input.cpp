@@ -1,0 +1,34 @@
+// input: the float input as it is (N×C×H×W), the first op of a float graph
+// (dynamic quantization: dynamic_linear ops read it).
+#include <cstring>
+
+#include "quant/engine/ops.h"
+
+namespace lowbit::quant::engine {
+
+void check_takes_input(const Model& m, const Op& op, const std::string& where);  // ops/quantize.cpp
+
+namespace {
+class Input final : public PreparedOp {
+ public:
+  void run(const Exec& e) override {
+    std::memcpy(e.out, e.in[0], (size_t)(e.n * shape_numel(e.m.input_shape)) * sizeof(float));
+  }
+};
+}  // namespace
+
+const OpDef& input_op() {
+  static const OpDef d{
+      OpKind::input, "input", 0, true, {},
+      check_takes_input,
+      [](Op&, const FieldReader&) {},
+      [](const Op&, std::ostream&) {},
+      nullptr,
+      nullptr,
+      nullptr,
+      [](const Op&, const kernels::Int8Kernels&) -> std::unique_ptr<PreparedOp> { return std::make_unique<Input>(); },
+  };
+  return d;
+}
+
+}  // namespace lowbit::quant::engine
