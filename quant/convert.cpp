@@ -20,14 +20,13 @@ using engine::Op;
 
 namespace {
 
-// Runs `forward` once in eval mode, no grad, under a fresh trace (the mode is
-// restored); Error listing every layer that fell back to float.
+// Runs `forward` (a recording pass on `trace`) once in eval mode, no grad (the
+// mode is restored); Error listing every layer that fell back to float.
 void trace_forward(nn::Module& m, Trace& trace, const std::function<void()>& forward) {
   const bool was_training = m.is_training();
   m.eval();
   {
     NoGradGuard ng;
-    TraceScope scope(trace);
     forward();
   }
   m.train(was_training);
@@ -81,7 +80,7 @@ Model convert(QuantModel& q, const Tensor& sample) {
   LOWBIT_CHECK(q.frozen(), "convert: the model is not frozen (quant::freeze after calibration or QAT)");
   check_sample(sample);
   Trace trace;
-  trace_forward(q, trace, [&] { q.forward(sample); });
+  trace_forward(q, trace, [&] { q.record(trace, sample); });
   LOWBIT_CHECK(trace.output >= 0, "convert: the model's output is not the output of a quantized layer");
   LOWBIT_CHECK(!trace.ops().empty() && trace.ops()[0].kind == OpKind::quantize,
                "convert: the model does not start by quantizing its input");
@@ -95,8 +94,8 @@ Model convert_dynamic(nn::Module& model, const Tensor& sample_in) {
   Trace trace;
   Tensor y;
   trace_forward(model, trace, [&] {
-    Trace& t = *Trace::current();
-    t.record({OpKind::input, "input", nullptr, {}, t.add_float(sample), {}, {}});
+    Recording r(model, trace);
+    trace.record({OpKind::input, "input", nullptr, {}, trace.add_float(sample), {}, {}});
     y = model.forward(sample);
   });
   const int out = trace.find(y);

@@ -98,7 +98,7 @@ Tensor DynamicLinear::forward(const Tensor& x_in) {
   const int64_t n = x.shape()[0];
   Tensor y = Tensor::uninitialized({n, out_features});
   kernel(kernels::table()).run(x.data<float>(), n, y.data<float>(), scratch_, name);
-  if (Trace* t = Trace::current()) {  // engine::convert_dynamic is tracing
+  if (Trace* t = integer.trace) {  // convert_dynamic is recording
     const int in = t->find(x_in);
     if (in < 0 || !t->value(in).is_float) {
       t->fallback(name, "its input does not come from the model input or a dynamic layer (a float layer feeds it)");

@@ -37,6 +37,7 @@
 #include "kernels/kernels.h"
 #include "nn/layers.h"
 #include "quant/engine/dynamic_linear.h"
+#include "quant/integer.h"
 
 namespace lowbit::quant {
 
@@ -52,7 +53,7 @@ using engine::DynamicLinearKernel;  // the packed layer and its arithmetic (step
 
 // A dynamically quantized Linear [+ ReLU]. State dict: "weight" s8 out×in,
 // "weight_scale" f32 (1 or out), "bias" f32 out (absent without bias).
-class DynamicLinear : public nn::Module {
+class DynamicLinear : public nn::Module, public Recordable {
  public:
   // Quantizes `linear`'s weights now (MinMax, symmetric s8).
   DynamicLinear(const nn::Linear& linear, bool relu, const DynamicConfig& cfg);

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "kernels/quant_math.h"
+#include "nn/module.h"
 #include "quant/quantizer.h"
 
 namespace lowbit::quant {
@@ -155,12 +156,6 @@ Tensor global_average_integer(const Tensor& x_in, const Grid& in, const Grid& ou
 
 // ---- trace ------------------------------------------------------------------------------
 
-namespace {
-thread_local Trace* g_trace = nullptr;
-}
-
-Trace* Trace::current() { return g_trace; }
-
 int Trace::find(const Tensor& t) const {
   if (!t.defined() || t.dtype() != DType::f32) return -1;
   auto it = by_storage_.find({t.impl()->storage.get(), t.offset()});
@@ -183,7 +178,40 @@ int Trace::add_float(const Tensor& t) {
   return id;
 }
 
-TraceScope::TraceScope(Trace& t) : prev_(g_trace) { g_trace = &t; }
-TraceScope::~TraceScope() { g_trace = prev_; }
+// ---- integer forms --------------------------------------------------------------------------
+
+std::shared_ptr<const LayerForm> make_layer_form(IntegerLayer layer) {
+  auto f = std::make_shared<LayerForm>();
+  f->weight = Tensor::uninitialized(layer.weight_shape);
+  float* pw = f->weight.data<float>();
+  for (size_t i = 0; i < layer.weight.size(); ++i) pw[i] = (float)layer.weight[i];
+  const std::vector<float> bias(layer.bias.begin(), layer.bias.end());
+  f->bias = Tensor::from_vector(bias, {(int64_t)bias.size()});
+  f->multipliers = layer.multipliers();
+  f->layer = std::move(layer);
+  return f;
+}
+
+namespace {
+std::vector<Recordable*> recordables(nn::Module& root) {
+  std::vector<Recordable*> v;
+  root.for_each_module([&](const std::string&, nn::Module& m) {
+    if (auto* r = dynamic_cast<Recordable*>(&m)) v.push_back(r);
+  });
+  return v;
+}
+}  // namespace
+
+Recording::Recording(nn::Module& root, Trace& t) : modules_(recordables(root)) {
+  for (Recordable* r : modules_) r->integer.trace = &t;
+}
+
+Recording::~Recording() {
+  for (Recordable* r : modules_) r->integer.trace = nullptr;
+}
+
+void clear_integer_forms(nn::Module& root) {
+  for (Recordable* r : recordables(root)) r->integer.clear();
+}
 
 }  // namespace lowbit::quant

@@ -23,13 +23,16 @@
 // numbers through the int8 kernels, agrees bit for bit. (Unfrozen models —
 // QAT training, calibration — run the usual float fake-quant path.)
 //
-// The layer that connects each tensor to its quantization parameters is the
-// Trace: while a frozen QuantModel runs forward, every quantized module looks
-// up the grid of its input (by storage), computes in integers and registers
-// its output. A module whose input is not on a known grid (a layer kept in
-// float feeds it) falls back to the float path and says why; the converter
-// (quant/engine/convert) reads the same trace to build the integer graph.
+// Each quantized module computes its integer form once (quant::freeze, then
+// the frozen model's first forward, which is a *recording pass*: every module
+// looks up its input's grid in the Trace (by storage), computes its form,
+// keeps it and registers its output). Later frozen forwards run the kept forms
+// with no lookup and no rebuild; a state loaded anew (a version counter moved)
+// or unfreezing drops them. A module whose input is not on a known grid (a
+// layer kept in float feeds it) runs the float path and says why; convert
+// (quant/convert.h) reads the recording pass's trace to build the integer graph.
 #pragma once
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -90,9 +93,6 @@ struct TraceOp {
 
 class Trace {
  public:
-  // The trace of the running forward pass on this thread, or null.
-  static Trace* current();
-
   // The value a tensor holds (looked up by storage and element offset; a view
   // of the whole storage, such as a flatten, finds it), or -1.
   int find(const Tensor& t) const;
@@ -128,16 +128,53 @@ class Trace {
   std::vector<std::string> fallbacks_;
 };
 
-// Makes `t` the current trace for its scope (nesting restores the previous one).
-class TraceScope {
+// ---- integer forms ------------------------------------------------------------------
+// A conv/linear layer's integer form and the simulation's operands: the
+// integer weights and bias as float tensors, the multipliers.
+struct LayerForm {
+  IntegerLayer layer;
+  Tensor weight, bias;
+  std::vector<float> multipliers;
+};
+std::shared_ptr<const LayerForm> make_layer_form(IntegerLayer layer);
+
+// What a quantized module keeps of its integer form. A recording pass (a
+// frozen QuantModel's first forward, or convert) sets `trace` on every module:
+// each finds its input's grid, computes its form (or keeps the one it has for
+// that grid) and registers its output. Later frozen forwards run the stored
+// forms without a trace.
+struct IntegerState {
+  Trace* trace = nullptr;   // during a recording pass
+  bool on = false;          // recorded as running in integers (else: float)
+  std::shared_ptr<const LayerForm> layer;  // conv, linear
+  Grid in, out;             // global average pooling
+  void clear() {
+    on = false;
+    layer.reset();
+  }
+};
+
+// The modules that have an integer form (quant/qmodules.h, DynamicLinear).
+class Recordable {
  public:
-  explicit TraceScope(Trace& t);
-  ~TraceScope();
-  TraceScope(const TraceScope&) = delete;
-  TraceScope& operator=(const TraceScope&) = delete;
+  virtual ~Recordable() = default;
+  IntegerState integer;
+};
+
+// Sets `t` as the trace of every Recordable module under `root` for its scope
+// (a recording pass), and clears it after, also on an error.
+class Recording {
+ public:
+  Recording(nn::Module& root, Trace& t);
+  ~Recording();
+  Recording(const Recording&) = delete;
+  Recording& operator=(const Recording&) = delete;
 
  private:
-  Trace* prev_;
+  std::vector<Recordable*> modules_;
 };
+
+// Forgets every integer form under `root` (unfrozen, or the state changed).
+void clear_integer_forms(nn::Module& root);
 
 }  // namespace lowbit::quant

@@ -1,7 +1,7 @@
 #include "quant/qmodules.h"
 
 #include <algorithm>
-#include <optional>
+#include <functional>
 
 #include "core/autograd.h"
 #include "quant/fake_quant_ops.h"
@@ -53,11 +53,22 @@ std::string layer_path(const Quantizer* q) {
   return dot == std::string::npos ? p : p.substr(0, dot);
 }
 
-// A frozen conv/linear in integers (quant/integer.h): an undefined tensor
-// when it cannot run so (noted in the trace; the float path runs instead).
+// A frozen conv/linear in integers (quant/integer.h). Outside a recording
+// pass: the stored form, or an undefined tensor (the float path runs). In one:
+// the form for the input's grid (the stored one, or built from the float
+// weights `wb`), the value registered; undefined when the layer cannot run in
+// integers (noted in the trace).
 template <class Compute>
-Tensor integer_forward(Trace& t, nn::Module& m, OpKind kind, const Tensor& x, Quantizer* wq, Quantizer* oq,
-                       const std::pair<Tensor, Tensor>& wb, Activation act, Compute&& compute) {
+Tensor integer_forward(IntegerState& s, nn::Module& m, OpKind kind, const Tensor& x, Quantizer* wq, Quantizer* oq,
+                       const std::function<std::pair<Tensor, Tensor>()>& wb, Activation act, Compute&& compute) {
+  auto run = [&](const LayerForm& f) {
+    Tensor acc = compute(centered_integers(x, f.layer.in), f.weight, f.bias);
+    return requantize_accumulators(acc, f.multipliers, f.layer.out);
+  };
+  if (!s.trace) return s.on ? run(*s.layer) : Tensor();
+  Trace& t = *s.trace;
+  std::shared_ptr<const LayerForm> form = std::move(s.layer);
+  s.clear();
   if (!wq || !oq) return Tensor();
   const std::string path = layer_path(wq);
   if (!wq->frozen() || !oq->frozen()) return Tensor();
@@ -66,30 +77,33 @@ Tensor integer_forward(Trace& t, nn::Module& m, OpKind kind, const Tensor& x, Qu
     t.fallback(path, "its input is not the output of a quantized layer");
     return Tensor();
   }
-  TraceOp op{kind, path, &m, {in}, -1, {}, {}};
-  try {
-    op.layer = integer_layer(path, wb.first, wb.second, *wq, t.value(in).grid, *oq, act);
-  } catch (const Error& e) {
-    t.fallback(path, e.what());
-    return Tensor();
+  if (!form || !(form->layer.in == t.value(in).grid)) {
+    try {
+      const auto [w, b] = wb();
+      form = make_layer_form(integer_layer(path, w, b, *wq, t.value(in).grid, *oq, act));
+    } catch (const Error& e) {
+      t.fallback(path, e.what());
+      return Tensor();
+    }
   }
-  const IntegerLayer& L = op.layer;
-  Tensor wf = Tensor::uninitialized(L.weight_shape);
-  float* pw = wf.data<float>();
-  for (size_t i = 0; i < L.weight.size(); ++i) pw[i] = (float)L.weight[i];
-  std::vector<float> bias(L.bias.begin(), L.bias.end());
-  Tensor acc = compute(centered_integers(x, L.in), wf, Tensor::from_vector(bias, {(int64_t)bias.size()}));
-  Tensor y = requantize_accumulators(acc, L.multipliers(), L.out);
-  op.output = t.add(y, L.out);
+  s.layer = form;
+  s.on = true;
+  Tensor y = run(*form);
+  TraceOp op{kind, path, &m, {in}, -1, form->layer, {}};
+  op.output = t.add(y, form->layer.out);
   t.record(std::move(op));
   return y;
 }
 
-// A per-tensor output quantizer's forward on a trace: fake quantization with
-// its frozen grid, the value registered. Undefined when not applicable.
-Tensor traced_output(Trace& t, const nn::Module& m, OpKind kind, const std::string& path, std::vector<int> inputs,
-                     const Tensor& y) {
+// A per-tensor output quantizer's forward in integers: fake quantization with
+// its frozen grid. In a recording pass the value is registered (the module
+// then runs so outside one); undefined when not applicable.
+Tensor traced_output(IntegerState& s, const nn::Module& m, OpKind kind, const std::string& path,
+                     std::vector<int> inputs, const Tensor& y) {
   auto* q = static_cast<Quantizer*>(m.child("activation_post_process").get());
+  if (!s.trace) return s.on ? fake_quantize(y.detach(), q->qparams(), q->qmin(), q->qmax()) : Tensor();
+  Trace& t = *s.trace;
+  s.clear();
   if (!q || !q->frozen()) return Tensor();
   Grid g;
   try {
@@ -102,6 +116,7 @@ Tensor traced_output(Trace& t, const nn::Module& m, OpKind kind, const std::stri
   TraceOp op{kind, path, const_cast<nn::Module*>(&m), std::move(inputs), -1, {}, {}};
   op.output = t.add(out, g);
   t.record(std::move(op));
+  s.on = true;
   return out;
 }
 }  // namespace
@@ -155,8 +170,9 @@ Tensor FusedConv2d::forward(const Tensor& x) {
   LOWBIT_CHECK(x.dim() == 4 && x.shape()[1] == in_channels, type_name(), "(", in_channels, ", ", out_channels,
                "): input ", shape_str(x.shape()), " does not have ", in_channels, " channels");
   Quantizer* wq = weight_quantizer();
-  if (Trace* t = Trace::current(); t && !training_) {
-    Tensor y = integer_forward(*t, *this, OpKind::conv, x, wq, output_quantizer(), folded_weight_bias(), act,
+  if (!training_) {
+    Tensor y = integer_forward(integer, *this, OpKind::conv, x, wq, output_quantizer(),
+                               [&] { return folded_weight_bias(); }, act,
                                [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
                                  NoGradGuard ng;
                                  return conv2d(xi, wi, bi, options);
@@ -224,10 +240,13 @@ void FusedLinear::attach(const LayerQConfig& qc, const std::string& path) {
 Tensor FusedLinear::forward(const Tensor& x) {
   Quantizer* wq = weight_quantizer();
   const Tensor& w = param("weight");
-  if (Trace* t = Trace::current(); t && !training_) {
-    const Tensor b = optional_param(*this, "bias");
-    Tensor y = integer_forward(*t, *this, OpKind::linear, x, wq, output_quantizer(),
-                               {w.detach(), b.defined() ? b.detach() : Tensor()}, act,
+  if (!training_) {
+    Tensor y = integer_forward(integer, *this, OpKind::linear, x, wq, output_quantizer(),
+                               [&] {
+                                 const Tensor b = optional_param(*this, "bias");
+                                 return std::pair<Tensor, Tensor>{w.detach(), b.defined() ? b.detach() : Tensor()};
+                               },
+                               act,
                                [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
                                  NoGradGuard ng;
                                  return linear(xi.dim() == 2 ? xi : flatten(xi, 1), wi, bi);
@@ -255,14 +274,17 @@ QuantAdd::QuantAdd(Activation act, const QSpec& spec, const std::string& path) :
 
 Tensor QuantAdd::forward(const Tensor& a, const Tensor& b) {
   const Tensor y = nn::Add::forward(a, b);
-  if (Trace* t = Trace::current(); t && !training_) {
-    const int ia = t->find(a), ib = t->find(b);
+  // dequantize(a) + dequantize(b) in fp32, then quantize: qmath::add's steps.
+  if (!training_ && !integer.trace && integer.on) return traced_output(integer, *this, OpKind::add, path_, {}, y);
+  if (!training_ && integer.trace) {
+    Trace& t = *integer.trace;
+    const int ia = t.find(a), ib = t.find(b);
+    integer.clear();
     if (ia >= 0 && ib >= 0) {
-      // dequantize(a) + dequantize(b) in fp32, then quantize: qmath::add's steps.
-      Tensor out = traced_output(*t, *this, OpKind::add, path_, {ia, ib}, y);
+      Tensor out = traced_output(integer, *this, OpKind::add, path_, {ia, ib}, y);
       if (out.defined()) return out;
     } else {
-      t->fallback(path_, "an input is not the output of a quantized layer");
+      t.fallback(path_, "an input is not the output of a quantized layer");
     }
   }
   return quantize_output(*this, y);
@@ -275,16 +297,21 @@ QuantPool::QuantPool(nn::ModulePtr pool, const QSpec* spec, const std::string& p
 }
 
 Tensor QuantPool::forward(const Tensor& x) {
-  Trace* t = training_ ? nullptr : Trace::current();
+  auto* mp = dynamic_cast<const nn::MaxPool2d*>(pool_.get());
+  const bool max_pool = mp && !child("activation_post_process");
+  if (!training_ && !integer.trace && integer.on)  // the max of values on one grid is on that grid
+    return max_pool ? pool_->forward(x.detach()) : global_average_integer(x, integer.in, integer.out);
+  Trace* t = training_ ? nullptr : integer.trace;
+  if (t) integer.clear();
   const int in = t ? t->find(x) : -1;
   if (t && in < 0) t->fallback(path_, "its input is not the output of a quantized layer");
   if (in >= 0) {
-    if (auto* mp = dynamic_cast<const nn::MaxPool2d*>(pool_.get()); mp && !child("activation_post_process")) {
-      // The max of values on one grid is on that grid.
+    if (max_pool) {
       Tensor y = pool_->forward(x.detach());
       TraceOp op{OpKind::max_pool, path_, this, {in}, -1, {}, mp->options};
       op.output = t->add(y, t->value(in).grid);
       t->record(std::move(op));
+      integer.on = true;
       return y;
     }
     auto* q = static_cast<Quantizer*>(child("activation_post_process").get());
@@ -296,6 +323,9 @@ Tensor QuantPool::forward(const Tensor& x) {
         TraceOp op{OpKind::global_avg_pool, path_, this, {in}, -1, {}, {}};
         op.output = t->add(y, g);
         t->record(std::move(op));
+        integer.in = t->value(in).grid;
+        integer.out = g;
+        integer.on = true;
         return y;
       } catch (const Error& e) {
         t->fallback(path_, e.what());
@@ -312,8 +342,8 @@ QuantStub::QuantStub(const QSpec& spec, const std::string& path) : path_(path) {
 }
 
 Tensor QuantStub::forward(const Tensor& x) {
-  if (Trace* t = Trace::current(); t && !training_) {
-    Tensor y = traced_output(*t, *this, OpKind::quantize, path_, {}, x);
+  if (!training_) {
+    Tensor y = traced_output(integer, *this, OpKind::quantize, path_, {}, x);
     if (y.defined()) return y;
   }
   return child("activation_post_process")->forward(x);
@@ -334,13 +364,38 @@ QuantModel::QuantModel(nn::ModulePtr model, const QSpec& input_spec) : model_(st
 
 Tensor QuantModel::forward(const Tensor& x) {
   if (!frozen_ || training_) return model_->forward(child("quant")->forward(x));
-  Trace own;
-  Trace* t = Trace::current();
-  std::optional<TraceScope> scope;
-  if (!t) scope.emplace(own), t = &own;
-  Tensor y = model_->forward(child("quant")->forward(x));
-  t->output = t->find(y);
+  if (recorded_version_ != state_version()) {  // the first frozen forward, or a state loaded since
+    Trace t;
+    return record(t, x);
+  }
+  return model_->forward(child("quant")->forward(x));
+}
+
+Tensor QuantModel::record(Trace& t, const Tensor& x) {
+  LOWBIT_CHECK(frozen_, "record: the model is not frozen (quant::freeze)");
+  const uint64_t version = state_version();
+  if (version != recorded_version_) clear_integer_forms(*this);  // kept forms are reused only for the same state
+  Tensor y;
+  {
+    Recording r(*this, t);
+    y = model_->forward(child("quant")->forward(x));
+  }
+  t.output = t.find(y);
+  recorded_version_ = version;
   return y;
+}
+
+uint64_t QuantModel::state_version() const {
+  // Version counters only grow: the sum changes whenever any tensor is written in place.
+  uint64_t v = 0;
+  for (const auto& [name, t] : state_dict()) v += t.version();
+  return v;
+}
+
+void QuantModel::set_frozen(bool on) {
+  frozen_ = on;
+  clear_integer_forms(*this);
+  recorded_version_ = ~uint64_t(0);
 }
 
 void QuantModel::train(bool on) {

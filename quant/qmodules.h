@@ -20,11 +20,12 @@
 #pragma once
 #include "core/ops.h"
 #include "nn/layers.h"
+#include "quant/integer.h"
 #include "quant/quantizer.h"
 
 namespace lowbit::quant {
 
-class FusedConv2d : public nn::Module {
+class FusedConv2d : public nn::Module, public Recordable {
  public:
   // From a float conv, optionally its BN (kept for QAT, or folded now), and an activation.
   FusedConv2d(const nn::Conv2d& conv, std::shared_ptr<nn::BatchNorm2d> bn, bool fold_bn, Activation act);
@@ -47,7 +48,7 @@ class FusedConv2d : public nn::Module {
   bool freeze_bn_ = false;
 };
 
-class FusedLinear : public nn::Module {
+class FusedLinear : public nn::Module, public Recordable {
  public:
   FusedLinear(const nn::Linear& linear, Activation act);
   Tensor forward(const Tensor& x) override;
@@ -60,7 +61,7 @@ class FusedLinear : public nn::Module {
   Activation act;
 };
 
-class QuantAdd : public nn::Add {
+class QuantAdd : public nn::Add, public Recordable {
  public:
   QuantAdd(Activation act, const QSpec& spec, const std::string& path);
   Tensor forward(const Tensor& a, const Tensor& b) override;
@@ -71,7 +72,7 @@ class QuantAdd : public nn::Add {
   std::string path_;
 };
 
-class QuantPool : public nn::Module {
+class QuantPool : public nn::Module, public Recordable {
  public:
   // spec null: no output quantizer (max pooling keeps its input's grid).
   QuantPool(nn::ModulePtr pool, const QSpec* spec, const std::string& path);
@@ -85,7 +86,7 @@ class QuantPool : public nn::Module {
   std::string path_;
 };
 
-class QuantStub : public nn::Module {
+class QuantStub : public nn::Module, public Recordable {
  public:
   QuantStub(const QSpec& spec, const std::string& path);
   Tensor forward(const Tensor& x) override;
@@ -98,19 +99,24 @@ class QuantStub : public nn::Module {
 class QuantModel : public nn::Module {
  public:
   QuantModel(nn::ModulePtr model, const QSpec& input_spec);
-  // Frozen and in eval mode, runs in integers (quant/integer.h) on the
-  // current trace, or on a trace of its own.
+  // Frozen and in eval mode, runs in integers (quant/integer.h): the first
+  // such forward (and the first after a state change) is a recording pass
+  // that computes every layer's integer form; later ones run those forms.
   Tensor forward(const Tensor& x) override;
+  // A recording pass on `t` (convert's: the integer graph), frozen models only.
+  Tensor record(Trace& t, const Tensor& x);
   std::string type_name() const override { return "Quantized" + model_->type_name(); }
   void train(bool on = true) override;
   const nn::ModulePtr& model() const { return model_; }
   // Set by quant::freeze: every quantizer's parameters are final.
-  void set_frozen(bool on) { frozen_ = on; }
+  void set_frozen(bool on);  // also forgets the integer forms
   bool frozen() const { return frozen_; }
 
  private:
+  uint64_t state_version() const;
   nn::ModulePtr model_;
   bool frozen_ = false;
+  uint64_t recorded_version_ = ~uint64_t(0);  // the state the integer forms were computed from
 };
 
 }  // namespace lowbit::quant

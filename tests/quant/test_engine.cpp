@@ -156,6 +156,52 @@ TEST_CASE("sub-8-bit grids, per-tensor weights and QAT conv+BN convert exactly t
   }
 }
 
+TEST_CASE("freeze: each layer's integer form is computed once and kept; a state loaded anew recomputes it") {
+  Case k = make_case("resnet20", 13);
+  auto q = quantized(k, "w8a8");
+  NoGradGuard ng;
+  q->eval();
+  auto* conv = dynamic_cast<FusedConv2d*>(q->model()->child("conv1").get());
+  REQUIRE(conv);
+  CHECK(!conv->integer.on);  // nothing recorded before the first frozen forward
+  const Tensor x = images(2, 1, 16, 81);
+  const std::vector<float> first = q->forward(x).to_vector();
+  REQUIRE(conv->integer.on);
+  REQUIRE(conv->integer.layer);
+  const LayerForm* form = conv->integer.layer.get();
+  // The form is what convert writes for that layer.
+  const engine::Model m = convert(*q, images(1, 1, 16, 1));
+  bool found = false;
+  for (const engine::Op& op : m.ops) {
+    if (op.name != "conv1") continue;
+    found = true;
+    CHECK(op.layer.weight == form->layer.weight);
+    CHECK(op.layer.bias == form->layer.bias);
+  }
+  CHECK(found);
+  CHECK(conv->integer.layer.get() == form);  // convert reused it (same input grid): no rebuild
+  // Changing a weight behind the version counter's back does not reach the
+  // kept form (the forward does not rebuild it)…
+  Tensor w;
+  for (auto& [n, t] : conv->named_parameters())
+    if (n == "weight") w = t;
+  const float w0 = w.data<float>()[0];
+  w.data<float>()[0] = w0 + 50.0f;
+  CHECK(q->forward(x).to_vector() == first);
+  CHECK(conv->integer.layer.get() == form);
+  // …a write that bumps it (load_state_dict, copy_) does: the form is recomputed.
+  w.bump_version();
+  CHECK(q->forward(x).to_vector() != first);
+  CHECK(conv->integer.layer.get() != form);
+  w.data<float>()[0] = w0;
+  w.bump_version();
+  CHECK(q->forward(x).to_vector() == first);
+  // Unfrozen, the forms are gone and the float path runs.
+  q->set_frozen(false);
+  CHECK(!conv->integer.on);
+  q->set_frozen(true);
+}
+
 TEST_CASE("the frozen simulation stays within a few output steps of the float fake-quant path") {
   Case k = make_case("resnet20", 10);
   auto q = quantized(k, "w8a8");
