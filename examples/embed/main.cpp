@@ -1,15 +1,20 @@
 // Uses lowbit as a library: a model of the zoo, dynamic quantization of its
-// linear layers, the int8 engine.
+// linear layers, the int8 engine. With a directory argument it also writes
+// the int8 model (mlp.int8.safetensors) and its input and output
+// (batch.safetensors: "x", "y"), which examples/engine runs with the engine
+// library alone.
 #include <cstdio>
+#include <string>
 
 #include "core/autograd.h"
+#include "core/safetensors.h"
 #include "nn/models.h"
 #include "quant/convert.h"
 #include "quant/dynamic.h"
 #include "quant/engine/model.h"
 #include "quant/engine/runner.h"
 
-int main() {
+int main(int argc, char** argv) {
   using namespace lowbit;
   manual_seed(0);
   nn::ModelConfig cfg;
@@ -22,8 +27,14 @@ int main() {
   mlp->eval();
   const Tensor y_float = mlp->forward(x);
   quant::quantize_dynamic(*mlp);
-  quant::engine::Runner int8(quant::convert_dynamic(*mlp, x));
+  const quant::engine::Model model = quant::convert_dynamic(*mlp, x);
+  quant::engine::Runner int8(model);
   const Tensor y_int8 = int8.run(x);
+  if (argc > 1) {
+    const std::string dir = argv[1];
+    quant::engine::save(dir + "/mlp.int8.safetensors", model);
+    save_safetensors(dir + "/batch.safetensors", {{"x", x}, {"y", y_int8}});
+  }
   std::printf("lowbit embedded: float logit %.4f, int8 logit %.4f (%s)\n", y_float.data<float>()[0],
               y_int8.data<float>()[0], y_int8.to_vector() == mlp->forward(x).to_vector() ? "module = engine" : "MISMATCH");
   return y_int8.to_vector() == mlp->forward(x).to_vector() ? 0 : 1;
