@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/transforms.h"
@@ -99,9 +100,10 @@ int main(int argc, char** argv) {
       } while (elapsed < seconds);
       const double rate = (double)images / elapsed;
       if (json)
-        std::printf("{\"bench\": \"loader\", \"framework\": \"lowbit\", \"workers\": %d, \"batch\": %lld, "
-                    "\"images\": %lld, \"epochs\": %lld, \"seconds\": %.4f, \"images_per_s\": %.1f}\n",
-                    w, (long long)batch, (long long)images, (long long)epochs, elapsed, rate);
+        std::printf("%s\n", json_line(Json{{"bench", "loader"}, {"framework", "lowbit"}, {"workers", w},
+                                             {"batch", batch}, {"images", images}, {"epochs", epochs},
+                                             {"seconds", elapsed}, {"images_per_s", rate}})
+                               .c_str());
       else
         std::printf("  workers %d: %10.0f images/s  (%lld epochs, %.2f s, checksum %.3f)\n", w, rate,
                     (long long)epochs, elapsed, checksum);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/generator.h"
+#include "core/json.h"
 #include "core/ops.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/ref.h"
@@ -139,19 +140,16 @@ void run_conv_bench(std::FILE* out, const ConvBenchOptions& o) {
     const CaseResult r = run_case(cc, o, im2col);
     auto rate = [](double g, double ms) { return ms > 0 ? g / (ms * 1e-3) : 0.0; };
     if (o.json) {
-      std::fprintf(out,
-                   "{\"bench\":\"conv\",\"case\":\"%s\",\"n\":%lld,\"c\":%lld,\"h\":%lld,\"w\":%lld,\"k\":%lld,"
-                   "\"r\":%lld,\"s\":%lld,\"stride\":%lld,\"pad\":%lld,\"threads\":%d,\"path\":\"%s\","
-                   "\"gflop_fwd\":%.4f",
-                   cc.name, static_cast<long long>(o.batch), static_cast<long long>(cc.c),
-                   static_cast<long long>(cc.hw), static_cast<long long>(cc.hw), static_cast<long long>(cc.k),
-                   static_cast<long long>(cc.rs), static_cast<long long>(cc.rs), static_cast<long long>(cc.stride),
-                   static_cast<long long>(cc.pad), threads, path.c_str(), gflop);
-      if (!im2col)
-        std::fprintf(out, ",\"fwd_ms\":%.3f,\"fwd_gflops\":%.2f,\"fwdbwd_ms\":%.3f,\"fwdbwd_gflops\":%.2f", r.fwd_ms,
-                     rate(gflop, r.fwd_ms), r.fwdbwd_ms, rate(3 * gflop, r.fwdbwd_ms));
-      std::fprintf(out, ",\"kernel_fwd_ms\":%.3f,\"kernel_bwd_data_ms\":%.3f,\"kernel_bwd_weight_ms\":%.3f}\n",
-                   r.k_fwd_ms, r.k_bwd_data_ms, r.k_bwd_weight_ms);
+      Json j{{"bench", "conv"}, {"case", cc.name}, {"n", o.batch},     {"c", cc.c},         {"h", cc.hw},
+             {"w", cc.hw},      {"k", cc.k},       {"r", cc.rs},        {"s", cc.rs},        {"stride", cc.stride},
+             {"pad", cc.pad},   {"threads", threads}, {"path", path},   {"gflop_fwd", gflop}};
+      if (!im2col) {
+        j["fwd_ms"] = r.fwd_ms, j["fwd_gflops"] = rate(gflop, r.fwd_ms);
+        j["fwdbwd_ms"] = r.fwdbwd_ms, j["fwdbwd_gflops"] = rate(3 * gflop, r.fwdbwd_ms);
+      }
+      j["kernel_fwd_ms"] = r.k_fwd_ms, j["kernel_bwd_data_ms"] = r.k_bwd_data_ms;
+      j["kernel_bwd_weight_ms"] = r.k_bwd_weight_ms;
+      std::fprintf(out, "%s\n", json_line(j).c_str());
     } else {
       char shape[64];
       std::snprintf(shape, sizeof shape, "%lld->%lld %lldx%lld/%lld @%lld", static_cast<long long>(cc.c),

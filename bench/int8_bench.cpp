@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bench/peak.h"
+#include "core/json.h"
 #include "kernels/kernels.h"
 
 #if defined(LOWBIT_BENCH_DNNL)
@@ -367,15 +368,13 @@ void run_int8_bench(std::FILE* out, const Int8BenchOptions& o) {
       else
         std::snprintf(shape, sizeof shape, "M%lld N%lld K%lld", (long long)c.m, (long long)c.n, (long long)c.k);
       if (o.json) {
-        std::fprintf(out,
-                     "{\"bench\":\"int8\",\"net\":\"%s\",\"case\":\"%s\",\"shape\":\"%s\",\"count\":%d,\"threads\":%d,"
-                     "\"macs\":%.0f,\"ours_ms\":%.4f,\"gmacs\":%.1f,\"peak_fraction\":%.3f,\"ours_path\":\"%s\"",
-                     c.net.c_str(), c.name.c_str(), shape, c.count, th, c.macs(), r.t.ours_ms, gmacs, frac,
-                     r.ours_path.c_str());
+        Json j{{"bench", "int8"},        {"net", c.net},           {"case", c.name},  {"shape", shape},
+               {"count", c.count},       {"threads", th},          {"macs", (int64_t)c.macs()},
+               {"ours_ms", r.t.ours_ms}, {"gmacs", gmacs},         {"peak_fraction", frac},
+               {"ours_path", r.ours_path}};
         if (dnnl && r.t.onednn_ms > 0)
-          std::fprintf(out, ",\"onednn_ms\":%.4f,\"speedup\":%.3f,\"onednn_impl\":\"%s\"", r.t.onednn_ms,
-                       r.t.onednn_ms / r.t.ours_ms, r.onednn_impl.c_str());
-        std::fprintf(out, "}\n");
+          j["onednn_ms"] = r.t.onednn_ms, j["speedup"] = r.t.onednn_ms / r.t.ours_ms, j["onednn_impl"] = r.onednn_impl;
+        std::fprintf(out, "%s\n", json_line(j).c_str());
       } else {
         char theirs_ms[32] = "", speed[32] = "";
         if (r.t.onednn_ms > 0) {
@@ -419,11 +418,9 @@ void run_int8_bench(std::FILE* out, const Int8BenchOptions& o) {
       if (n == 0) continue;
       const double gmacs = macs / (ours * 1e-3) * 1e-9;
       if (o.json) {
-        std::fprintf(out, "{\"bench\":\"int8\",\"summary\":\"%s\",\"threads\":%d,\"ours_ms\":%.4f,\"gmacs\":%.1f", a.name,
-                     th, ours, gmacs);
-        if (dnnl && all_theirs)
-          std::fprintf(out, ",\"onednn_ms\":%.4f,\"speedup\":%.3f", theirs, theirs / ours);
-        std::fprintf(out, "}\n");
+        Json j{{"bench", "int8"}, {"summary", a.name}, {"threads", th}, {"ours_ms", ours}, {"gmacs", gmacs}};
+        if (dnnl && all_theirs) j["onednn_ms"] = theirs, j["speedup"] = theirs / ours;
+        std::fprintf(out, "%s\n", json_line(j).c_str());
       } else {
         char theirs_ms[32] = "", speed[32] = "";
         if (dnnl && all_theirs) {

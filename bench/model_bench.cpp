@@ -7,6 +7,7 @@
 
 #include "core/autograd.h"
 #include "core/generator.h"
+#include "core/json.h"
 #include "core/ops.h"
 #include "kernels/kernels.h"
 #include "nn/models.h"
@@ -98,10 +99,11 @@ void run_model_bench(std::FILE* out, const ModelBenchOptions& o) {
   auto line = [&](const char* impl, double ms) {
     if (ms < 0) return;
     if (o.json)
-      std::fprintf(out,
-                   "{\"bench\": \"models\", \"model\": \"%s\", \"batch\": %lld, \"threads\": %d, \"impl\": \"%s\", "
-                   "\"ms\": %.4f, \"isa\": \"%s\", \"gops\": %.6f, \"reps\": %d, \"warmup\": %d, \"size\": %lld}\n",
-                   o.model.c_str(), (long long)o.batch, threads, impl, ms, isa, gops, o.reps, o.warmup, (long long)o.size);
+      std::fprintf(out, "%s\n",
+                   json_line(Json{{"bench", "models"}, {"model", o.model}, {"batch", o.batch}, {"threads", threads},
+                                  {"impl", impl}, {"ms", ms}, {"isa", isa}, {"gops", gops}, {"reps", o.reps},
+                                  {"warmup", o.warmup}, {"size", o.size}})
+                       .c_str());
     else
       std::fprintf(out, "%-14s %-12s batch %-3lld %2d threads  %9.3f ms  %7.1f GOP/s  (%s)\n", o.model.c_str(), impl,
                    (long long)o.batch, threads, ms, gops / (ms / 1e3), isa);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <vector>
 
+#include "core/json.h"
 #include "kernels/kernels.h"
 
 namespace lowbit::bench {
@@ -74,8 +75,10 @@ void print_peak(std::FILE* out, int max_threads, bool json) {
                  t.peak.name, "threads", "f32 GFLOP/s", "int8 GOP/s");
   measure_peak(max_threads, [&](const PeakPoint& pt) {
     if (json)
-      std::fprintf(out, "{\"bench\":\"peak\",\"threads\":%d,\"f32_gflops\":%.1f,\"int8_gops\":%.1f,\"isa\":\"%s\"}\n",
-                   pt.threads, pt.f32_gflops, pt.int8_gops, isa);
+      std::fprintf(out, "%s\n",
+                   json_line(Json{{"bench", "peak"}, {"threads", pt.threads}, {"f32_gflops", pt.f32_gflops},
+                                  {"int8_gops", pt.int8_gops}, {"isa", isa}})
+                       .c_str());
     else
       std::fprintf(out, "%7d %12.1f %12.1f\n", pt.threads, pt.f32_gflops, pt.int8_gops);
     std::fflush(out);

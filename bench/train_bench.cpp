@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "core/json.h"
 #include "core/ops.h"
 #include "distill/distiller.h"
 #include "core/profile.h"
@@ -96,14 +97,13 @@ void run_train_bench(std::FILE* out, const TrainBenchOptions& o) {
   const double rss_mb = (double)ru.ru_maxrss / 1024.0;  // Linux: kilobytes
   const double ips = (double)o.batch / median, gflops = flops_per_step / median / 1e9;
   if (o.json) {
-    std::fprintf(out,
-                 "{\"bench\":\"train\",\"framework\":\"lowbit\",\"model\":\"%s\",\"width\":%g,\"batch\":%lld,"
-                 "\"qconfig\":\"%s\",\"quantizer\":\"%s\","
-                 "\"input\":[%lld,%lld,%lld],\"threads\":%d,\"step_ms\":%.3f,\"images_per_s\":%.1f,"
-                 "\"gflop_per_step\":%.4f,\"gflops\":%.2f,\"peak_rss_mb\":%.1f}\n",
-                 o.model.c_str(), o.width, (long long)o.batch, o.qconfig.c_str(), o.quantizer.c_str(),
-                 (long long)o.channels, (long long)o.size,
-                 (long long)o.size, kernels::num_threads(), median * 1e3, ips, flops_per_step / 1e9, gflops, rss_mb);
+    std::fprintf(out, "%s\n",
+                 json_line(Json{{"bench", "train"}, {"framework", "lowbit"}, {"model", o.model}, {"width", o.width},
+                                {"batch", o.batch}, {"qconfig", o.qconfig}, {"quantizer", o.quantizer},
+                                {"input", {o.channels, o.size, o.size}}, {"threads", kernels::num_threads()},
+                                {"step_ms", median * 1e3}, {"images_per_s", ips},
+                                {"gflop_per_step", flops_per_step / 1e9}, {"gflops", gflops}, {"peak_rss_mb", rss_mb}})
+                     .c_str());
   } else {
     std::fprintf(out, "%s (width %g%s%s%s) batch %lld, %lldx%lldx%lld, %d threads: %.1f ms/step, %.0f img/s, %.1f GFLOP/s "
                       "(%.3f GFLOP/step), peak RSS %.0f MB\n",
@@ -141,14 +141,14 @@ void run_distill_bench(std::FILE* out, const DistillBenchOptions& d) {
   std::sort(tt.begin(), tt.end());
   const double t = tt[tt.size() / 2];
   if (o.json) {
-    std::fprintf(out,
-                 "{\"bench\":\"distill\",\"model\":\"%s\",\"width\":%g,\"small_input\":%s,\"teacher\":\"%s\","
-                 "\"qconfig\":\"%s\",\"attention\":\"%s\",\"batch\":%lld,\"input\":[%lld,%lld,%lld],\"threads\":%d,"
-                 "\"steps\":%d,\"plain_ms\":%.3f,\"distill_ms\":%.3f,\"teacher_forward_ms\":%.3f,\"overhead\":%.3f,"
-                 "\"teacher_share\":%.3f}\n",
-                 o.model.c_str(), o.width, o.small_input ? "true" : "false", d.teacher.c_str(), o.qconfig.c_str(),
-                 d.attention.c_str(), (long long)o.batch, (long long)o.channels, (long long)o.size, (long long)o.size,
-                 kernels::num_threads(), o.steps, p * 1e3, dd * 1e3, t * 1e3, dd / p, t / dd);
+    std::fprintf(out, "%s\n",
+                 json_line(Json{{"bench", "distill"}, {"model", o.model}, {"width", o.width},
+                                {"small_input", o.small_input}, {"teacher", d.teacher}, {"qconfig", o.qconfig},
+                                {"attention", d.attention}, {"batch", o.batch},
+                                {"input", {o.channels, o.size, o.size}}, {"threads", kernels::num_threads()},
+                                {"steps", o.steps}, {"plain_ms", p * 1e3}, {"distill_ms", dd * 1e3},
+                                {"teacher_forward_ms", t * 1e3}, {"overhead", dd / p}, {"teacher_share", t / dd}})
+                     .c_str());
   } else {
     std::fprintf(out,
                  "%s (width %g%s%s%s) from a %s teacher%s%s, batch %lld, %d threads, median of %d:\n"

@@ -1,4 +1,4 @@
-// safetensors reader/writer with its own small JSON parser and writer (see
+// safetensors reader/writer; the JSON header through nlohmann/json (see
 // core/safetensors.h for the format and the dtype rules).
 //
 // The reader trusts nothing in the file: the header length, every offset and
@@ -20,6 +20,8 @@
 #include <memory>
 #include <set>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 namespace lowbit {
 
@@ -44,7 +46,6 @@ struct Json {
   std::string text;  // string value, or the number literal as written
   std::vector<Json> items;
   std::vector<JsonMember> members;  // in file order; duplicates kept
-  size_t pos = 0;  // byte offset of the value in the header, for error messages
 };
 
 struct JsonMember {
@@ -64,220 +65,111 @@ const char* kind_name(Json::Kind k) {
   return "?";
 }
 
-// Recursive descent over RFC 8259 JSON. Errors report the byte offset in the
-// file (header byte + 8) so a hex dump finds the spot.
-class JsonParser {
+// Builds the header's tree from nlohmann/json's event parser (RFC 8259,
+// strict UTF-8, iterative: no recursion on hostile nesting), keeping what the
+// checks below need: members in file order with duplicates (refused by name),
+// numbers as written (a fraction or an exponent is not an integer), and at
+// most kMaxJsonDepth levels. Syntax errors report the byte offset in the file
+// (header byte + 8), so a hex dump finds the spot.
+class TreeBuilder final : public nlohmann::json_sax<nlohmann::json> {
  public:
-  JsonParser(std::string_view s, std::string prefix) : s_(s), prefix_(std::move(prefix)) {}
+  explicit TreeBuilder(std::string prefix) : prefix_(std::move(prefix)) {}
+  Json root;
 
-  Json parse_document() {
-    skip_ws();
-    Json v = parse_value(0);
-    skip_ws();
-    if (pos_ != s_.size()) error("unexpected data after the JSON object");
-    return v;
+  bool null() override { return put(Json{}); }
+  bool boolean(bool b) override {
+    Json v;
+    v.kind = Json::Kind::boolean;
+    v.boolean = b;
+    return put(std::move(v));
+  }
+  bool number_integer(number_integer_t n) override { return put(number(std::to_string(n))); }
+  bool number_unsigned(number_unsigned_t n) override { return put(number(std::to_string(n))); }
+  bool number_float(number_float_t, const string_t& literal) override { return put(number(literal)); }
+  bool string(string_t& text) override {
+    Json v;
+    v.kind = Json::Kind::string;
+    v.text = std::move(text);
+    return put(std::move(v));
+  }
+  bool binary(binary_t&) override { return false; }  // not in JSON text
+  bool start_object(std::size_t) override { return open(Json::Kind::object); }
+  bool key(string_t& k) override {
+    key_ = std::move(k);
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(Json::Kind::array); }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
+    // "[json.exception.parse_error.101] parse error at line 1, column 6: syntax error while parsing
+    // object separator - unexpected number literal; expected ':'" → from "object separator" on,
+    // without the token it last read (a hostile file's bytes, of any length).
+    std::string why = e.what();
+    const size_t at = why.find("while parsing ");
+    if (at != std::string::npos) why = why.substr(at + 14);
+    const size_t last = why.find("; last read: '");
+    if (last != std::string::npos) why = why.substr(0, last) + why.substr(why.rfind('\'') + 1);
+    if (why.find("expected end of input") != std::string::npos) why = "unexpected data after the JSON object";
+    fail(prefix_, "invalid JSON header at file byte ", 8 + (position ? position - 1 : 0), ": ", why);
   }
 
  private:
-  [[noreturn]] void error(const std::string& what) const {
-    fail(prefix_, "invalid JSON header at file byte ", pos_ + 8, ": ", what);
-  }
-
-  void skip_ws() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
-  }
-
-  void expect(char c) {
-    if (pos_ >= s_.size()) error(std::string("expected '") + c + "', found end of header");
-    if (s_[pos_] != c) error(std::string("expected '") + c + "', found " + describe(s_[pos_]));
-    ++pos_;
-  }
-
-  static std::string describe(char c) {
-    unsigned char u = (unsigned char)c;
-    if (u >= 0x20 && u < 0x7f) return std::string("'") + c + "'";
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "byte 0x%02x", u);
-    return buf;
-  }
-
-  Json parse_value(int depth) {
-    if (depth > kMaxJsonDepth) error("nesting deeper than " + std::to_string(kMaxJsonDepth));
-    if (pos_ >= s_.size()) error("expected a value, found end of header");
+  static Json number(std::string literal) {
     Json v;
-    v.pos = pos_;
-    char c = s_[pos_];
-    if (c == '{') {
-      v.kind = Json::Kind::object;
-      ++pos_;
-      skip_ws();
-      if (pos_ < s_.size() && s_[pos_] == '}') { ++pos_; return v; }
-      for (;;) {
-        skip_ws();
-        if (pos_ >= s_.size() || s_[pos_] != '"') error("expected a string key");
-        std::string key = parse_string();
-        skip_ws();
-        expect(':');
-        skip_ws();
-        Json member = parse_value(depth + 1);
-        v.members.push_back(JsonMember{std::move(key), std::move(member)});
-        skip_ws();
-        if (pos_ < s_.size() && s_[pos_] == ',') { ++pos_; continue; }
-        expect('}');
-        return v;
-      }
-    }
-    if (c == '[') {
-      v.kind = Json::Kind::array;
-      ++pos_;
-      skip_ws();
-      if (pos_ < s_.size() && s_[pos_] == ']') { ++pos_; return v; }
-      for (;;) {
-        skip_ws();
-        v.items.push_back(parse_value(depth + 1));
-        skip_ws();
-        if (pos_ < s_.size() && s_[pos_] == ',') { ++pos_; continue; }
-        expect(']');
-        return v;
-      }
-    }
-    if (c == '"') {
-      v.kind = Json::Kind::string;
-      v.text = parse_string();
-      return v;
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-      v.kind = Json::Kind::number;
-      v.text = parse_number();
-      return v;
-    }
-    if (s_.substr(pos_, 4) == "true") { pos_ += 4; v.kind = Json::Kind::boolean; v.boolean = true; return v; }
-    if (s_.substr(pos_, 5) == "false") { pos_ += 5; v.kind = Json::Kind::boolean; return v; }
-    if (s_.substr(pos_, 4) == "null") { pos_ += 4; return v; }
-    error("expected a value, found " + describe(c));
-  }
-
-  std::string parse_number() {
-    size_t start = pos_;
-    auto digits = [&] {
-      size_t d = pos_;
-      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
-      return pos_ - d;
-    };
-    if (s_[pos_] == '-') ++pos_;
-    if (pos_ < s_.size() && s_[pos_] == '0') {
-      ++pos_;
-    } else if (digits() == 0) {
-      error("malformed number");
-    }
-    if (pos_ < s_.size() && s_[pos_] == '.') {
-      ++pos_;
-      if (digits() == 0) error("malformed number: no digits after '.'");
-    }
-    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
-      ++pos_;
-      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
-      if (digits() == 0) error("malformed number: no digits in exponent");
-    }
-    return std::string(s_.substr(start, pos_ - start));
-  }
-
-  uint32_t parse_hex4() {
-    if (pos_ + 4 > s_.size()) error("truncated \\u escape");
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
-      char c = s_[pos_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
-      else { --pos_; error("bad hex digit in \\u escape"); }
-    }
+    v.kind = Json::Kind::number;
+    v.text = std::move(literal);
     return v;
   }
-
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += (char)cp;
-    } else if (cp < 0x800) {
-      out += (char)(0xC0 | (cp >> 6));
-      out += (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += (char)(0xE0 | (cp >> 12));
-      out += (char)(0x80 | ((cp >> 6) & 0x3F));
-      out += (char)(0x80 | (cp & 0x3F));
-    } else {
-      out += (char)(0xF0 | (cp >> 18));
-      out += (char)(0x80 | ((cp >> 12) & 0x3F));
-      out += (char)(0x80 | ((cp >> 6) & 0x3F));
-      out += (char)(0x80 | (cp & 0x3F));
+  // Adds v to the open container (or as the root); returns where it lives.
+  Json* place(Json v) {
+    if (stack_.empty()) {
+      root = std::move(v);
+      return &root;
     }
+    Json& parent = *stack_.back();
+    if (parent.kind == Json::Kind::object) {
+      parent.members.push_back(JsonMember{std::move(key_), std::move(v)});
+      return &parent.members.back().value;
+    }
+    parent.items.push_back(std::move(v));
+    return &parent.items.back();
+  }
+  bool put(Json v) {
+    place(std::move(v));
+    return true;
+  }
+  bool open(Json::Kind kind) {
+    if (stack_.size() >= (size_t)kMaxJsonDepth) fail(prefix_, "invalid JSON header: nesting deeper than ", kMaxJsonDepth);
+    Json v;
+    v.kind = kind;
+    stack_.push_back(place(std::move(v)));  // the parent is not written to while a child is open
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    return true;
   }
 
-  std::string parse_string() {
-    expect('"');
-    std::string out;
-    for (;;) {
-      if (pos_ >= s_.size()) error("unterminated string");
-      char c = s_[pos_];
-      if (c == '"') { ++pos_; return out; }
-      if ((unsigned char)c < 0x20) error("control character " + describe(c) + " in string");
-      if (c != '\\') { out += c; ++pos_; continue; }
-      ++pos_;
-      if (pos_ >= s_.size()) error("unterminated escape");
-      char e = s_[pos_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          uint32_t cp = parse_hex4();
-          if (cp >= 0xDC00 && cp <= 0xDFFF) error("lone low surrogate in \\u escape");
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (s_.substr(pos_, 2) != "\\u") error("high surrogate not followed by a low surrogate");
-            pos_ += 2;
-            uint32_t lo = parse_hex4();
-            if (lo < 0xDC00 || lo > 0xDFFF) error("high surrogate not followed by a low surrogate");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: --pos_; error("unknown escape \\" + std::string(1, e));
-      }
-    }
-  }
-
-  std::string_view s_;
   std::string prefix_;
-  size_t pos_ = 0;
+  std::string key_;
+  std::vector<Json*> stack_;
 };
 
-// ---- JSON writer ----------------------------------------------------------------
+Json parse_header(const std::string& header, const std::string& prefix) {
+  TreeBuilder b(prefix);
+  nlohmann::json::sax_parse(header, &b);
+  return std::move(b.root);
+}
 
-void write_json_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (char c : s) {
-    unsigned char u = (unsigned char)c;
-    if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else if (u < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", u);
-      out += buf;
-    } else {
-      out += c;  // UTF-8 bytes pass through unchanged
-    }
+// A JSON string as nlohmann/json writes it; Error if `s` is not UTF-8 (no
+// reader, lowbit's included, would take it back).
+std::string json_string(const std::string& s, const std::string& prefix) {
+  try {
+    return nlohmann::json(s).dump();
+  } catch (const nlohmann::json::type_error&) {
+    fail(prefix, "'", s, "' is not valid UTF-8 and cannot be stored in the JSON header");
   }
-  out += '"';
 }
 
 // ---- dtypes -----------------------------------------------------------------------
@@ -439,7 +331,7 @@ SafetensorsFile parse_safetensors(const Source& f, uint64_t file_size, const std
 
   std::string header(header_len, '\0');
   read_exact(f, header.data(), 8, header_len, prefix);
-  Json root = JsonParser(header, prefix).parse_document();
+  Json root = parse_header(header, prefix);
   if (root.kind != Json::Kind::object) fail(prefix, "header is ", kind_name(root.kind), ", not a JSON object");
 
   const uint64_t data_start = 8 + header_len;
@@ -605,9 +497,9 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     for (const auto& [k, v] : metadata) {
       if (!first) header += ',';
       first = false;
-      write_json_string(header, k);
+      header += json_string(k, prefix);
       header += ':';
-      write_json_string(header, v);
+      header += json_string(v, prefix);
     }
     header += '}';
   }
@@ -619,7 +511,7 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     Tensor c = t.contiguous();
     const uint64_t nbytes = (uint64_t)c.numel() * dtype_size(c.dtype());
     if (header.size() > 1) header += ',';
-    write_json_string(header, name);
+    header += json_string(name, prefix);
     header += ":{\"dtype\":\"";
     header += file_dtype_name(c.dtype());
     header += "\",\"shape\":[";

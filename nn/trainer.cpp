@@ -7,6 +7,7 @@
 
 #include "core/autograd.h"
 #include "core/generator.h"
+#include "core/json.h"
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "nn/clip.h"
@@ -235,9 +236,12 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
       }
       ++step;
       if (metrics.f && step % 20 == 0) {
-        std::fprintf(metrics.f, "{\"step\": %lld, \"epoch_progress\": %.6f, \"train_loss\": %.6f, \"train_accuracy\": %.6f, \"lr\": %.8g}\n",
-                     (long long)(e * steps_per_epoch + step), (double)e + (double)step / steps_per_epoch,
-                     meter.mean_loss(), meter.top1(), opt_->lr());
+        const Json line{{"step", e * steps_per_epoch + step},
+                        {"epoch_progress", (double)e + (double)step / steps_per_epoch},
+                        {"train_loss", meter.mean_loss()},
+                        {"train_accuracy", meter.top1()},
+                        {"lr", (double)opt_->lr()}};
+        std::fprintf(metrics.f, "%s\n", json_line(line).c_str());
         std::fflush(metrics.f);
       }
       for (TrainerCallback* c : cbs_) c->on_step({e, step, steps_per_epoch, meter.mean_loss(), meter.top1(), opt_->lr()});
@@ -269,9 +273,12 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
                {"rng_seed", std::to_string(default_generator().seed())},
                {"rng_counter", std::to_string(default_generator().counter())}});
     if (metrics.f) {
-      std::fprintf(metrics.f, "{\"epoch\": %lld, \"train_loss\": %.6f, \"train_accuracy\": %.6f, \"val_loss\": %.6f, "
-                              "\"val_accuracy\": %.6f}\n",
-                   (long long)e + 1, r.train_loss, meter.top1(), r.last.loss, r.last.top1);
+      const Json line{{"epoch", e + 1},
+                      {"train_loss", r.train_loss},
+                      {"train_accuracy", meter.top1()},
+                      {"val_loss", r.last.loss},
+                      {"val_accuracy", r.last.top1}};
+      std::fprintf(metrics.f, "%s\n", json_line(line).c_str());
       std::fflush(metrics.f);
     }
     er.improved = r.last.top1 > r.best;

@@ -8,7 +8,7 @@
 #include "quant/analyze.h"
 #include "quant/checkpoint.h"
 #include "tools/common.h"
-#include "tools/json.h"
+#include "core/json.h"
 
 namespace lowbit::cli {
 

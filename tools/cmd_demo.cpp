@@ -29,7 +29,7 @@
 
 #include "tools/cli.h"
 #include "tools/common.h"
-#include "tools/json.h"
+#include "core/json.h"
 
 namespace lowbit::cli {
 

@@ -28,7 +28,7 @@
 #include "quant/engine/runner.h"
 #include "tools/progress.h"
 #include "tools/common.h"
-#include "tools/json.h"
+#include "core/json.h"
 
 namespace lowbit::cli {
 

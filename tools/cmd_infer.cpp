@@ -17,7 +17,7 @@
 #include "kernels/kernels.h"
 #include "quant/engine/runner.h"
 #include "tools/common.h"
-#include "tools/json.h"
+#include "core/json.h"
 
 namespace lowbit::cli {
 

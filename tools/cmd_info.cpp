@@ -3,7 +3,7 @@
 
 #include "kernels/kernels.h"
 #include "tools/cli.h"
-#include "tools/json.h"
+#include "core/json.h"
 
 namespace lowbit::cli {
 

@@ -20,7 +20,7 @@
 #include "quant/convert.h"
 #include "quant/dynamic.h"
 #include "tools/common.h"
-#include "tools/json.h"
+#include "core/json.h"
 #include "tools/progress.h"
 
 namespace lowbit::cli {

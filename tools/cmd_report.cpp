@@ -25,7 +25,7 @@
 #include "quant/analyze.h"
 #include "quant/checkpoint.h"
 #include "tools/common.h"
-#include "tools/json.h"
+#include "core/json.h"
 
 namespace lowbit::cli {
 
@@ -211,13 +211,18 @@ void curves_section(const std::string& dir, std::ostream& body, int& charts) {
       const std::string name = f.substr(7, f.size() - 13);
       Series l{name, {}}, t{name, {}}, v{name, {}, false};
       for (const auto& line : lines_of(dir + "/" + f)) {
-        if (line.rfind("{\"step\"", 0) == 0) {
-          l.pts.emplace_back(json_number(line, "epoch_progress"), json_number(line, "train_loss"));
-          t.pts.emplace_back(json_number(line, "epoch_progress"), 100 * json_number(line, "train_accuracy"));
-        } else if (line.rfind("{\"epoch\"", 0) == 0) {  // the epoch's mean, at its end
-          l.pts.emplace_back(json_number(line, "epoch"), json_number(line, "train_loss"));
-          t.pts.emplace_back(json_number(line, "epoch"), 100 * json_number(line, "train_accuracy"));
-          v.pts.emplace_back(json_number(line, "epoch"), 100 * json_number(line, "val_accuracy"));
+        const Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+        auto num = [&](const char* key) {
+          const auto it = j.is_object() ? j.find(key) : j.end();
+          return it != j.end() && it->is_number() ? it->get<double>() : std::nan("");
+        };
+        if (j.is_object() && j.contains("step")) {
+          l.pts.emplace_back(num("epoch_progress"), num("train_loss"));
+          t.pts.emplace_back(num("epoch_progress"), 100 * num("train_accuracy"));
+        } else if (j.is_object() && j.contains("epoch")) {  // the epoch's mean, at its end
+          l.pts.emplace_back(num("epoch"), num("train_loss"));
+          t.pts.emplace_back(num("epoch"), 100 * num("train_accuracy"));
+          v.pts.emplace_back(num("epoch"), 100 * num("val_accuracy"));
         }
       }
       loss.push_back(l), acc.push_back(t), val.push_back(v);

@@ -9,7 +9,7 @@
 #include "quant/qat_schedule.h"
 #include "quant/quantize.h"
 #include "tools/common.h"
-#include "tools/json.h"
+#include "core/json.h"
 
 namespace lowbit::cli {
 

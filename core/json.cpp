@@ -1,11 +1,11 @@
-#include "tools/json.h"
+#include "core/json.h"
 
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 
-namespace lowbit::cli {
+namespace lowbit {
 
 namespace {
 
@@ -17,12 +17,14 @@ int decimals_of(const std::string& key) {
     const size_t n = std::strlen(suffix);
     return key.size() >= n && key.compare(key.size() - n, n, suffix) == 0;
   };
-  for (const char* k : {"accuracy", "top5", "loss", "top1_agreement", "within_one_step", "bit_identical", "probability"})
+  for (const char* k : {"accuracy", "top5", "loss", "top1_agreement", "within_one_step", "bit_identical", "probability",
+                        "epoch_progress"})
     if (key == k || ends((std::string("_") + k).c_str())) return 6;
-  if (ends("_mb") || ends("_ms") || key.find("_ms_") != std::string::npos) return 4;
+  if (key == "ms" || ends("_mb") || ends("_ms") || key.find("_ms_") != std::string::npos) return 4;
   if (ends("_db") || key == "train_seconds") return 2;
   if (key == "max_diff_steps") return 3;
-  if (key == "throughput") return 1;
+  if (key == "throughput" || ends("_per_s") || ends("gflops") || ends("_gops") || key == "gmacs") return 1;
+  if (key == "speedup" || key == "overhead" || key == "teacher_share" || key == "peak_fraction") return 3;
   return -1;
 }
 
@@ -34,6 +36,11 @@ std::string scalar(const Json& v, const std::string& key) {
     if (d >= 0 && std::fabs(x) < 1e15) {
       char b[64];
       std::snprintf(b, sizeof b, "%.*f", d, x);
+      return b;
+    }
+    if (key == "lr") {  // a schedule's value: 8 significant digits
+      char b[64];
+      std::snprintf(b, sizeof b, "%.8g", x);
       return b;
     }
   }
@@ -66,4 +73,4 @@ double json_number(const std::string& text, const std::string& key) {
   return it != j.end() && it->is_number() ? it->get<double>() : std::numeric_limits<double>::quiet_NaN();
 }
 
-}  // namespace lowbit::cli
+}  // namespace lowbit
