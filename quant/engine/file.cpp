@@ -55,14 +55,14 @@ void save(const std::string& path, const Model& m) {
     g << "op " << def.name << " " << op.name;
     if (!op.inputs.empty()) g << " in=" << join(std::vector<int64_t>(op.inputs.begin(), op.inputs.end()));
     g << " out=" << op.output;
-    def.print(op, g);
+    if (def.print) def.print(op, g);
     g << "\n";
     if (def.save) def.save(op, tensors);
   }
   g << "output " << m.output << "\n";
   std::map<std::string, std::string> md = m.info;
   md["format"] = kFormat;
-  md["format_version"] = has_float ? "2" : "1";
+  md["format_version"] = std::to_string(has_float ? 2 : 1);
   md["graph"] = g.str();
   save_safetensors(path, tensors, md);
 }
@@ -198,7 +198,7 @@ class GraphParser {
         const LineFields f(*this, fields(w, 3, keys), (int64_t)m.values.size());
         if (def->inputs > 0) op.inputs = f.ids("in", (size_t)def->inputs);
         op.output = f.ids("out", 1)[0];
-        def->parse(op, f);
+        if (def->parse) def->parse(op, f);
         m.ops.push_back(std::move(op));
       } else if (w[0] == "output") {
         if (w.size() != 2 || have_output) error("expected one 'output ID' line");

@@ -12,6 +12,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -55,22 +56,31 @@ class FieldReader {
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 struct OpDef {
-  OpKind kind;
-  const char* name;  // in the graph line: "op NAME …"
-  int inputs;        // values read; 0: the network input (the first op only)
-  bool float_values;  // reads and writes float values (dynamic quantization), else u8
-  std::vector<std::string> fields;  // the graph line's fields besides in= and out=
+  OpKind kind = OpKind::quantize;
+  const char* name = "";  // in the graph line: "op NAME …"
+  int inputs = 1;        // values read; 0: the network input (the first op only)
+  bool float_values = false;  // reads and writes float values (dynamic quantization), else u8
+  std::vector<std::string> fields = {};  // the graph line's fields besides in= and out=
   // The op's own checks (ids, input count and value kinds are checked before);
   // Error starting with `where` ("FILE: op I (KIND NAME): ").
-  void (*validate)(const Model& m, const Op& op, const std::string& where);
-  void (*parse)(Op& op, const FieldReader& f);  // fields → op
-  void (*print)(const Op& op, std::ostream& os);  // op → " key=value" fields
+  void (*validate)(const Model& m, const Op& op, const std::string& where) = nullptr;
+  void (*parse)(Op& op, const FieldReader& f) = nullptr;  // fields → op (null: no fields)
+  void (*print)(const Op& op, std::ostream& os) = nullptr;  // op → " key=value" fields (null: no fields)
   // Its tensors in the file ("NAME.weight", …), or null: none.
-  void (*save)(const Op& op, NamedTensors& out);
-  void (*load)(const Model& m, Op& op, const SafetensorsFile& f, const std::string& file);
-  size_t (*scratch_bytes)(const Model& m, const Op& op, int64_t n);  // null: none
-  std::unique_ptr<PreparedOp> (*prepare)(const Op& op, const kernels::Int8Kernels& k);
+  void (*save)(const Op& op, NamedTensors& out) = nullptr;
+  void (*load)(const Model& m, Op& op, const SafetensorsFile& f, const std::string& file) = nullptr;
+  size_t (*scratch_bytes)(const Model& m, const Op& op, int64_t n) = nullptr;  // null: none
+  std::unique_ptr<PreparedOp> (*prepare)(const Op& op, const kernels::Int8Kernels& k) = nullptr;
 };
+
+// `prepare` for an op whose PreparedOp is built from (op, kernels), or from nothing.
+template <class P>
+std::unique_ptr<PreparedOp> prepare_as(const Op& op, const kernels::Int8Kernels& k) {
+  if constexpr (std::is_constructible_v<P, const Op&, const kernels::Int8Kernels&>)
+    return std::make_unique<P>(op, k);
+  else
+    return std::make_unique<P>();
+}
 
 const OpDef& op_def(OpKind k);
 const OpDef* find_op(const std::string& name);  // null if none is called so

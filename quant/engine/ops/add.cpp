@@ -19,18 +19,15 @@ class Add final : public PreparedOp {
 
 const OpDef& add_op() {
   static const OpDef d{
-      OpKind::add, "add", 2, false, {},
-      [](const Model& m, const Op& op, const std::string& where) {
+      .kind = OpKind::add,
+      .name = "add",
+      .inputs = 2,
+      .validate = [](const Model& m, const Op& op, const std::string& where) {
         const Shape& a = m.values[(size_t)op.inputs[0]].shape;
         LOWBIT_CHECK(m.values[(size_t)op.inputs[1]].shape == a && m.values[(size_t)op.output].shape == a, where,
                      "adds values of different shapes");
       },
-      [](Op&, const FieldReader&) {},
-      [](const Op&, std::ostream&) {},
-      nullptr,
-      nullptr,
-      nullptr,
-      [](const Op&, const kernels::Int8Kernels&) -> std::unique_ptr<PreparedOp> { return std::make_unique<Add>(); },
+      .prepare = prepare_as<Add>,
   };
   return d;
 }

@@ -69,26 +69,26 @@ void validate(const Model& m, const Op& op, const std::string& where) {
 
 const OpDef& conv_op() {
   static const OpDef d{
-      OpKind::conv, "conv", 1, false, {"stride", "pad", "dil", "groups"},
-      validate,
-      [](Op& op, const FieldReader& f) {
+      .kind = OpKind::conv,
+      .name = "conv",
+      .inputs = 1,
+      .fields = {"stride", "pad", "dil", "groups"},
+      .validate = validate,
+      .parse = [](Op& op, const FieldReader& f) {
         const auto s = f.ints("stride", 2, 1, kMaxDim), p = f.ints("pad", 2, 0, kMaxDim),
                    d = f.ints("dil", 2, 1, kMaxDim);
         op.conv = {s[0], s[1], p[0], p[1], d[0], d[1], f.integer("groups", 1, kMaxDim)};
       },
-      [](const Op& op, std::ostream& g) {
+      .print = [](const Op& op, std::ostream& g) {
         const Conv2dOptions& o = op.conv;
         g << " stride=" << o.stride_h << "," << o.stride_w << " pad=" << o.pad_h << "," << o.pad_w
           << " dil=" << o.dil_h << "," << o.dil_w << " groups=" << o.groups;
       },
-      [](const Op& op, NamedTensors& out) { save_layer(op, nullptr, out); },
-      [](const Model& m, Op& op, const SafetensorsFile& f, const std::string& file) {
+      .save = [](const Op& op, NamedTensors& out) { save_layer(op, nullptr, out); },
+      .load = [](const Model& m, Op& op, const SafetensorsFile& f, const std::string& file) {
         load_layer(m, op, f, file, 4, false);
       },
-      nullptr,
-      [](const Op& op, const kernels::Int8Kernels& k) -> std::unique_ptr<PreparedOp> {
-        return std::make_unique<Conv>(op, k);
-      },
+      .prepare = prepare_as<Conv>,
   };
   return d;
 }

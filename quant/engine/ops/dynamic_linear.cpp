@@ -48,23 +48,24 @@ void validate(const Model& m, const Op& op, const std::string& where) {
 
 const OpDef& dynamic_linear_op() {
   static const OpDef d{
-      OpKind::dynamic_linear, "dynamic_linear", 1, true, {"relu", "reduce_range"},
-      validate,
-      [](Op& op, const FieldReader& f) {
+      .kind = OpKind::dynamic_linear,
+      .name = "dynamic_linear",
+      .inputs = 1,
+      .float_values = true,
+      .fields = {"relu", "reduce_range"},
+      .validate = validate,
+      .parse = [](Op& op, const FieldReader& f) {
         op.relu = f.integer("relu", 0, 1) == 1;
         op.reduce_range = f.integer("reduce_range", 0, 1) == 1;
       },
-      [](const Op& op, std::ostream& g) {
+      .print = [](const Op& op, std::ostream& g) {
         g << " relu=" << (op.relu ? 1 : 0) << " reduce_range=" << (op.reduce_range ? 1 : 0);
       },
-      [](const Op& op, NamedTensors& out) { save_layer(op, &op.float_bias, out); },
-      [](const Model& m, Op& op, const SafetensorsFile& f, const std::string& file) {
+      .save = [](const Op& op, NamedTensors& out) { save_layer(op, &op.float_bias, out); },
+      .load = [](const Model& m, Op& op, const SafetensorsFile& f, const std::string& file) {
         load_layer(m, op, f, file, 2, true);
       },
-      nullptr,
-      [](const Op& op, const kernels::Int8Kernels& k) -> std::unique_ptr<PreparedOp> {
-        return std::make_unique<DynamicLinear>(op, k);
-      },
+      .prepare = prepare_as<DynamicLinear>,
   };
   return d;
 }

@@ -20,20 +20,15 @@ class GlobalAvgPool final : public PreparedOp {
 
 const OpDef& global_avg_pool_op() {
   static const OpDef d{
-      OpKind::global_avg_pool, "global_avg_pool", 1, false, {},
-      [](const Model& m, const Op& op, const std::string& where) {
+      .kind = OpKind::global_avg_pool,
+      .name = "global_avg_pool",
+      .inputs = 1,
+      .validate = [](const Model& m, const Op& op, const std::string& where) {
         const Shape &in = m.values[(size_t)op.inputs[0]].shape, &out = m.values[(size_t)op.output].shape;
         LOWBIT_CHECK(in.size() == 3 && out == (Shape{in[0], 1, 1}), where, "input ", shape_str(in), " and output ",
                      shape_str(out), " are not a global average pool's");
       },
-      [](Op&, const FieldReader&) {},
-      [](const Op&, std::ostream&) {},
-      nullptr,
-      nullptr,
-      nullptr,
-      [](const Op&, const kernels::Int8Kernels&) -> std::unique_ptr<PreparedOp> {
-        return std::make_unique<GlobalAvgPool>();
-      },
+      .prepare = prepare_as<GlobalAvgPool>,
   };
   return d;
 }

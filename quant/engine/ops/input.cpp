@@ -19,14 +19,12 @@ class Input final : public PreparedOp {
 
 const OpDef& input_op() {
   static const OpDef d{
-      OpKind::input, "input", 0, true, {},
-      check_takes_input,
-      [](Op&, const FieldReader&) {},
-      [](const Op&, std::ostream&) {},
-      nullptr,
-      nullptr,
-      nullptr,
-      [](const Op&, const kernels::Int8Kernels&) -> std::unique_ptr<PreparedOp> { return std::make_unique<Input>(); },
+      .kind = OpKind::input,
+      .name = "input",
+      .inputs = 0,
+      .float_values = true,
+      .validate = check_takes_input,
+      .prepare = prepare_as<Input>,
   };
   return d;
 }

@@ -43,22 +43,20 @@ void validate(const Model& m, const Op& op, const std::string& where) {
 
 const OpDef& linear_op() {
   static const OpDef d{
-      OpKind::linear, "linear", 1, false, {},
-      validate,
-      [](Op&, const FieldReader&) {},
-      [](const Op&, std::ostream&) {},
-      [](const Op& op, NamedTensors& out) { save_layer(op, nullptr, out); },
-      [](const Model& m, Op& op, const SafetensorsFile& f, const std::string& file) {
+      .kind = OpKind::linear,
+      .name = "linear",
+      .inputs = 1,
+      .validate = validate,
+      .save = [](const Op& op, NamedTensors& out) { save_layer(op, nullptr, out); },
+      .load = [](const Model& m, Op& op, const SafetensorsFile& f, const std::string& file) {
         load_layer(m, op, f, file, 2, false);
       },
-      // A flattened C×H×W input goes through NCHW scratch.
-      [](const Model& m, const Op& op, int64_t n) -> size_t {
+      .scratch_bytes = // A flattened C×H×W input goes through NCHW scratch.
+          [](const Model& m, const Op& op, int64_t n) -> size_t {
         const Value& in = m.values[(size_t)op.inputs[0]];
         return spatial(in.shape) > 1 ? ((size_t)(n * shape_numel(in.shape)) + 63) / 64 * 64 : 0;
       },
-      [](const Op& op, const kernels::Int8Kernels& k) -> std::unique_ptr<PreparedOp> {
-        return std::make_unique<Linear>(op, k);
-      },
+      .prepare = prepare_as<Linear>,
   };
   return d;
 }

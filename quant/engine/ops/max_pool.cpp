@@ -43,22 +43,22 @@ void validate(const Model& m, const Op& op, const std::string& where) {
 
 const OpDef& max_pool_op() {
   static const OpDef d{
-      OpKind::max_pool, "max_pool", 1, false, {"kernel", "stride", "pad", "ceil"},
-      validate,
-      [](Op& op, const FieldReader& f) {
+      .kind = OpKind::max_pool,
+      .name = "max_pool",
+      .inputs = 1,
+      .fields = {"kernel", "stride", "pad", "ceil"},
+      .validate = validate,
+      .parse = [](Op& op, const FieldReader& f) {
         const auto k = f.ints("kernel", 2, 1, kMaxDim), s = f.ints("stride", 2, 1, kMaxDim),
                    p = f.ints("pad", 2, 0, kMaxDim);
         op.pool = {k[0], k[1], s[0], s[1], p[0], p[1], f.integer("ceil", 0, 1) == 1, true};
       },
-      [](const Op& op, std::ostream& g) {
+      .print = [](const Op& op, std::ostream& g) {
         const Pool2dOptions& o = op.pool;
         g << " kernel=" << o.kernel_h << "," << o.kernel_w << " stride=" << o.stride_h << "," << o.stride_w
           << " pad=" << o.pad_h << "," << o.pad_w << " ceil=" << (o.ceil_mode ? 1 : 0);
       },
-      nullptr,
-      nullptr,
-      nullptr,
-      [](const Op&, const kernels::Int8Kernels&) -> std::unique_ptr<PreparedOp> { return std::make_unique<MaxPool>(); },
+      .prepare = prepare_as<MaxPool>,
   };
   return d;
 }

@@ -29,14 +29,12 @@ void check_takes_input(const Model& m, const Op& op, const std::string& where) {
 
 const OpDef& quantize_op() {
   static const OpDef d{
-      OpKind::quantize, "quantize", 0, false, {},
-      check_takes_input,
-      [](Op&, const FieldReader&) {},
-      [](const Op&, std::ostream&) {},
-      nullptr,
-      nullptr,
-      [](const Model& m, const Op&, int64_t n) { return (size_t)(n * shape_numel(m.input_shape)); },
-      [](const Op&, const kernels::Int8Kernels&) -> std::unique_ptr<PreparedOp> { return std::make_unique<Quantize>(); },
+      .kind = OpKind::quantize,
+      .name = "quantize",
+      .inputs = 0,
+      .validate = check_takes_input,
+      .scratch_bytes = [](const Model& m, const Op&, int64_t n) { return (size_t)(n * shape_numel(m.input_shape)); },
+      .prepare = prepare_as<Quantize>,
   };
   return d;
 }
