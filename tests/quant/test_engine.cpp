@@ -302,10 +302,19 @@ TEST_CASE("int8 file: round trip is exact; damaged files are refused with one li
   const std::string fl = tmp("float.safetensors");
   nn::save_checkpoint(fl, *make_case("resnet20", 1).model, nullptr, {{"model", "resnet20"}});
   CHECK(error_of([&] { engine::load(fl); }).find("not an int8 model file") != std::string::npos);
-  // A newer format version.
+  // A newer format version, an unknown one, none.
   auto md = f.metadata;
   md["format_version"] = "3";
-  CHECK(error_of([&] { engine::load(rewrite("v3", f.tensors, md)); }).find("newer") != std::string::npos);
+  CHECK(error_of([&] { engine::load(rewrite("v3", f.tensors, md)); }).find("format version 3 is newer") !=
+        std::string::npos);
+  md["format_version"] = "1.5";
+  CHECK(error_of([&] { engine::load(rewrite("v1.5", f.tensors, md)); }).find("unknown int8 format version '1.5'") !=
+        std::string::npos);
+  md.erase("format_version");
+  const std::string nover = rewrite("nover", f.tensors, md);
+  const std::string e_nover = error_of([&] { engine::load(nover); });
+  CHECK(e_nover.find("has no format_version") != std::string::npos);
+  CHECK(e_nover.find(nover) != std::string::npos);
   // A truncated file.
   {
     std::ifstream in(path, std::ios::binary);
@@ -342,8 +351,11 @@ TEST_CASE("int8 file: round trip is exact; damaged files are refused with one li
   }
   // The runner refuses an input of the wrong shape.
   CHECK(error_of([&] { engine::Runner(m).run(images(1, 3, 16, 1)); }).find("does not match") != std::string::npos);
-  for (const char* n : {"r20.int8.safetensors", "float.safetensors", "v2", "trunc", "size", "missing", "graph", "graph2"})
-    std::remove(tmp(n).c_str());
+  for (const char* n : {"r20.int8.safetensors", "float.safetensors", "v3", "v1.5", "nover", "trunc", "size", "missing",
+                        "graph", "graph2"}) {
+    CHECK_MESSAGE(std::filesystem::exists(tmp(n)), n);  // every file this test wrote is removed
+    std::filesystem::remove(tmp(n));
+  }
 }
 
 TEST_CASE("convert refuses what the integer engine cannot run, naming the layer") {
@@ -362,6 +374,24 @@ TEST_CASE("convert refuses what the integer engine cannot run, naming the layer"
   // The simulation still runs (that layer and what follows it in float).
   NoGradGuard ng;
   CHECK(q->forward(images(1, 1, 16, 2)).shape() == Shape{1, 10});
+  // Per-channel activations: the engine's activations are per tensor; refused, naming the quantizer.
+  {
+    Case kc = make_case("resnet20", 14);
+    QConfig pc = preset("w8a8");
+    LayerQConfig l = pc.layer;
+    l.activation.per_channel = true;
+    l.activation.observer = ObserverKind::minmax;  // (the histogram observer is per tensor only)
+    pc.overrides["layer1.0.conv1"] = l;
+    auto qp = prepare(kc.model, pc);
+    {
+      NoGradGuard ng2;
+      qp->forward(images(2, 1, 16, 4));
+    }
+    freeze(*qp);
+    const std::string ep = error_of([&] { convert(*qp, images(1, 1, 16, 1)); });
+    CHECK(ep.find("layer1.0.conv1.activation_post_process") != std::string::npos);
+    CHECK(ep.find("per-channel activation quantizer has no integer form") != std::string::npos);
+  }
   // Not frozen: refused.
   Case k2 = make_case("resnet20", 13);
   auto q2 = prepare(k2.model, preset("w8a8"));
