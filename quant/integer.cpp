@@ -192,26 +192,16 @@ std::shared_ptr<const LayerForm> make_layer_form(IntegerLayer layer) {
   return f;
 }
 
-namespace {
-std::vector<Recordable*> recordables(nn::Module& root) {
-  std::vector<Recordable*> v;
-  root.for_each_module([&](const std::string&, nn::Module& m) {
-    if (auto* r = dynamic_cast<Recordable*>(&m)) v.push_back(r);
-  });
-  return v;
-}
-}  // namespace
-
-Recording::Recording(nn::Module& root, Trace& t) : modules_(recordables(root)) {
-  for (Recordable* r : modules_) r->integer.trace = &t;
+Recording::Recording(nn::Module& root, Trace& t) : modules_(nn::modules_of<Recordable>(root)) {
+  for (auto& [path, r] : modules_) r->integer.trace = &t;
 }
 
 Recording::~Recording() {
-  for (Recordable* r : modules_) r->integer.trace = nullptr;
+  for (auto& [path, r] : modules_) r->integer.trace = nullptr;
 }
 
 void clear_integer_forms(nn::Module& root) {
-  for (Recordable* r : recordables(root)) r->integer.clear();
+  for (auto& [path, r] : nn::modules_of<Recordable>(root)) r->integer.clear();
 }
 
 }  // namespace lowbit::quant

@@ -171,7 +171,7 @@ class Recording {
   Recording& operator=(const Recording&) = delete;
 
  private:
-  std::vector<Recordable*> modules_;
+  std::vector<std::pair<std::string, Recordable*>> modules_;
 };
 
 // Forgets every integer form under `root` (unfrozen, or the state changed).
