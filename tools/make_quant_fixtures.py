@@ -20,7 +20,16 @@ Layout:
               ".doffset"; __metadata__ "lsq.<case>" = "qmin,qmax,axis,zero_point,grad_scale,plus".
               y and the gradients from the plain-autograd LSQ below (round through a
               straight-through estimator, gradient scale by a hook on the step).
-  __metadata__ "cases" lists "obs.*", "fq.*" and "lsq.*" case names.
+  LSQ step    "lsqg.<case>.x", ".scale", ".y", ".gy", ".dx", ".dscale"; __metadata__ "lsqg.<case>" =
+  gradient    "bits,signed,per_channel,axis,qmin,qmax". y and the gradients from PyTorch's own
+              learnable fake quant (torch._fake_quantize_learnable_per_{tensor,channel}_affine)
+              with _LearnableFakeQuantize's grad_factor 1/sqrt(numel·quant_max): the test runs
+              lowbit's LsqQuantizer, which computes its own gradient scale. Zero point 0 (weights,
+              ReLU outputs), where lowbit's Qp = qmax − zp is quant_max; each step 1.25× its
+              LSQ initial value 2·mean|x|/sqrt(Qp), where lowbit's shrink factor is 1. No x/s lies in
+              the half step beyond a clip edge: there PyTorch masks on round(x/s), lowbit (as the
+              LSQ paper) on x/s.
+  __metadata__ "cases" lists "obs.*", "fq.*", "lsq.*" and "lsqg.*" case names.
 """
 import os
 import sys
@@ -183,6 +192,47 @@ def lsq_cases():
     lsq_case("plus_u2", x, torch.tensor([0.9]), 0, 3, offset=torch.tensor([-0.8]))
 
 
+def lsq_grad_case(name, x, bits, signed, per_channel=False, axis=0):
+    qmin, qmax = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    dims = [d for d in range(x.dim()) if d != axis] if per_channel else list(range(x.dim()))
+    mean_abs = x.abs().mean(dim=dims) if per_channel else x.abs().mean().reshape(1)
+    scale = (1.25 * 2.0 * mean_abs / (qmax ** 0.5)).float()
+    # lowbit's LSQ masks the clip on v = x/s (the paper's); PyTorch's learnable op on round(v).
+    # They differ only for v in the half step beyond a clip edge: move those elements out of it.
+    shape = [1] * x.dim()
+    if per_channel:
+        shape[axis] = -1
+    s_b = scale.reshape(shape)
+    v = x / s_b
+    band = ((v > qmax) & (v < qmax + 0.5)) | ((v < qmin) & (v > qmin - 0.5))
+    x = torch.where(band, torch.where(v > 0, qmax + 0.75, qmin - 0.75) * s_b, x)
+    new_mean = x.abs().mean(dim=dims) if per_channel else x.abs().mean().reshape(1)
+    assert bool((scale >= 2.0 * new_mean / (qmax ** 0.5)).all()), name  # lowbit's shrink factor stays 1
+    grad_factor = 1.0 / ((x.numel() * qmax) ** 0.5)
+    xr = x.clone().requires_grad_(True)
+    sr = scale.clone().requires_grad_(True)
+    if per_channel:
+        zp = torch.zeros(scale.numel())
+        y = torch._fake_quantize_learnable_per_channel_affine(xr, sr, zp, axis, qmin, qmax, grad_factor)
+    else:
+        zp = torch.zeros(1)
+        y = torch._fake_quantize_learnable_per_tensor_affine(xr, sr, zp, qmin, qmax, grad_factor)
+    gy = randn(*y.shape)
+    y.backward(gy)
+    for k, t in (("x", x), ("scale", scale), ("y", y.detach()), ("gy", gy), ("dx", xr.grad), ("dscale", sr.grad)):
+        TENSORS.append(("lsqg.%s.%s" % (name, k), t))
+    META["lsqg." + name] = "%d,%d,%d,%d,%d,%d" % (bits, int(signed), int(per_channel), axis, qmin, qmax)
+    CASES.append("lsqg." + name)
+
+
+def lsq_grad_cases():
+    x = randn(2, 4, 5, 5)
+    lsq_grad_case("s4", x, 4, True)
+    lsq_grad_case("u8_relu", x.clamp(min=0), 8, False)
+    lsq_grad_case("pc_s8_axis0", randn(6, 3, 3, 3, scale=0.3), 8, True, per_channel=True, axis=0)
+    lsq_grad_case("pc_s2_axis0", randn(4, 8, scale=0.5), 2, True, per_channel=True, axis=0)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "tests", "fixtures", "quant.safetensors")
@@ -190,6 +240,7 @@ def main():
     observer_cases()
     fq_cases()
     lsq_cases()
+    lsq_grad_cases()
     META["cases"] = ",".join(CASES)
     META["generator"] = "tools/make_quant_fixtures.py"
     META["torch_version"] = torch.__version__

@@ -14,6 +14,7 @@
 #include "core/safetensors.h"
 #include "quant/fake_quant_ops.h"
 #include "quant/observer.h"
+#include "quant/quantizer.h"
 #include "tests/test_util.h"
 
 using namespace lowbit;
@@ -135,5 +136,41 @@ TEST_CASE("LSQ and LSQ+ forward and gradients match the PyTorch autograd referen
     CHECK(rel(x.grad().to_vector(), fixture().get(c + ".dx").to_vector()) <= 1e-5);
     CHECK(rel(s.grad().to_vector(), fixture().get(c + ".dscale").to_vector()) <= 1e-5);
     if (plus) CHECK(rel(b.grad().to_vector(), fixture().get(c + ".doffset").to_vector()) <= 1e-5);
+  }
+}
+
+TEST_CASE("LSQ's own gradient scale: LsqQuantizer equals PyTorch's learnable fake quant (grad_factor 1/sqrt(numel·quant_max))") {
+  // The test above gives lsq_quantize its g; here LsqQuantizer computes g
+  // itself, against torch._fake_quantize_learnable_per_{tensor,channel}_affine.
+  const auto names = cases("lsqg.");
+  REQUIRE(names.size() >= 4);
+  for (const auto& c : names) {
+    CAPTURE(c);
+    const auto f = split(fixture().metadata.at(c));
+    QSpec s;
+    s.bits = std::stoi(f[0]);
+    s.is_signed = s.symmetric = f[1] == "1";
+    s.per_channel = f[2] == "1";
+    s.axis = std::stoi(f[3]);
+    s.quantizer = QuantizerKind::lsq;
+    const Tensor want_scale = fixture().get(c + ".scale");
+    LsqQuantizer q(s, c, want_scale.numel());
+    REQUIRE(q.qmin() == std::stoi(f[4]));
+    REQUIRE(q.qmax() == std::stoi(f[5]));
+    const Tensor x0 = fixture().get(c + ".x");
+    {
+      NoGradGuard ng;
+      q.forward(x0);  // initialises the steps and the zero point (0: signed, or x ≥ 0)
+      Tensor step = q.named_parameters().at(0).second;
+      std::copy_n(want_scale.data<float>(), step.numel(), step.data<float>());
+      step.bump_version();
+    }
+    REQUIRE(q.qparams().zero_point == std::vector<int32_t>((size_t)want_scale.numel(), 0));
+    Tensor x = x0.clone().set_requires_grad(true);
+    Tensor y = q.forward(x);
+    CHECK(y.to_vector() == fixture().get(c + ".y").to_vector());
+    y.backward(fixture().get(c + ".gy"));
+    CHECK(rel(x.grad().to_vector(), fixture().get(c + ".dx").to_vector()) <= 1e-5);
+    CHECK(rel(q.named_parameters().at(0).second.grad().to_vector(), fixture().get(c + ".dscale").to_vector()) <= 1e-5);
   }
 }
