@@ -17,6 +17,7 @@
 #include "nn/checkpoint.h"
 #include "nn/layers.h"
 #include "nn/models.h"
+#include "nn/optim.h"
 #include "quant/analyze.h"
 #include "quant/checkpoint.h"
 #include "quant/convert.h"
@@ -154,6 +155,33 @@ TEST_CASE("sub-8-bit grids, per-tensor weights and QAT conv+BN convert exactly t
     freeze(*q);
     check_paths(*q, convert(*q, images(1, 1, 16, 1)), images(3, 1, 16, 58), "mobilenet_v2 qat");
   }
+}
+
+TEST_CASE("LSQ+ through QAT, freeze and convert: learned offsets become integer zero points, the engine equals the simulation") {
+  Case k = make_case("resnet20", 21);
+  randomize_bn(*k.model, 22);
+  QConfig qc = preset("w4a4", "conv1", "fc");
+  set_quantizer(qc, QuantizerKind::lsq_plus);
+  auto q = prepare_qat(k.model, qc);
+  nn::SGD opt(q->named_parameters(), nn::SGDOptions{.lr = 0.02, .momentum = 0.9});
+  std::vector<int32_t> labels(4);
+  for (int i = 0; i < 4; ++i) labels[(size_t)i] = i;
+  for (int step = 0; step < 4; ++step) {
+    Tensor loss = cross_entropy(q->forward(images(4, 1, 16, 300 + step)), Tensor::from_vector_s32(labels, {4}));
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  }
+  freeze(*q);
+  int offsets = 0, nonzero_zp = 0;
+  for (auto& [p, qz] : quantizers(*q)) {
+    if (qz->type_name() != "LsqPlusQuantizer") continue;
+    ++offsets;
+    nonzero_zp += qz->qparams().zero_point[0] != 0;
+  }
+  CHECK(offsets > 10);
+  CHECK(nonzero_zp > 0);  // the offsets were folded into zero points the engine must honour
+  check_paths(*q, convert(*q, images(1, 1, 16, 1)), images(3, 1, 16, 59), "resnet20 w4a4 lsq+");
 }
 
 TEST_CASE("freeze: each layer's integer form is computed once and kept; a state loaded anew recomputes it") {
