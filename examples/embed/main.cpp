@@ -3,6 +3,8 @@
 // the int8 model (mlp.int8.safetensors) and its input and output
 // (batch.safetensors: "x", "y"), which examples/engine runs with the engine
 // library alone.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -35,7 +37,15 @@ int main(int argc, char** argv) {
     quant::engine::save(dir + "/mlp.int8.safetensors", model);
     save_safetensors(dir + "/batch.safetensors", {{"x", x}, {"y", y_int8}});
   }
-  std::printf("lowbit embedded: float logit %.4f, int8 logit %.4f (%s)\n", y_float.data<float>()[0],
-              y_int8.data<float>()[0], y_int8.to_vector() == mlp->forward(x).to_vector() ? "module = engine" : "MISMATCH");
-  return y_int8.to_vector() == mlp->forward(x).to_vector() ? 0 : 1;
+  // The int8 model against the float one it came from (the engine against
+  // the module is the library's own test): the largest logit difference
+  // relative to the largest logit.
+  const std::vector<float> f = y_float.to_vector(), q = y_int8.to_vector();
+  double diff = 0, mag = 0;
+  for (size_t i = 0; i < f.size(); ++i) diff = std::max(diff, (double)std::fabs(q[i] - f[i])), mag = std::max(mag, (double)std::fabs(f[i]));
+  const double rel = diff / mag;
+  const bool ok = q.size() == f.size() && rel <= 0.05;
+  std::printf("lowbit embedded: float logit %.4f, int8 logit %.4f (int8 within %.2f%% of float: %s)\n", f[0], q[0],
+              100 * rel, ok ? "ok" : "TOO FAR");
+  return ok ? 0 : 1;
 }

@@ -155,6 +155,49 @@ TEST_CASE("dynamic: module and int8 engine agree bit for bit on every path (mlp,
   }
 }
 
+namespace {
+// One dynamic linear layer in scalar loops (no kernel table): the input's
+// grid from its own min/max, u8 codes, int64 dot products with the s8
+// weights, and quant_math's epilogue. The arithmetic is quant_math's; the
+// loops are the test's own.
+std::vector<float> dynamic_linear_by_hand(const std::vector<float>& x, int64_t m, const DynamicLinear& d) {
+  const Tensor& w = d.weight();
+  const int64_t out = w.shape()[0], in = w.shape()[1];
+  REQUIRE((int64_t)x.size() == m * in);
+  const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
+  const qm::ChosenQParams g = qm::choose_qparams(std::min(*lo, 0.0f), std::max(*hi, 0.0f), 0, 255, d.config().reduce_range);
+  const std::vector<float> ws = d.weight_scale().to_vector(), b = d.bias_values();
+  std::vector<float> y((size_t)(m * out));
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < out; ++j) {
+      int64_t acc = 0;
+      for (int64_t k = 0; k < in; ++k) {
+        const int32_t code = qm::quantize(x[(size_t)(r * in + k)], qm::inverse_scale(g.scale), g.zero_point, 0, 255);
+        acc += (int64_t)(code - g.zero_point) * w.data<int8_t>()[j * in + k];
+      }
+      const float mult = qm::dynamic_multiplier(g.scale, ws[ws.size() == 1 ? 0 : (size_t)j]);
+      y[(size_t)(r * out + j)] = qm::dynamic_output(qm::dequantize_acc((int32_t)acc, mult), b[(size_t)j], d.relu());
+    }
+  return y;
+}
+}  // namespace
+
+TEST_CASE("dynamic: module and engine equal a scalar reference of their own arithmetic, bit for bit") {
+  // The module and the engine share DynamicLinearKernel, so their agreement
+  // alone proves nothing about it: both are held to loops written here.
+  for (const DynamicConfig cfg : {DynamicConfig{false, false}, DynamicConfig{true, false}, DynamicConfig{true, true}}) {
+    CAPTURE(cfg.str());
+    nn::ModulePtr model = small_mlp({48, 40}, 17);
+    REQUIRE(quantize_dynamic(*model, {"Linear"}, cfg) == 3);
+    const Tensor x = randn_scaled({5, 1, 12, 12}, 19, 2.0f);
+    std::vector<float> h = x.to_vector();
+    for (auto& [name, layer] : dynamic_layers(*model)) h = dynamic_linear_by_hand(h, 5, *layer);
+    NoGradGuard ng;
+    CHECK(model->forward(x).to_vector() == h);
+    testing::check_engine_on_every_path(convert_dynamic(*model, x.slice(0, 0, 1).contiguous()), x, h, cfg.str());
+  }
+}
+
 TEST_CASE("dynamic: the module's output follows the float model closely") {
   nn::ModulePtr model = small_mlp({64}, 11);
   const Tensor x = randn_scaled({16, 1, 12, 12}, 5);
