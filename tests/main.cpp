@@ -8,8 +8,10 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
+#include "kernels/kernels.h"
 #include "tests/skip.h"
 
 namespace {
@@ -42,6 +44,20 @@ REGISTER_LISTENER("lowbit_counter", 1, CountingListener);
 void lowbit::testing::skip(const std::string& what) {
   ++g_skipped;
   MESSAGE("SKIPPED: " << what);
+}
+
+// In every suite: the process's kernel table is the path LOWBIT_ISA names (the
+// best available one without it), so tools/run's LOWBIT_ISA=ref rerun really
+// runs ref and not the native path again.
+TEST_CASE("the kernel table is the path LOWBIT_ISA names") {
+  using namespace lowbit::kernels;
+  const char* env = std::getenv("LOWBIT_ISA");
+  const Isa want = env && *env ? isa_from_name(env) : best_isa();
+  const KernelTable& t = table();
+  INFO("LOWBIT_ISA=", env ? env : "(unset)", ", table ", isa_name(t.isa), ", int8 gemm ", t.q8.gemm_path);
+  CHECK(t.isa == want);
+  const std::string gemm = t.q8.gemm_path, tag = std::string("-") + isa_name(want);
+  CHECK((gemm.find(tag + "-") != std::string::npos || gemm.compare(gemm.size() - tag.size(), tag.size(), tag) == 0));
 }
 
 int main(int argc, char** argv) {

@@ -37,6 +37,23 @@ inline std::vector<Isa> fast_isas() {
   return out;
 }
 
+// The table for one path, checked to be that path: its Isa and its int8 GEMM
+// and convolution names carry the path's name ("…-avx2-…"), so a loop over
+// the paths cannot silently run one path several times. (Other kernels may be
+// shared: avxvnni's float and elementwise kernels are avx2's.)
+inline KernelTable table_for(Isa isa) {
+  KernelTable t = make_table(isa);
+  const std::string tag = std::string("-") + isa_name(isa);
+  INFO("path ", isa_name(isa));
+  CHECK(t.isa == isa);
+  for (const char* name : {t.q8.gemm_path, t.q8.conv_path}) {
+    const std::string n = name;
+    CHECK_MESSAGE((n.size() >= tag.size() && (n.find(tag + "-") != std::string::npos || n.compare(n.size() - tag.size(), tag.size(), tag) == 0)),
+                  "kernel ", n, " is not on path ", isa_name(isa));
+  }
+  return t;
+}
+
 // Uniform values in [lo, hi), fixed seed per call site so failures reproduce.
 inline std::vector<float> uniform(int64_t n, float lo, float hi, uint32_t seed) {
   std::mt19937 gen(seed);

@@ -22,7 +22,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 }  // namespace
 
 TEST_CASE("fake_quantize_f32: ref is quant_math's quantize then dequantize, with PyTorch's mask") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   const std::vector<float> x{-3.0f, -0.125f, 0.125f, 0.375f, 1.0f, 100.0f, std::nanf("")};
   std::vector<float> y(x.size());
   std::vector<uint8_t> m(x.size());
@@ -36,10 +36,10 @@ TEST_CASE("fake_quantize_f32: ref is quant_math's quantize then dequantize, with
 }
 
 TEST_CASE("fake_quantize_f32 and f32_minmax: every path matches ref exactly") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   for (Isa isa : fast_isas()) {
     INFO(isa_name(isa));
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     REQUIRE((t.q8.fake_quantize_f32 != nullptr));
     REQUIRE((t.q8.f32_minmax != nullptr));
     struct Shape {
@@ -89,7 +89,7 @@ TEST_CASE("fake_quantize_f32 and f32_minmax: every path matches ref exactly") {
 }
 
 TEST_CASE("lsq_backward_f32: dx exact on every path, step and offset sums within 1e-5") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   // ref against the formula: one inside, one below, one above
   {
     const float x[3] = {0.3f, -5.0f, 9.0f}, g[3] = {2.0f, 3.0f, 5.0f};
@@ -104,7 +104,7 @@ TEST_CASE("lsq_backward_f32: dx exact on every path, step and offset sums within
   }
   for (Isa isa : fast_isas()) {
     INFO(isa_name(isa));
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     REQUIRE((t.q8.lsq_backward_f32 != nullptr));
     for (int64_t n : {1, 7, 8, 9, 4095, 4096, 50001}) {
       CAPTURE(n);

@@ -53,7 +53,7 @@ std::vector<float> log_uniform(int64_t n, float lo, float hi, uint32_t seed) {
 
 TEST_CASE("f32_unary: every path matches ref for every op") {
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     for (const UnaryCase& uc : kUnaryCases)
       for (int64_t n : kSizes) {
         auto x = uc.op == Unary::log ? log_uniform(n, uc.lo, uc.hi, 11) : uniform(n, uc.lo, uc.hi, 11);
@@ -75,7 +75,7 @@ TEST_CASE("f32_unary: relu, relu6 and abs keep NaN; relu6 clamps at 6") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> x = {nan, -1.0f, 0.0f, 3.0f, 6.0f, 7.5f, nan, -0.5f, 100.0f, nan};
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     for (Unary op : {Unary::relu, Unary::relu6, Unary::abs, Unary::sigmoid, Unary::tanh}) {
       std::vector<float> got(x.size()), want(x.size());
       t.f32.f32_unary(got.data(), x.data(), op, (int64_t)x.size());
@@ -95,7 +95,7 @@ TEST_CASE("f32_unary: relu, relu6 and abs keep NaN; relu6 clamps at 6") {
 TEST_CASE("f32_binary: every path matches ref, strides 0/1/3") {
   const Binary ops[] = {Binary::add, Binary::sub, Binary::mul, Binary::div, Binary::max, Binary::min};
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     for (Binary op : ops)
       for (int64_t sa : {0, 1, 3})
         for (int64_t sb : {0, 1, 3})
@@ -117,7 +117,7 @@ TEST_CASE("f32_binary: max/min propagate NaN from either side") {
   std::vector<float> a = {nan, 1.0f, 2.0f, nan, 5.0f, -1.0f, 0.0f, 3.0f, nan};
   std::vector<float> b = {1.0f, nan, 3.0f, nan, 4.0f, -2.0f, nan, 3.0f, 0.0f};
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     for (Binary op : {Binary::max, Binary::min}) {
       std::vector<float> got(a.size()), want(a.size());
       t.f32.f32_binary(got.data(), a.data(), 1, b.data(), 1, op, (int64_t)a.size());
@@ -131,7 +131,7 @@ TEST_CASE("f32_binary: max/min propagate NaN from either side") {
 
 TEST_CASE("f32_axpby: every path matches ref, including b aliasing y") {
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     for (int64_t n : kSizes) {
       auto a = uniform(n, -2.0f, 2.0f, 31), b = uniform(n, -2.0f, 2.0f, 32);
       std::vector<float> got(n), want(n);
@@ -147,7 +147,7 @@ TEST_CASE("f32_axpby: every path matches ref, including b aliasing y") {
 
 TEST_CASE("f32_sum and f32_max: every path matches ref") {
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     for (int64_t n : kSizes) {
       auto x = uniform(n, -1.0f, 3.0f, 41);
       double abs_sum = 0.0;
@@ -172,7 +172,7 @@ TEST_CASE("f32_sum: result does not depend on the thread count") {
   const int saved = num_threads();
   auto x = uniform(300007, -1.0f, 1.0f, 51);
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     set_num_threads(1);
     const double one = t.f32.f32_sum(x.data(), (int64_t)x.size());
     set_num_threads(2);
@@ -192,7 +192,7 @@ TEST_CASE("f32_channel_moments and f32_channel_affine: every path matches ref") 
   };
   const Dims dims[] = {{1, 1, 1}, {2, 3, 13}, {3, 13, 17}, {1, 5, 1007}, {4, 16, 1024}, {2, 1, 40000}};
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     for (const Dims& d : dims) {
       // Offset far from zero: a one-pass E[x²]−E[x]² in float would lose the variance.
       auto x = uniform(d.n * d.c * d.hw, 99.0f, 101.0f, 61);
@@ -305,7 +305,7 @@ void check_gemm(const KernelTable& t, bool ta, bool tb, float beta, int64_t m, i
 TEST_CASE("f32_gemm: every path matches ref over transposes, beta and edge sizes") {
   const int64_t sizes[] = {1, 5, 6, 7, 13, 16, 17, 33, 100};
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (float beta : {0.0f, 0.5f})
@@ -322,7 +322,7 @@ TEST_CASE("f32_gemm: large shapes cross every cache block and the thread split")
   // k above any KC, m above MC, n above NC for common blockings; odd everywhere.
   const Mnk shapes[] = {{197, 301, 613}, {517, 67, 129}, {31, 4099, 37}, {1, 2000, 300}, {300, 1, 700}};
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     for (const Mnk& s : shapes)
       for (bool ta : {false, true})
         for (bool tb : {false, true}) check_gemm(t, ta, tb, ta ? 1.0f : 0.0f, s.m, s.n, s.k, 5);
@@ -331,7 +331,7 @@ TEST_CASE("f32_gemm: large shapes cross every cache block and the thread split")
 
 TEST_CASE("f32_gemm: k == 0 gives beta·C") {
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     std::vector<float> c = {1, 2, 3, 4, 5, 6};
     float dummy = 0.0f;
     t.f32.f32_gemm(c.data(), 3, &dummy, 1, &dummy, 3, false, false, 0.5f, 2, 3, 0);
@@ -389,7 +389,7 @@ std::string conv_name(const Conv2dShape& s) {
 
 TEST_CASE("f32_conv2d forward/backward: every path matches ref") {
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     for (const Conv2dShape& sh : conv_shapes()) {
       const int64_t xs = sh.n * sh.c * sh.h * sh.w, ws = sh.k * (sh.c / sh.groups) * sh.r * sh.s;
       const int64_t ys = sh.n * sh.k * sh.p() * sh.q();

@@ -179,12 +179,12 @@ void compare_gemm(const KernelTable& t, const KernelTable& r, const GemmCase& gc
 }  // namespace
 
 TEST_CASE("int8 gemm: every path matches ref exactly over tile-edge sweeps") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   const int64_t ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 33};
   const int64_t ns[] = {1, 3, 13, 16, 17, 24, 31, 32, 33, 48, 49, 65};
   const int64_t ks[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31, 32, 33, 64, 65, 127};
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     int v = 0;
     for (int64_t k : ks)
       for (int64_t n : ns) {
@@ -204,14 +204,14 @@ TEST_CASE("int8 gemm: every path matches ref exactly over tile-edge sweeps") {
 }
 
 TEST_CASE("int8 gemm: large and benchmark-like shapes, multithreaded") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   const GemmCase cases[] = {{1, 1000, 1280, 1280, 1000, 3},
                             {200, 300, 300, 300, 300, 128},
                             {61, 70, 1000, 1000, 70, 255},
                             {97, 64, 576, 576, 64, 0},
                             {3, 7, 5000, 5000, 7, 17}};
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     int v = 0;
     for (const GemmCase& gc : cases) {
       const auto a = random_u8(gc.m * gc.lda, 100 + static_cast<uint32_t>(v));
@@ -227,9 +227,9 @@ TEST_CASE("int8 gemm: saturation probe and extreme zero points") {
   // (2·255·128 = 65280) overflows int16, so a vpmaddubsw-style shortcut fails here.
   // The bytes 0x80 and 0x7F are the signed extremes −128 and 127 when the
   // same buffer is read as s8 activations (compare_gemm runs both).
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     for (int64_t k : {int64_t{4}, int64_t{63}, int64_t{1024}, int64_t{4099}})
       for (int32_t zp : {0, 255, 128})
         for (uint8_t a_byte : {uint8_t{0x00}, uint8_t{0xFF}, uint8_t{0x80}, uint8_t{0x7F}})
@@ -247,7 +247,7 @@ TEST_CASE("int8 gemm: saturation probe and extreme zero points") {
 }
 
 TEST_CASE("int8 gemm: packed weights from another path are refused") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   const auto w = random_s8(8 * 8, 1);
   PackedQGemmWeights pr;
   r.q8.qgemm_pack(pr, w.data(), 8, 8);
@@ -256,7 +256,7 @@ TEST_CASE("int8 gemm: packed weights from another path are refused") {
   ep.multiplier = &mult;
   std::vector<uint8_t> a(64), c(64);
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     INFO(isa_name(isa));
     if (std::string(t.q8.gemm_path) == r.q8.gemm_path) continue;  // path has no GEMM of its own
     CHECK_THROWS_AS(t.q8.qu8_qs8_gemm(c.data(), 8, a.data(), 8, 0, pr, ep, 8), std::invalid_argument);
@@ -310,7 +310,7 @@ void compare_conv(const KernelTable& t, const KernelTable& r, const ConvCase& cc
 }  // namespace
 
 TEST_CASE("int8 conv: 1x1, kxk, strides, padding, dilation, groups match ref exactly") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   std::vector<QConv2dShape> shapes;
   for (int64_t c : {1, 3, 13, 17, 64})
     for (int64_t k : {1, 3, 13, 17, 32, 33}) {
@@ -346,7 +346,7 @@ TEST_CASE("int8 conv: 1x1, kxk, strides, padding, dilation, groups match ref exa
   shapes.push_back(conv(2, 5, 68, 36, 1, 1, 0, 1, 4));
   shapes.push_back(conv(1, 5, 26, 34, 3, 1, 1, 1, 2));
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     int v = 0;
     for (const QConv2dShape& sh : shapes) {
       const int32_t zp = v % 4 == 0 ? 0 : (v % 4 == 1 ? 255 : static_cast<int32_t>(v * 53 % 256));
@@ -357,7 +357,7 @@ TEST_CASE("int8 conv: 1x1, kxk, strides, padding, dilation, groups match ref exa
 }
 
 TEST_CASE("int8 conv: depthwise 3x3 and 5x5, stride 1 and 2, odd channel counts") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   std::vector<QConv2dShape> shapes;
   for (int64_t c : {1, 3, 13, 16, 17, 32, 33, 64, 65, 96})
     for (int64_t rs : {3, 5})
@@ -375,7 +375,7 @@ TEST_CASE("int8 conv: depthwise 3x3 and 5x5, stride 1 and 2, odd channel counts"
     shapes.push_back(a);
   }
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     int v = 0;
     for (const QConv2dShape& sh : shapes) {
       const int32_t zp = v % 3 == 0 ? 0 : (v % 3 == 1 ? 255 : static_cast<int32_t>(v * 29 % 256));
@@ -402,14 +402,14 @@ TEST_CASE("int8 conv: depthwise 3x3 and 5x5, stride 1 and 2, odd channel counts"
 }
 
 TEST_CASE("int8 conv: ResNet-18 and MobileNetV2 layer shapes (reduced size) match ref") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   const QConv2dShape shapes[] = {
       conv(1, 20, 3, 64, 7, 2, 3),        conv(1, 14, 64, 64, 3, 1, 1),  conv(1, 14, 64, 128, 3, 2, 1),
       conv(1, 14, 64, 128, 1, 2, 0),      conv(1, 7, 256, 512, 3, 2, 1), conv(1, 12, 32, 32, 3, 1, 1, 1, 32),
       conv(1, 12, 96, 96, 3, 2, 1, 1, 96), conv(1, 10, 16, 96, 1, 1, 0), conv(1, 7, 160, 960, 1, 1, 0),
       conv(1, 7, 960, 960, 3, 1, 1, 1, 960)};
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     int v = 0;
     for (const QConv2dShape& sh : shapes) {
       compare_conv(t, r, {sh, static_cast<int32_t>(v * 41 % 256)}, 3000 + static_cast<uint32_t>(v), v * 5 % 48);
@@ -440,9 +440,9 @@ std::vector<float> quant_inputs(int64_t n, uint32_t seed) {
 }  // namespace
 
 TEST_CASE("int8 helpers: quantize, dequantize, requantize, add match ref exactly") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     INFO(isa_name(isa));
     for (int64_t n : {1, 3, 13, 17, 31, 64, 100, 1007, 100003}) {
       INFO("n " << n);
@@ -505,11 +505,11 @@ TEST_CASE("int8 helpers: quantize, dequantize, requantize, add match ref exactly
 // a*b + c unless told not to) differs on about one (a, b) pair in ten
 // million. So: every pair, under 300 seeded scale sets.
 TEST_CASE("qu8_add matches ref on every (a, b) pair for many scales (no fused multiply-add)") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   std::vector<uint8_t> a(65536), b(65536), y(65536), y_ref(65536);
   for (int i = 0; i < 65536; ++i) a[(size_t)i] = (uint8_t)(i >> 8), b[(size_t)i] = (uint8_t)(i & 255);
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     std::mt19937 g(5);
     std::uniform_real_distribution<float> u(-6, -1);
     int64_t diff = 0;
@@ -527,9 +527,9 @@ TEST_CASE("qu8_add matches ref on every (a, b) pair for many scales (no fused mu
 }
 
 TEST_CASE("int8 helpers: pools and layout changes match ref exactly") {
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   for (Isa isa : fast_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     INFO(isa_name(isa));
     for (int64_t c : {1, 3, 13, 17, 64, 65}) {
       INFO("c " << c);
@@ -584,7 +584,7 @@ TEST_CASE("int8 helpers: pools and layout changes match ref exactly") {
 
 TEST_CASE("int8 paths: every table entry is set") {
   for (Isa isa : available_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     INFO(isa_name(isa));
     const Int8Kernels& k = t.q8;
     CHECK((k.qgemm_pack && k.qu8_qs8_gemm && k.qs8_qs8_gemm && k.qconv2d_pack && k.qu8_qs8_conv2d));

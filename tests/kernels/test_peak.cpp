@@ -12,7 +12,7 @@ using namespace lowbit::kernels::testing;
 
 TEST_CASE("peak probes: operation count is linear in iterations, results are live") {
   for (Isa isa : available_isas()) {
-    const KernelTable t = make_table(isa);
+    const KernelTable t = table_for(isa);
     INFO("path " << isa_name(isa) << " (" << t.peak.name << ")");
     REQUIRE((t.peak.f32_fma != nullptr && t.peak.s8_dot != nullptr));
 
@@ -40,7 +40,7 @@ TEST_CASE("peak probes: operation count is linear in iterations, results are liv
 
 TEST_CASE("avx512vnni path takes the avx2 float kernels") {
   if (!isa_available(Isa::avx512vnni) || !isa_available(Isa::avx2)) return;
-  const KernelTable v = make_table(Isa::avx512vnni), a = make_table(Isa::avx2);
+  const KernelTable v = table_for(Isa::avx512vnni), a = table_for(Isa::avx2);
   // (bools: doctest cannot print function pointers)
   CHECK((v.f32.f32_gemm == a.f32.f32_gemm));
   CHECK((v.f32.f32_unary == a.f32.f32_unary));

@@ -49,7 +49,7 @@ TEST_CASE("kernel names: family, tile and ISA, from the kernel's own constants")
   CHECK(kernel_name(std::string("qu8-x")) == kernel_name("qu8-x"));  // interned: one pointer per name
   for (Isa i : {Isa::ref, Isa::avx2, Isa::avxvnni, Isa::avx512vnni, Isa::neon, Isa::neondot}) {
     if (!isa_available(i)) continue;
-    const KernelTable t = make_table(i);
+    const KernelTable t = table_for(i);
     INFO(isa_name(i));
     const std::string gemm = t.q8.gemm_path, conv = t.q8.conv_path, dw = t.q8.depthwise_path;
     CHECK(gemm.rfind("qu8-qc8w-gemm-", 0) == 0);
@@ -67,7 +67,7 @@ TEST_CASE("neondot runs its own dot-product kernels, and the CI's CPU has them")
   // A "neondot" table that silently ran neon's int8 GEMM would pass every
   // bit-exact test while testing nothing new.
   if (isa_built(Isa::neondot)) {
-    const std::string gemm = make_table(Isa::neondot).q8.gemm_path;
+    const std::string gemm = table_for(Isa::neondot).q8.gemm_path;
     CHECK_MESSAGE(gemm.find("-neondot-sdot") != std::string::npos, "neondot table's int8 gemm is '", gemm, "'");
   }
   // tools/run sets this under qemu-aarch64 -cpu max, which has dotprod: the
@@ -106,7 +106,7 @@ TEST_CASE("isa_from_name: valid names parse, unknown and unavailable names throw
     }
     INFO(m);
     CHECK(m.find("not available") != std::string::npos);
-    CHECK_THROWS_AS(make_table(i), std::runtime_error);
+    CHECK_THROWS_AS(table_for(i), std::runtime_error);
   }
 }
 
@@ -117,7 +117,7 @@ TEST_CASE("table: built from the best path (or LOWBIT_ISA), names filled") {
   CHECK(t.f32.elementwise_path != nullptr);
   CHECK(t.f32.gemm_path != nullptr);
   CHECK(t.f32.conv_path != nullptr);
-  const KernelTable r = make_table(Isa::ref);
+  const KernelTable r = table_for(Isa::ref);
   CHECK(std::string(r.f32.gemm_path) == "f32-gemm-ref");
   const bool ref_unary = r.f32.f32_unary == &ref::f32_unary;  // doctest can't print function pointers
   CHECK(ref_unary);

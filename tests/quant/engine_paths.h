@@ -9,6 +9,7 @@
 
 #include "kernels/kernels.h"
 #include "quant/engine/runner.h"
+#include "tests/kernels/kernel_test_util.h"
 #include "tests/skip.h"
 
 namespace lowbit::testing {
@@ -21,7 +22,7 @@ inline void check_engine_on_every_path(const quant::engine::Model& m, const Tens
       if (kernels::isa_built(isa)) skip(what + ": engine on '" + kernels::isa_name(isa) + "': this CPU lacks it");
       continue;
     }
-    const kernels::KernelTable table = kernels::make_table(isa);
+    const kernels::KernelTable table = kernels::testing::table_for(isa);
     quant::engine::Runner r(m, &table);
     const std::vector<float> got = r.run(x).to_vector();
     REQUIRE(got.size() == want.size());
