@@ -131,6 +131,7 @@ struct DataLoader::Epoch::State {
   int64_t consumed = 0;  // batches handed to the caller
   int64_t claimed = 0;   // batches taken by a worker
   int64_t capacity = 1;  // claimed - consumed never exceeds this
+  int64_t waiting = 0;   // workers blocked because the queue is full
   bool stop = false;
   std::vector<Slot> ring;  // slot of batch k: ring[k % capacity]
   std::vector<std::thread> workers;
@@ -142,7 +143,12 @@ struct DataLoader::Epoch::State {
       int64_t k;
       {
         std::unique_lock<std::mutex> lock(m);
-        work_cv.wait(lock, [&] { return stop || claimed >= num_batches || claimed < consumed + capacity; });
+        const auto may_go = [&] { return stop || claimed >= num_batches || claimed < consumed + capacity; };
+        if (!may_go()) {
+          ++waiting;
+          work_cv.wait(lock, may_go);
+          --waiting;
+        }
         if (stop || claimed >= num_batches) return;
         k = claimed++;
       }
@@ -188,6 +194,13 @@ DataLoader::Epoch::~Epoch() {
   }
   s_->work_cv.notify_all();
   for (std::thread& t : s_->workers) t.join();
+}
+
+DataLoader::Epoch::Status DataLoader::Epoch::status() const {
+  std::lock_guard<std::mutex> lock(s_->m);
+  int64_t made = 0;
+  for (const State::Slot& r : s_->ring) made += r.ready;
+  return {s_->consumed, s_->claimed, made, s_->waiting};
 }
 
 bool DataLoader::Epoch::next(Batch& out) {

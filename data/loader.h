@@ -85,6 +85,15 @@ class DataLoader::Epoch {
   // batch order.
   bool next(Batch& out);
 
+  // Where the epoch stands (for progress displays, profiles and tests):
+  // batches handed out, taken by a worker, made and not yet handed out, and
+  // workers idle because the prefetch queue is full. With no workers, batches
+  // are made in next(): claimed = consumed, made = waiting_workers = 0.
+  struct Status {
+    int64_t consumed, claimed, made, waiting_workers;
+  };
+  Status status() const;
+
   class iterator {
    public:
     using value_type = Batch;

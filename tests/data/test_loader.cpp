@@ -145,28 +145,36 @@ TEST_CASE("loader: drop_last and batch counts") {
 }
 
 TEST_CASE("loader: workers stay within the bounded prefetch queue") {
+  // No timed sleeps: the test waits until both workers report that they are
+  // blocked on the full queue; from then on no sample can be read until a
+  // batch is taken, so the counts are exact.
   auto ds = std::make_shared<SyntheticDataset>(1000, 1, 4, 4);
   LoaderOptions opt;
   opt.batch_size = 10;
   opt.num_workers = 2;
   opt.prefetch_factor = 3;
   DataLoader loader(ds, opt);
+  auto settle = [](const DataLoader::Epoch& ep, int64_t claimed) {  // both workers idle after `claimed` batches
+    for (int spin = 0; spin < 20000; ++spin) {
+      const DataLoader::Epoch::Status st = ep.status();
+      if (st.waiting_workers == 2 && st.claimed == claimed) return true;
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+    return false;
+  };
   {
     DataLoader::Epoch ep = loader.epoch(0);
     // Nothing consumed: the workers fill exactly 2 × 3 batches, then wait.
-    const int64_t bound = 2 * 3 * 10;
-    for (int spin = 0; spin < 500 && ds->gets.load() < bound; ++spin)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    CHECK(ds->gets.load() == bound);
+    REQUIRE(settle(ep, 6));
+    CHECK(ds->gets.load() == 2 * 3 * 10);
+    CHECK(ep.status().made == 6);
     Batch b;
     REQUIRE(ep.next(b));
-    for (int spin = 0; spin < 500 && ds->gets.load() < bound + 10; ++spin)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    CHECK(ds->gets.load() == bound + 10);  // one batch taken, one more made
+    REQUIRE(settle(ep, 7));  // one batch taken, one more made
+    CHECK(ds->gets.load() == 2 * 3 * 10 + 10);
+    CHECK(ep.status().consumed == 1);
   }  // leaving early stops and joins the workers
-  CHECK(ds->gets.load() <= 2 * 3 * 10 + 10);
+  CHECK(ds->gets.load() == 2 * 3 * 10 + 10);
 }
 
 TEST_CASE("loader: errors from workers surface in batch order, naming the sample") {
