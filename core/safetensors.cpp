@@ -6,7 +6,9 @@
 // is read, and every failure names the file and the reason in one line.
 #include "core/safetensors.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -473,6 +475,27 @@ void write_all(int fd, const void* data, size_t n, const std::string& prefix, co
   }
 }
 
+// PATH.tmp.<pid> files left by a writer that was killed (its process is gone):
+// removed before the next write of PATH, so a crash leaves no litter for long.
+// A temporary of a live process (another writer) is left alone.
+void remove_stale_temporaries(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    const long p = std::stol(pid);
+    if (p > 0 && p != (long)::getpid() && ::kill((pid_t)p, 0) != 0 && errno == ESRCH)
+      ::unlink((slash == std::string::npos ? name : dir + name).c_str());
+  }
+  ::closedir(d);
+}
+
 std::string parent_dir(const std::string& path) {
   auto slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
@@ -535,6 +558,7 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
     fail(prefix, S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file", "; only regular files are replaced");
+  remove_stale_temporaries(path);
   const std::string tmp = path + ".tmp." + std::to_string((long)::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(prefix, "cannot create '", tmp, "': ", std::strerror(errno));

@@ -152,5 +152,6 @@ Isa isa_from_name(const char* name);
 // from 1 to 4096 (as table() does for a bad LOWBIT_ISA).
 void set_num_threads(int n);
 int num_threads();
+int num_cores();  // the processors OpenMP sees (at least 1)
 
 }  // namespace lowbit::kernels

@@ -28,8 +28,7 @@ int env_threads(const char* name, std::string value) {
 int default_threads() {
   for (const char* name : {"LOWBIT_THREADS", "OMP_NUM_THREADS"})
     if (const char* env = std::getenv(name)) return env_threads(name, env);
-  int p = omp_get_num_procs();
-  return p > 0 ? p : 1;
+  return num_cores();
 }
 
 std::atomic<int>& thread_setting() {
@@ -51,5 +50,10 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return thread_setting().load(); }
+
+int num_cores() {
+  const int p = omp_get_num_procs();
+  return p > 0 ? p : 1;
+}
 
 }  // namespace lowbit::kernels

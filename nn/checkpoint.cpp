@@ -2,6 +2,8 @@
 
 #include "core/safetensors.h"
 
+#include <cmath>
+
 namespace lowbit::nn {
 
 namespace {
@@ -31,6 +33,31 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
     for (auto& [k, v] : s.scalars) meta[k] = v;
   }
   save_safetensors(path, tensors, meta);
+}
+
+void check_loaded_values(const Module& model, const std::string& path) {
+  auto first_bad = [](const Tensor& t, bool nonnegative) -> int64_t {
+    if (t.dtype() != DType::f32) return -1;
+    const Tensor c = t.contiguous();
+    const float* p = c.data<float>();
+    for (int64_t i = 0; i < c.numel(); ++i)
+      if (!std::isfinite(p[i]) || (nonnegative && p[i] < 0)) return i;
+    return -1;
+  };
+  for (const auto& [name, t] : model.named_parameters())
+    if (const int64_t i = first_bad(t, false); i >= 0)
+      fail(path, ": parameter '", name, "' holds ", t.contiguous().data<float>()[i], " at index ", i,
+           " (a diverged or damaged checkpoint; every weight must be finite)");
+  for (const auto& [name, t] : model.named_buffers()) {
+    auto ends_with = [&](const std::string& tail) {
+      return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    const bool var = ends_with("running_var"), mean = ends_with("running_mean");
+    if (!var && !mean) continue;
+    if (const int64_t i = first_bad(t, var); i >= 0)
+      fail(path, ": BatchNorm statistic '", name, "' holds ", t.contiguous().data<float>()[i], " at index ", i,
+           var ? " (a running variance must be finite and not negative)" : " (a running mean must be finite)");
+  }
 }
 
 Metadata load_checkpoint(const std::string& path, Module& model, Optimizer* optimizer, bool strict, Module* aux) {
@@ -64,6 +91,12 @@ Metadata load_checkpoint(const std::string& path, Module& model, Optimizer* opti
   } catch (const Error& e) {
     if (optimizer) optimizer->load_state_dict(backup);
     fail("checkpoint ", path, ": ", e.what());
+  }
+  try {
+    check_loaded_values(model, "checkpoint " + path);
+  } catch (const Error&) {
+    if (optimizer) optimizer->load_state_dict(backup);
+    throw;
   }
   if (aux) {
     try {

@@ -50,4 +50,11 @@ Metadata load_checkpoint(const std::string& path, Module& model, Optimizer* opti
 // True for the keys of training state stored next to a model ("optim.", "aux.").
 bool is_training_state_key(const std::string& key);
 
+// Refuses (Error naming `what`, the tensor and the index) a loaded model whose
+// parameters are not all finite, or whose BatchNorm running statistics are not
+// finite or hold a negative variance. load_checkpoint calls it; quantized
+// checkpoints too (quant/checkpoint.h). Observer ranges are not checked: an
+// observer that has seen nothing holds ±inf by design.
+void check_loaded_values(const Module& model, const std::string& what);
+
 }  // namespace lowbit::nn

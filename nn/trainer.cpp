@@ -235,7 +235,7 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
         meter.update(logits.detach(), b.labels, lv);
       }
       ++step;
-      if (metrics.f && step % 20 == 0) {
+      if (metrics.f && (step == 1 || step % 20 == 0)) {  // the first step: every curve starts at its run's start
         const Json line{{"step", e * steps_per_epoch + step},
                         {"epoch_progress", (double)e + (double)step / steps_per_epoch},
                         {"train_loss", meter.mean_loss()},

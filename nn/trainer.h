@@ -140,7 +140,7 @@ struct TrainerConfig {
   float label_smoothing = 0;     // of the default cross-entropy loss
   std::string checkpoint;        // written after every epoch; empty: none
   std::string resume;            // continue the run this checkpoint holds
-  std::string metrics;           // JSON lines: {"step": …} every 20 steps, {"epoch": …} per epoch; appended on resume
+  std::string metrics;           // JSON lines: {"step": …} at each epoch's first step and every 20 steps, {"epoch": …} per epoch; appended on resume
   bool stop_on_divergence = true;  // false: warn (on_warning) and go on
   DivergenceRule divergence;
   // What a resumed run must repeat (it refuses other values), and the model's

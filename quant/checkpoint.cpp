@@ -2,6 +2,10 @@
 
 #include "core/safetensors.h"
 #include "core/strings.h"
+#include "nn/checkpoint.h"
+#include "quant/quantize.h"
+
+#include <cmath>
 
 namespace lowbit::quant {
 
@@ -77,7 +81,22 @@ std::shared_ptr<QuantModel> load_quantized(const std::string& path, const nn::Mo
   } catch (const Error& e) {
     fail("checkpoint ", path, ": ", e.what());
   }
+  nn::check_loaded_values(*q, "checkpoint " + path);
   finish_load(*q, *info);
+  // A frozen quantizer's grid is what the engine will use: each step finite
+  // and positive, each zero point on its grid.
+  for (const auto& [name, qz] : quantizers(*q)) {
+    if (!qz->frozen()) continue;
+    const QuantParams qp = qz->qparams();
+    for (size_t c = 0; c < qp.scale.size(); ++c)
+      LOWBIT_CHECK(std::isfinite(qp.scale[c]) && qp.scale[c] > 0, "checkpoint ", path, ": ", name, " has scale ",
+                   qp.scale[c], qp.scale.size() > 1 ? " in channel " + std::to_string(c) : std::string(),
+                   " (a quantization step must be finite and positive)");
+    for (size_t c = 0; c < qp.zero_point.size(); ++c)
+      LOWBIT_CHECK(qp.zero_point[c] >= qz->qmin() && qp.zero_point[c] <= qz->qmax(), "checkpoint ", path, ": ", name,
+                   " has zero point ", qp.zero_point[c], qp.zero_point.size() > 1 ? " in channel " + std::to_string(c) : std::string(),
+                   ", outside its grid [", qz->qmin(), ", ", qz->qmax(), "]");
+  }
   return q;
 }
 
@@ -102,6 +121,7 @@ nn::ModulePtr load_dynamic(const std::string& path, const nn::ModulePtr& float_m
   } catch (const Error& e) {
     fail("checkpoint ", path, ": ", e.what());
   }
+  nn::check_loaded_values(*float_model, "checkpoint " + path);
   float_model->eval();
   return float_model;
 }

@@ -48,8 +48,9 @@ int eval_int8(const Args& a, const std::string& weights, const SafetensorsFile& 
   const quant::engine::Model& m = runner.model();
   DataFlags df = data_flags(a);
   // The normalization the model was quantized with, unless flags say otherwise.
-  if (!a.has("--mean") && m.info.count("mean")) df.norm.mean = parse_floats(weights + " metadata 'mean'", m.info.at("mean"));
-  if (!a.has("--std") && m.info.count("std")) df.norm.std = parse_floats(weights + " metadata 'std'", m.info.at("std"));
+  const Int8Classifier cls = int8_classifier(m, weights);
+  if (!a.has("--mean") && m.info.count("mean")) df.norm.mean = cls.mean;
+  if (!a.has("--std") && m.info.count("std")) df.norm.std = cls.std;
   data::DatasetPtr ds = open_split(df, false, (uint64_t)a.get_int("--seed"));
   const Shape img = ds->get(0).image.shape();
   if (Shape(img.begin(), img.end()) != m.input_shape)

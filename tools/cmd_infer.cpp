@@ -32,18 +32,10 @@ int cmd_infer(const Args& a) {
   const quant::engine::Model& m = runner.model();
   const int64_t c = m.input_shape[0], h = m.input_shape[1], w = m.input_shape[2];
   if (c != 1 && c != 3) throw UsageError(weights + " takes " + std::to_string(c) + "-channel input; images have 1 or 3");
-  const std::vector<float> mean = m.info.count("mean") ? parse_floats(weights + " metadata 'mean'", m.info.at("mean")) : std::vector<float>{0.0f};
-  const std::vector<float> std_ = m.info.count("std") ? parse_floats(weights + " metadata 'std'", m.info.at("std")) : std::vector<float>{1.0f};
-  std::vector<std::string> names;
-  if (m.info.count("class_names")) {
-    const std::string& s = m.info.at("class_names");
-    for (size_t i = 0; i < s.size();) {
-      const size_t e = s.find('\n', i);
-      names.push_back(s.substr(i, e == std::string::npos ? std::string::npos : e - i));
-      if (e == std::string::npos) break;
-      i = e + 1;
-    }
-  }
+  const Int8Classifier cls = int8_classifier(m, weights);
+  const std::vector<float>& mean = cls.mean;
+  const std::vector<float>& std_ = cls.std;
+  const std::vector<std::string>& names = cls.names;
   // Decode, check and preprocess every image before running any.
   const data::TransformPtr prep = data::compose({data::to_tensor(), data::normalize(mean, std_)});
   Generator gen(0);

@@ -116,6 +116,7 @@ int quantize_dynamic_cmd(const Args& a_in) {
   if (batch < 1) throw UsageError("--batch must be at least 1");
   const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
   const std::set<std::string> targets = split_commas(a.get("--layers"));
+  check_distinct_files(a, false);
   check_output_path("--out", out);
   const std::string int8_out = a.get("--int8-out", "");
   if (a.has("--int8-out")) check_output_path("--int8-out", int8_out);
@@ -189,6 +190,7 @@ int cmd_quantize(const Args& a_in) {
   if (batch < 1) throw UsageError("--batch must be at least 1");
   const bool json = a.has("--json"), quiet = a.has("--quiet") || json;
   qconfig_from_flags(a, nullptr, false);  // refuse bad flags before reading any data
+  check_distinct_files(a, false);
   check_output_path("--out", out);
   const std::string int8_out = a.get("--int8-out", "");
   if (a.has("--int8-out")) check_output_path("--int8-out", int8_out);

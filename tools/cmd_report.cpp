@@ -1,6 +1,6 @@
 // `lowbit report RUN_DIR`: one self-contained HTML file (inline SVG, no
 // network) from a run folder the demo wrote:
-//   - training curves (running train loss and accuracy every 20 steps,
+//   - training curves (running train loss and accuracy from each epoch's first step, every 20 steps,
 //     validation accuracy per epoch) of the teacher and every student
 //     (RUN_DIR/curves-*.jsonl, written by --metrics);
 //   - the comparison table (RUN_DIR/table.md);
@@ -10,7 +10,9 @@
 //   - a histogram of one 4-bit layer's weights (one output channel) with its
 //     quantization grid.
 // A script at the end stamps each chart with its rendered size
-// (data-rendered), which the test reads back from headless Chromium.
+// and its series' points (data-rendered="WxH:POINTS"), which the test reads
+// back from headless Chromium; each series is a g.series with its kind and
+// point count (data-kind, data-points).
 #include <dirent.h>
 
 #include <algorithm>
@@ -89,6 +91,11 @@ std::string xy_chart(const std::string& title, const std::string& xlabel, const 
   for (size_t i = 0; i < series.size(); ++i) {
     const auto& s = series[i];
     const char* c = kColors[i % 8];
+    // Each series in a group that says its kind and how many points it drew
+    // (the render test reads these back: a curve needs at least 2).
+    int drawn = 0;
+    for (auto [x, y] : s.pts) drawn += std::isfinite(y) && !(log_x && x <= 0);
+    o << "<g class=\"series\" data-kind=\"" << (s.dots ? "dots" : "line") << "\" data-points=\"" << drawn << "\">";
     if (s.dots) {
       for (auto [x, y] : s.pts)
         if (std::isfinite(y)) o << "<circle cx=\"" << px(x) << "\" cy=\"" << py(y) << "\" r=\"5\" fill=\"" << c << "\"/>";
@@ -103,7 +110,7 @@ std::string xy_chart(const std::string& title, const std::string& xlabel, const 
       o << "\"/>";
       if (s.pts.size() == 1) o << "<circle cx=\"" << px(s.pts[0].first) << "\" cy=\"" << py(s.pts[0].second) << "\" r=\"4\" fill=\"" << c << "\"/>";
     }
-    o << "<rect x=\"" << W - R + 10 << "\" y=\"" << T + 18 * i << "\" width=\"12\" height=\"12\" fill=\"" << c
+    o << "</g><rect x=\"" << W - R + 10 << "\" y=\"" << T + 18 * i << "\" width=\"12\" height=\"12\" fill=\"" << c
       << "\"/><text x=\"" << W - R + 28 << "\" y=\"" << T + 18 * i + 10 << "\" class=\"legend\">" << esc(s.name)
       << "</text>\n";
   }
@@ -146,10 +153,13 @@ std::string bar_chart(const std::string& title, const std::string& ylabel, const
     o << "<text x=\"" << gx + group / 2 << "\" y=\"" << H - B + 8 << "\" class=\"cat\" transform=\"rotate(60 "
       << gx + group / 2 << " " << H - B + 8 << ")\">" << esc(cats[c]) << "</text>\n";
   }
-  for (size_t s = 0; s < series.size(); ++s)
-    o << "<rect x=\"" << W - 140 << "\" y=\"" << T + 18 * s << "\" width=\"12\" height=\"12\" fill=\"" << kColors[s % 8]
-      << "\"/><text x=\"" << W - 122 << "\" y=\"" << T + 18 * s + 10 << "\" class=\"legend\">" << esc(series[s].name)
-      << "</text>\n";
+  for (size_t s = 0; s < series.size(); ++s) {
+    int drawn = 0;  // the series' bars, for the render test
+    for (size_t c = 0; c < cats.size() && c < series[s].pts.size(); ++c) drawn += std::isfinite(series[s].pts[c].second);
+    o << "<g class=\"series\" data-kind=\"bars\" data-points=\"" << drawn << "\"><rect x=\"" << W - 140 << "\" y=\""
+      << T + 18 * s << "\" width=\"12\" height=\"12\" fill=\"" << kColors[s % 8] << "\"/></g><text x=\"" << W - 122
+      << "\" y=\"" << T + 18 * s + 10 << "\" class=\"legend\">" << esc(series[s].name) << "</text>\n";
+  }
   o << "</svg>\n";
   return o.str();
 }
@@ -171,11 +181,14 @@ std::string histogram(const std::string& title, const std::vector<float>& values
     << "\" xmlns=\"http://www.w3.org/2000/svg\">\n<text x=\"" << L << "\" y=\"18\" class=\"title\">" << esc(title)
     << "</text>\n<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B
     << "\" class=\"axis\"/>\n";
+  o << "<g class=\"series\" data-kind=\"bars\" data-points=\"" << std::count_if(counts.begin(), counts.end(), [](int n) { return n > 0; })
+    << "\">";
   for (int i = 0; i < nb; ++i) {
     const double h = (double)counts[(size_t)i] / cmax * (H - T - B);
     o << "<rect x=\"" << px(lo + (hi - lo) * i / nb) << "\" y=\"" << H - B - h << "\" width=\""
       << (W - L - R) / nb - 1 << "\" height=\"" << h << "\" fill=\"#1f77b4\"/>";
   }
+  o << "</g>";
   for (double g : lines)
     o << "<line x1=\"" << px(g) << "\" y1=\"" << T << "\" x2=\"" << px(g) << "\" y2=\"" << H - B
       << "\" stroke=\"#d62728\" stroke-width=\"1\" stroke-dasharray=\"3,2\"/>";
@@ -344,7 +357,7 @@ void write_html(const std::string& out, const std::string& dir, const std::strin
        << "<script>\nfor (const s of document.querySelectorAll('svg.chart')) {\n"
           "  const b = s.getBBox();\n"
           "  s.setAttribute('data-rendered', Math.round(b.width) + 'x' + Math.round(b.height) + ':' +\n"
-          "                 s.querySelectorAll('path,rect,circle').length);\n}\n</script>\n</body></html>\n";
+          "                 [...s.querySelectorAll('g.series')].reduce((n, g) => n + (+g.dataset.points), 0));\n}\n</script>\n</body></html>\n";
   html.close();
   LOWBIT_CHECK(html.good(), "report: could not write ", out);
 }

@@ -223,6 +223,7 @@ int run_training(const Args& a, TrainVariant* variant) {
   nn::TrainerConfig tc = trainer_config(a);
   // Fail now, not after the first epoch has trained.
   tc.checkpoint = a.get("--out", "");
+  check_distinct_files(a, true);
   check_output_path("--out", tc.checkpoint);
   check_output_path("--out", nn::best_path(tc.checkpoint));
   if (a.has("--metrics")) check_output_path("--metrics", tc.metrics = a.get("--metrics", ""));

@@ -17,7 +17,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
+#include <tuple>
 
 #include "core/autograd.h"
 #include "core/ops.h"
@@ -182,6 +184,37 @@ quant::QConfig qconfig_from_flags(const Args& a, nn::Module* model, bool qat) {
   return qc;
 }
 
+namespace {
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code e1, e2;
+  if (std::filesystem::exists(a, e1) && std::filesystem::exists(b, e2)) return std::filesystem::equivalent(a, b, e1);
+  return std::filesystem::weakly_canonical(a, e1) == std::filesystem::weakly_canonical(b, e2);
+}
+}  // namespace
+
+void check_distinct_files(const Args& a, bool writes_best) {
+  struct File {
+    std::string flag, path, what;
+  };
+  std::vector<File> in, out;
+  for (const char* f : {"--weights", "--init", "--resume", "--teacher"})
+    if (a.has(f)) in.push_back({f, a.get(f, ""), std::string(f) + " " + a.get(f, "")});
+  for (const char* f : {"--out", "--int8-out", "--metrics"})
+    if (a.has(f)) out.push_back({f, a.get(f, ""), std::string(f) + " " + a.get(f, "")});
+  if (writes_best && a.has("--out")) {
+    const std::string best = nn::best_path(a.get("--out", ""));
+    out.push_back({"--out", best, "--out " + a.get("--out", "") + " (its best epoch goes to " + best + ")"});
+  }
+  for (const File& o : out)
+    for (const File& i : in)
+      if (same_file(o.path, i.path) && !(i.flag == "--resume" && o.flag == "--out" && o.path == a.get("--out", "")))
+        throw UsageError(o.what + " would replace " + i.what + ", which this run reads; write to another file");
+  for (size_t x = 0; x < out.size(); ++x)
+    for (size_t y = x + 1; y < out.size(); ++y)
+      if (same_file(out[x].path, out[y].path))
+        throw UsageError(out[x].what + " and " + out[y].what + " are the same file; each output needs its own");
+}
+
 void check_output_path(const std::string& flag, const std::string& path) {
   const std::string what = flag + " " + path + ": ";
   if (path.empty() || path.back() == '/') throw UsageError(what + "needs a file name");
@@ -227,6 +260,34 @@ int64_t save_int8(const std::string& path, quant::engine::Model m, const data::D
   m.info["class_names"] = names;
   quant::engine::save(path, m);
   return quant::engine::model_bytes(m);
+}
+
+Int8Classifier int8_classifier(const quant::engine::Model& m, const std::string& path) {
+  Int8Classifier c;
+  const Shape& out = m.values.at((size_t)m.output).shape;
+  LOWBIT_CHECK(out.size() == 1, path, ": its output (value ", m.output, ") is ", shape_str(out),
+               " per image, not a vector of class scores");
+  c.classes = out[0];
+  if (m.info.count("num_classes"))
+    LOWBIT_CHECK(m.info.at("num_classes") == std::to_string(c.classes), path, ": metadata says num_classes ",
+                 m.info.at("num_classes"), " but the graph gives ", c.classes, " scores");
+  if (m.info.count("class_names")) {
+    c.names = split_all(m.info.at("class_names"), '\n');
+    if (!c.names.empty() && c.names.back().empty()) c.names.pop_back();  // written with a final newline
+    LOWBIT_CHECK((int64_t)c.names.size() == c.classes, path, ": ", c.names.size(), " class names for ", c.classes,
+                 " classes");
+  }
+  const int64_t channels = m.input_shape.at(0);
+  for (auto [key, v, positive] : {std::tuple{"mean", &c.mean, false}, std::tuple{"std", &c.std, true}}) {
+    if (!m.info.count(key)) continue;
+    *v = parse_floats(path + " metadata '" + key + "'", m.info.at(key));
+    LOWBIT_CHECK(v->size() == 1 || (int64_t)v->size() == channels, path, ": metadata '", key, "' has ", v->size(),
+                 " values for ", channels, "-channel input");
+    for (float x : *v)
+      LOWBIT_CHECK(std::isfinite(x) && (!positive || x > 0), path, ": metadata '", key, "' holds ", x,
+                   positive ? " (a standard deviation must be positive)" : " (must be finite)");
+  }
+  return c;
 }
 
 void check_checkpoint_model(const std::string& path, const std::string& model, const nn::ModelConfig& cfg) {

@@ -99,6 +99,25 @@ quant::QConfig qconfig_from_flags(const Args& a, nn::Module* model, bool qat);
 // directory, or one this process cannot create files in.
 void check_output_path(const std::string& flag, const std::string& path);
 
+// Refuses, before any work, an output that is also an input or another
+// output (the input would be replaced while it is read, or one output lost):
+// --out, --int8-out, --metrics and, for commands that keep a best epoch
+// (writes_best), the best checkpoint next to --out, against --weights, --init,
+// --resume and --teacher. Resuming in place (--resume F --out F) is allowed.
+void check_distinct_files(const Args& a, bool writes_best);
+
+// An int8 model file read as a classifier (infer, eval): its input
+// normalization and class names from its metadata, checked against the graph.
+// Error naming the file when the output is not a vector of class scores, when
+// num_classes or the class names disagree with it, or when mean/std do not
+// have 1 or C finite values (std positive).
+struct Int8Classifier {
+  std::vector<float> mean{0.0f}, std{1.0f};
+  std::vector<std::string> names;  // empty: the file names none
+  int64_t classes = 0;
+};
+Int8Classifier int8_classifier(const quant::engine::Model& m, const std::string& path);
+
 // Refuses a checkpoint whose metadata (written by lowbit train) describes
 // another model than `cfg`: "F holds a resnet32 (1 channel, 10 classes), not a
 // resnet20 (…)". Files without that metadata pass (the load then checks keys).

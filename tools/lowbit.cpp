@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <cerrno>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -186,7 +188,7 @@ static void prefer_short_spin_openmp(char** argv) {
   execv("/proc/self/exe", argv);  // only returns on failure: carry on with the default
 }
 
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
   using namespace lowbit::cli;
   prefer_short_spin_openmp(argv);
   Args a;
@@ -231,8 +233,12 @@ int main(int argc, char** argv) {
       throw UsageError(e.what());
     }
     if (a.has("--threads")) {
-      int64_t t = a.get_int("--threads", 0);
-      if (t < 1) throw UsageError("--threads must be at least 1");
+      const int64_t t = a.get_int("--threads", 0);
+      if (t < 1 || t > 4096)
+        throw UsageError("--threads must be a whole number from 1 to 4096, got " + a.get("--threads", ""));
+      if (t > lowbit::kernels::num_cores())
+        std::fprintf(stderr, "lowbit %s: warning: --threads %lld is more than the %d cores here; the threads will share them\n",
+                     a.command.c_str(), (long long)t, lowbit::kernels::num_cores());
       lowbit::kernels::set_num_threads((int)t);
     }
     if (a.command == "info") return cmd_info(a);
@@ -257,4 +263,20 @@ int main(int argc, char** argv) {
     std::cerr << "lowbit " << a.command << ": internal error: " << e.what() << "\n";
     return 1;
   }
+}
+
+// Output that could not be written (a full disk, a closed standard output) is
+// an error, not a silent success: exit 2 with the reason.
+int main(int argc, char** argv) {
+  const int rc = run(argc, argv);
+  std::cout.flush();
+  errno = 0;
+  const bool bad = std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout;
+  if (bad) {
+    const int err = errno;
+    std::fprintf(stderr, "lowbit: could not write the output to standard output%s%s\n", err ? ": " : "",
+                 err ? std::strerror(err) : "");
+    return rc == 0 ? 2 : rc;
+  }
+  return rc;
 }

@@ -60,7 +60,7 @@ const std::vector<Option> kOptions = {
     {"--resume", "F", kTrain, "", "run", "continue F's run with its settings"},
     {"--init", "F", kTrain, "", "run", "start from F's weights"},
     {"--stop-after", "E", kTrain, "--epochs", "run", "stop after epoch E of the planned schedule (resume later)"},
-    {"--metrics", "F", kTrain, "", "run", "JSON lines: every 20 steps and every epoch (lowbit report plots them)"},
+    {"--metrics", "F", kTrain, "", "run", "JSON lines: each epoch's first step, every 20 steps and every epoch (lowbit report plots them)"},
     {"--on-divergence", "P", kTrain, "stop", "run",
      "stop|warn: a training loss rising for 3 windows of 20 steps to 2× the first window's ends the run "
      "(exit 2) or warns"},

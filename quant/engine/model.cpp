@@ -85,6 +85,8 @@ void validate(const Model& m, const std::string& what) {
   }
   LOWBIT_CHECK(m.output >= 0 && m.output < nv && defined[(size_t)m.output], at, "the output value ", m.output,
                " is not produced by any op");
+  LOWBIT_CHECK(m.output == m.ops.back().output, at, "the output value ", m.output, " is not the last op's (value ",
+               m.ops.back().output, "): the ops after it would run for nothing");
 }
 
 int64_t model_bytes(const Model& m) {

@@ -5,9 +5,11 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -508,4 +510,55 @@ TEST_CASE("safetensors: save is atomic and leaves no temporary file behind") {
     check_fails_cleanly(dir.file("ckpt.safetensors/inner.safetensors"), {{"w", Tensor::from_vector({9}, {1})}},
                         "cannot create");
   }
+}
+
+TEST_CASE("safetensors: a write killed at any point leaves the previous file whole; the next write removes the stale temporary") {
+  // A child process writes a 24 MB checkpoint over a small one and is killed
+  // with SIGKILL at points spread over the write (measured first): the file is
+  // then exactly the old one or exactly the new one, never a mix, and the
+  // killed writer's PATH.tmp.<pid> is removed by the next save of PATH.
+  TempDir dir;
+  const std::string path = dir.file("ckpt.safetensors");
+  save_safetensors(path, {{"w", Tensor::from_vector({1, 2, 3}, {3})}});
+  const std::string old_bytes = read_bytes(path);
+  std::vector<float> big((size_t)6 << 20);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = (float)(i % 977);
+  const Tensor big_t = Tensor::from_vector(big, {(int64_t)big.size()});
+  const auto t0 = std::chrono::steady_clock::now();
+  save_safetensors(dir.file("timing.safetensors"), {{"w", big_t}});
+  const double write_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  const std::string new_bytes = read_bytes(dir.file("timing.safetensors"));
+  fs::remove(dir.file("timing.safetensors"));
+  int killed_mid_write = 0, old_kept = 0, new_complete = 0;
+  for (int trial = 0; trial < 8; ++trial) {
+    write_bytes(path, old_bytes);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      try {
+        save_safetensors(path, {{"w", big_t}});
+      } catch (...) {
+        ::_exit(3);
+      }
+      ::_exit(0);
+    }
+    ::usleep((useconds_t)(write_us * (trial + 0.5) / 8));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    const bool was_killed = WIFSIGNALED(status);
+    const std::string now = read_bytes(path);
+    CHECK((now == old_bytes || now == new_bytes));
+    old_kept += now == old_bytes;
+    new_complete += now == new_bytes;
+    bool tmp_left = false;
+    for (const auto& e : dir.entries()) tmp_left |= e.find(".tmp.") != std::string::npos;
+    killed_mid_write += was_killed && tmp_left;
+  }
+  MESSAGE("8 writes killed: ", killed_mid_write, " left a temporary, the old file kept ", old_kept,
+          " times, the new one complete ", new_complete, " times");
+  CHECK(killed_mid_write > 0);  // some kills landed inside the write
+  save_safetensors(path, {{"w", Tensor::from_vector({7}, {1})}});
+  CHECK(dir.entries() == std::vector<std::string>{"ckpt.safetensors"});  // every stale temporary removed
+  CHECK(load_safetensors(path).get("w").to_vector() == std::vector<float>{7});
 }
