@@ -547,5 +547,91 @@ expect "analyze float"     2 "a.safetensors is a float checkpoint; analyze takes
   -- "$LOWBIT" analyze --weights "$tmp/a.safetensors"
 expect "analyze int8 file" 2 "is an int8 model file" -- "$LOWBIT" analyze --weights "$tmp/m.int8.safetensors"
 
+# What careless or hostile input users hit: each refused with exit 2 and one line naming the flag, file,
+# tensor or path; an input that an output would have replaced is byte-identical afterwards.
+expect "threads 5000"      2 "--threads must be a whole number from 1 to 4096, got 5000" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --threads 5000
+expect "threads 0"         2 "--threads must be a whole number from 1 to 4096, got 0" -- "$LOWBIT" info --threads 0
+# expect_kept_file NAME FILE PATTERN -- CMD...: expect NAME 2 PATTERN, and FILE unchanged byte for byte.
+expect_kept_file() {
+  local name="$1" file="$2" pattern="$3"; shift 4
+  cp "$file" "$tmp/kept.copy"
+  expect "$name" 2 "$pattern" -- "$@"
+  if cmp -s "$file" "$tmp/kept.copy"; then passed=$((passed + 1)); else
+    echo "FAIL $name: $file changed" >&2; failed=$((failed + 1)); fi
+}
+expect_kept_file "quantize --out = --weights" "$tmp/a.safetensors" "--out $tmp/a.safetensors would replace --weights $tmp/a.safetensors" \
+  -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --out "$tmp/a.safetensors" --limit 64
+expect_kept_file "quantize --int8-out = --weights" "$tmp/a.safetensors" "--int8-out $tmp/a.safetensors would replace --weights" \
+  -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --out "$tmp/x2.safetensors" --int8-out "$tmp/a.safetensors" --limit 64
+expect "quantize --out = --int8-out" 2 "--out $tmp/x3.safetensors and --int8-out $tmp/x3.safetensors are the same file" \
+  -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --out "$tmp/x3.safetensors" --int8-out "$tmp/x3.safetensors" --limit 64
+expect_kept_file "quantize --dynamic --out = --weights" "$tmp/mlp.safetensors" "would replace --weights" \
+  -- "$LOWBIT" quantize --dynamic --weights "$tmp/mlp.safetensors" --out "$tmp/mlp.safetensors" --limit 64
+expect_kept_file "train --out = --init" "$tmp/a.safetensors" "--out $tmp/a.safetensors would replace --init" \
+  -- "$LOWBIT" train "${small[@]}" --init "$tmp/a.safetensors" --out "$tmp/a.safetensors"
+expect_kept_file "train --init F.best --out F" "$tmp/a.best.safetensors" "its best epoch goes to $tmp/a.best.safetensors\) would replace --init" \
+  -- "$LOWBIT" train "${small[@]}" --init "$tmp/a.best.safetensors" --out "$tmp/a.safetensors"
+expect_kept_file "qat --out = --weights" "$tmp/a.safetensors" "would replace --weights $tmp/a.safetensors" \
+  -- "$LOWBIT" qat --weights "$tmp/a.safetensors" --out "$tmp/a.safetensors" --limit 64
+expect_kept_file "distill --out = --teacher" "$tmp/a.safetensors" "would replace --teacher $tmp/a.safetensors" \
+  -- "$LOWBIT" distill --teacher "$tmp/a.safetensors" --teacher-model resnet20 "${mb[@]}" --out "$tmp/a.safetensors" --limit 64
+expect "metrics = out"     2 "--out $tmp/y.safetensors and --metrics $tmp/y.safetensors are the same file" \
+  -- "$LOWBIT" train "${small[@]}" --metrics "$tmp/y.safetensors" --out "$tmp/y.safetensors"
+# Output that cannot be written: exit 2, not a silent success.
+if [ -w /dev/full ]; then
+  expect "info > /dev/full" 2 "could not write the output to standard output" -- sh -c '"$0" info > /dev/full' "$LOWBIT"
+  expect "infer > /dev/full" 2 "could not write the output" -- sh -c '"$0" infer --weights "$1" "$2" > /dev/full' "$LOWBIT" "$tmp/m.int8.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
+else
+  skip "output to /dev/full" "no writable /dev/full"
+fi
+expect "eval --json, stdout closed" 2 "could not write the output" -- sh -c '"$0" eval --weights "$1" --limit 64 --json >&-' "$LOWBIT" "$tmp/a.safetensors"
+# Damaged values inside well-formed files (edited with python3: the header's metadata, one tensor's values).
+st_edit() {  # IN OUT CODE: CODE edits `meta` (the __metadata__ dict) and `tensor(NAME)` (its f32/i32 values)
+  python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, code = sys.argv[1:]
+b = open(src, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); data = bytearray(b[8 + n:])
+meta = h.setdefault("__metadata__", {})
+def tensor(name):
+    s, e = h[name]["data_offsets"]
+    return memoryview(data)[s:e].cast({"F32": "f", "I32": "i"}[h[name]["dtype"]])
+exec(code)
+hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(hb)) + hb + bytes(data))
+PY
+}
+if command -v python3 >/dev/null; then
+  st_edit "$tmp/a.safetensors" "$tmp/nan.safetensors" 'tensor("layer1.0.conv1.weight")[5] = float("nan")'
+  expect "NaN weight"        2 "nan.safetensors: parameter 'layer1.0.conv1.weight' holds nan at index 5" \
+    -- "$LOWBIT" eval --weights "$tmp/nan.safetensors" --limit 64
+  st_edit "$tmp/a.safetensors" "$tmp/inf.safetensors" 'tensor("fc.bias")[2] = float("inf")'
+  expect "Inf weight"        2 "parameter 'fc.bias' holds inf at index 2" -- "$LOWBIT" eval --weights "$tmp/inf.safetensors" --limit 64
+  st_edit "$tmp/a.safetensors" "$tmp/var.safetensors" 'tensor("bn1.running_var")[3] = -1.0'
+  expect "negative BN variance" 2 "BatchNorm statistic 'bn1.running_var' holds -1 at index 3" \
+    -- "$LOWBIT" eval --weights "$tmp/var.safetensors" --limit 64
+  expect "NaN weight, train --init" 2 "parameter 'layer1.0.conv1.weight' holds nan" \
+    -- "$LOWBIT" train "${small[@]}" --init "$tmp/nan.safetensors" --out "$tmp/z.safetensors"
+  for bad in 0 -0.5 'float("nan")' 'float("inf")'; do
+    st_edit "$tmp/q.safetensors" "$tmp/qs.safetensors" "tensor(\"layer2.0.conv1.activation_post_process.scale\")[0] = $bad"
+    expect "quantized scale $bad" 2 "layer2.0.conv1.activation_post_process has scale .* \(a quantization step must be finite and positive\)" \
+      -- "$LOWBIT" eval --weights "$tmp/qs.safetensors" --limit 64
+  done
+  st_edit "$tmp/q.safetensors" "$tmp/qz.safetensors" 'tensor("layer2.0.conv1.activation_post_process.zero_point")[0] = 300'
+  expect "zero point off the grid" 2 "layer2.0.conv1.activation_post_process has zero point 300, outside its grid \[0, 255\]" \
+    -- "$LOWBIT" analyze --weights "$tmp/qz.safetensors" --calib 8
+  st_edit "$tmp/m.int8.safetensors" "$tmp/out0.int8.safetensors" 'meta["graph"] = meta["graph"].replace("output 32", "output 0")'
+  expect "int8 output = input" 2 "out0.int8.safetensors: .*the output value 0 is not the last op's" \
+    -- "$LOWBIT" infer --weights "$tmp/out0.int8.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
+  st_edit "$tmp/m.int8.safetensors" "$tmp/names9.int8.safetensors" 'meta["class_names"] = "".join("c%d\n" % i for i in range(9))'
+  expect "9 class names, 10 classes" 2 "names9.int8.safetensors: 9 class names for 10 classes" \
+    -- "$LOWBIT" infer --weights "$tmp/names9.int8.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
+  st_edit "$tmp/m.int8.safetensors" "$tmp/std.int8.safetensors" 'meta["std"] = "-0.353"'
+  expect "negative std"      2 "std.int8.safetensors: metadata 'std' holds -0.353 \(a standard deviation must be positive\)" \
+    -- "$LOWBIT" infer --weights "$tmp/std.int8.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
+  expect "negative std, eval" 2 "metadata 'std' holds -0.353" -- "$LOWBIT" eval --weights "$tmp/std.int8.safetensors" --limit 64
+else
+  skip "damaged values in well-formed files" "no python3 to edit them"
+fi
+
 echo "lowbit-tests: test_cli $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
