@@ -47,7 +47,7 @@ void check_loaded_values(const Module& model, const std::string& path) {
   for (const auto& [name, t] : model.named_parameters())
     if (const int64_t i = first_bad(t, false); i >= 0)
       fail(path, ": parameter '", name, "' holds ", t.contiguous().data<float>()[i], " at index ", i,
-           " (a diverged or damaged checkpoint; every weight must be finite)");
+           " (every parameter must be finite)");
   for (const auto& [name, t] : model.named_buffers()) {
     auto ends_with = [&](const std::string& tail) {
       return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;

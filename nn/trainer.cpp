@@ -1,5 +1,7 @@
 #include "nn/trainer.h"
 
+#include "nn/checkpoint.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -24,6 +26,24 @@ std::string fixed(double v, int prec) {
   char b[64];
   std::snprintf(b, sizeof b, "%.*f", prec, v);
   return b;
+}
+
+// "'layer3.2.conv1.weight' (nan at index 17)": the first parameter, in model
+// order, whose gradient is not finite; "" when all are.
+std::string first_nonfinite_grad(const NamedTensors& params) {
+  for (const auto& [name, t] : params) {
+    const Tensor& g = t.grad();
+    if (!g.defined() || g.dtype() != DType::f32) continue;
+    const Tensor c = g.contiguous();
+    const float* p = c.data<float>();
+    float probe = 0;
+    for (int64_t i = 0; i < c.numel(); ++i) probe += p[i] * 0.0f;  // NaN iff some value is NaN or ±inf
+    if (probe == 0) continue;
+    for (int64_t i = 0; i < c.numel(); ++i)
+      if (!std::isfinite(p[i]))
+        return "'" + name + "' (" + (std::isnan(p[i]) ? "nan" : fixed(p[i], 1)) + " at index " + std::to_string(i) + ")";
+  }
+  return "";
 }
 
 // A metrics file: closed when the run ends, however it ends.
@@ -206,6 +226,9 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
     for (TrainerCallback* o : cbs_) o->on_warning("warning: " + msg);
   };
   auto stop = [&] { return cfg_.stop_requested && cfg_.stop_requested(); };
+  NamedTensors named_params = model_->named_parameters();  // for naming a non-finite gradient
+  if (aux_)
+    for (auto& [n, t] : aux_->named_parameters()) named_params.emplace_back("aux." + n, t);
   const int64_t num_classes = train.num_classes();
   for (int64_t e = start_epoch; e < cfg_.stop_after; ++e) {
     if (stop()) {
@@ -215,7 +238,7 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
     for (TrainerCallback* c : cbs_) c->on_epoch_begin(*model_, e);
     model_->train();
     ClassificationMeter meter(num_classes);
-    int64_t step = 0;
+    int64_t step = 0, skipped = 0;
     const auto start = Clock::now();
     train.for_each((uint64_t)e, [&](const Batch& b) {
       if (stop()) return false;
@@ -223,11 +246,22 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
       Tensor logits;
       Tensor loss = step_loss(b, logits);
       const float lv = loss.item();
-      LOWBIT_CHECK(std::isfinite(lv), "loss became ", lv, " at epoch ", e + 1, " step ", step + 1,
-                   " (lower the learning rate?)");
+      // A non-finite loss or gradient: stop naming it, or drop the batch.
+      auto nonfinite = [&](const std::string& what) {
+        const std::string msg = what + " at epoch " + std::to_string(e + 1) + " step " + std::to_string(step + 1);
+        if (!cfg_.skip_nonfinite) fail(msg, " (lower the learning rate, or --on-nonfinite skip to drop such batches)");
+        opt_->zero_grad();
+        ++skipped, ++r.skipped_batches;
+        for (TrainerCallback* o : cbs_) o->on_warning("warning: skipped the batch: " + msg);
+        ++step;
+        return true;
+      };
+      if (!std::isfinite(lv)) return nonfinite(std::string("the loss is ") + (std::isnan(lv) ? "nan" : fixed(lv, 1)));
       check_divergence(e, step, lv);
       opt_->zero_grad();
       loss.backward();
+      if (const std::string bad = first_nonfinite_grad(named_params); !bad.empty())
+        return nonfinite("the gradient of " + bad);
       if (cfg_.clip_grad > 0) clip_grad_norm_(opt_->parameters(), cfg_.clip_grad);
       opt_->step();
       {
@@ -277,13 +311,21 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
                       {"train_loss", r.train_loss},
                       {"train_accuracy", meter.top1()},
                       {"val_loss", r.last.loss},
-                      {"val_accuracy", r.last.top1}};
+                      {"val_accuracy", r.last.top1},
+                      {"skipped_batches", skipped}};
       std::fprintf(metrics.f, "%s\n", json_line(line).c_str());
       std::fflush(metrics.f);
     }
     er.improved = r.last.top1 > r.best;
     if (er.improved) r.best = r.last.top1;
     md["best_accuracy"] = fixed(r.best, 6);
+    // Never write a model lowbit would refuse to load (updates that overflowed
+    // to Inf, whose later batches were skipped as non-finite).
+    try {
+      check_loaded_values(*model_, "after epoch " + std::to_string(e + 1));
+    } catch (const Error& err) {
+      fail(err.what(), "; nothing saved for this epoch (lower the learning rate)");
+    }
     if (!cfg_.checkpoint.empty()) {
       save_checkpoint(cfg_.checkpoint, *model_, finished ? nullptr : opt_.get(), checkpoint_metadata(md, finished), aux_);
       if (er.improved) save_checkpoint(best_path(cfg_.checkpoint), *model_, nullptr, checkpoint_metadata(md, true), aux_);
@@ -291,6 +333,7 @@ TrainResult Trainer::fit(const BatchSource& train, const BatchSource& val) {
     }
     er.epoch = e + 1, er.epochs = cfg_.epochs;
     er.train_loss = r.train_loss, er.train_top1 = meter.top1();
+    er.skipped_batches = skipped;
     er.val = r.last, er.best = r.best;
     for (TrainerCallback* c : cbs_) c->on_epoch_end(er);
   }

@@ -87,6 +87,7 @@ struct EpochReport {
   double best = 0;
   bool improved = false;
   double train_seconds = 0;  // this epoch's
+  int64_t skipped_batches = 0;  // non-finite loss or gradient (skip_nonfinite)
 };
 
 class TrainerCallback {
@@ -142,6 +143,11 @@ struct TrainerConfig {
   std::string resume;            // continue the run this checkpoint holds
   std::string metrics;           // JSON lines: {"step": …} at each epoch's first step and every 20 steps, {"epoch": …} per epoch; appended on resume
   bool stop_on_divergence = true;  // false: warn (on_warning) and go on
+  // A non-finite loss, or a non-finite gradient (the first parameter holding
+  // one is named), stops the run at that step (Error); with skip_nonfinite the
+  // batch is dropped instead (no update), counted in EpochReport, the metrics
+  // line and TrainResult.
+  bool skip_nonfinite = false;
   DivergenceRule divergence;
   // What a resumed run must repeat (it refuses other values), and the model's
   // description; both in every checkpoint's metadata.
@@ -156,6 +162,7 @@ struct TrainResult {
   bool stopped = false, stopped_mid_epoch = false;
   int64_t stopped_at = 0;  // 0-based epoch it stopped in or before
   std::string resumable;   // the checkpoint holding the last finished epoch ("" if none)
+  int64_t skipped_batches = 0;  // over the whole run (skip_nonfinite)
 };
 
 // The settings that differ: {key, the file's value, this run's}.

@@ -245,19 +245,36 @@ std::pair<std::string, std::string> make_table(const std::vector<Row>& rows) {
 
 }  // namespace
 
+// A run folder in which nothing finished (a stage refused its flags, say): its
+// empty metrics.jsonl and the folder itself are removed. True if the folder is gone.
+bool remove_if_empty(const std::string& dir) {
+  struct stat st {};
+  if (::stat((dir + "/metrics.jsonl").c_str(), &st) == 0 && st.st_size == 0) ::unlink((dir + "/metrics.jsonl").c_str());
+  return ::rmdir(dir.c_str()) == 0;  // only when nothing else is in it
+}
+
 int cmd_demo(const Args& a) {
   a.reject_unknown();
   const std::string dir = make_run_dir(a);
-  check_output_path("--out", dir + "/teacher.safetensors");
-  install_stop_handler();  // Ctrl-C: the running stage stops and says how to resume; so does the demo
-  std::ofstream log(dir + "/metrics.jsonl", std::ios::app);
-
   std::vector<Row> rows;
+  std::ofstream log;
   try {
+    check_output_path("--out", dir + "/teacher.safetensors");
+    install_stop_handler();  // Ctrl-C: the running stage stops and says how to resume; so does the demo
+    log.open(dir + "/metrics.jsonl", std::ios::app);
     rows = run_stages(a, dir, log);
+  } catch (const UsageError&) {
+    log.close();
+    remove_if_empty(dir);
+    throw;
   } catch (const Error& e) {
-    std::fprintf(stderr, "\nlowbit demo: %s. The run folder %s holds what finished (metrics.jsonl).\n", e.what(),
-                 dir.c_str());
+    log.close();
+    if (remove_if_empty(dir))
+      std::fprintf(stderr, "\nlowbit demo: %s. No stage finished; the empty run folder %s was removed.\n", e.what(),
+                   dir.c_str());
+    else
+      std::fprintf(stderr, "\nlowbit demo: %s. The run folder %s holds what finished (metrics.jsonl).\n", e.what(),
+                   dir.c_str());
     return stop_requested() ? 130 : 2;
   }
 

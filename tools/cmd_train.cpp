@@ -64,6 +64,13 @@ nn::TrainerConfig trainer_config(const Args& a) {
   if (on_divergence != "stop" && on_divergence != "warn")
     throw UsageError("--on-divergence must be stop or warn, got '" + on_divergence + "'");
   c.stop_on_divergence = on_divergence == "stop";
+  // --on-nonfinite stop|skip: a NaN or Inf loss or gradient ends the run
+  // naming the step and the first parameter whose gradient it reached, or
+  // drops that batch (counted in the epoch line and the metrics).
+  const std::string on_nonfinite = a.get("--on-nonfinite");
+  if (on_nonfinite != "stop" && on_nonfinite != "skip")
+    throw UsageError("--on-nonfinite must be stop or skip, got '" + on_nonfinite + "'");
+  c.skip_nonfinite = on_nonfinite == "skip";
   if (c.epochs < 1) throw UsageError("--epochs must be at least 1");
   if (c.stop_after < 1 || c.stop_after > c.epochs) throw UsageError("--stop-after must be between 1 and --epochs");
   if (a.get_int("--batch") < 1) throw UsageError("--batch must be at least 1");
@@ -165,9 +172,10 @@ class Reporter : public nn::TrainerCallback {
   }
   void on_epoch_end(const nn::EpochReport& r) override {
     if (!a_.has("--json"))  // --quiet drops the progress bars, not the one line per epoch
-      std::fprintf(stderr, "epoch %lld/%lld  train loss %.4f acc %.4f  val loss %.4f acc %.4f (top-5 %.4f)%s  %.0f img/s\n",
+      std::fprintf(stderr, "epoch %lld/%lld  train loss %.4f acc %.4f  val loss %.4f acc %.4f (top-5 %.4f)%s  %.0f img/s%s\n",
                    (long long)r.epoch, (long long)r.epochs, r.train_loss, r.train_top1, r.val.loss, r.val.top1,
-                   r.val.top5, r.improved ? "  best" : "", img_s_);
+                   r.val.top5, r.improved ? "  best" : "", img_s_,
+                   r.skipped_batches ? ("  (" + std::to_string(r.skipped_batches) + " non-finite batches skipped)").c_str() : "");
   }
   void on_warning(const std::string& text) override { std::fprintf(stderr, "\n%s: %s\n", a_.command.c_str(), text.c_str()); }
   int64_t batches_ = 0, batch_ = 0, val_samples_ = 0;

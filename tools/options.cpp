@@ -64,6 +64,9 @@ const std::vector<Option> kOptions = {
     {"--on-divergence", "P", kTrain, "stop", "run",
      "stop|warn: a training loss rising for 3 windows of 20 steps to 2× the first window's ends the run "
      "(exit 2) or warns"},
+    {"--on-nonfinite", "P", kTrain, "stop", "run",
+     "stop|skip: a NaN or Inf loss or gradient ends the run naming the step and the first parameter it reached "
+     "(exit 2), or drops that batch (counted)"},
     {"--quiet", nullptr, "train qat distill eval quantize quantize-dynamic demo", "", "run", "no progress bar"},
     // ---- quantization -------------------------------------------------------------------------
     {"--weights", "F", "qat", "", "quantization", "the float checkpoint to fine-tune (required)"},

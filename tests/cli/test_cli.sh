@@ -31,6 +31,17 @@ expect() {
   passed=$((passed + 1))
 }
 
+# expect_last NAME CODE PATTERN -- CMD...: exit code CODE and the last line of stderr matching PATTERN
+# (a run that stops after it started: its header and warnings come first).
+expect_last() {
+  local name="$1" code="$2" pattern="$3"; shift 4
+  local err rc
+  err="$("$@" 2>&1 >/dev/null)"; rc=$?
+  if [ "$rc" = "$code" ] && tail -n 1 <<<"$err" | grep -qE -- "$pattern"; then passed=$((passed + 1)); else
+    echo "FAIL $name: exit $rc (expected $code), last line of stderr not /$pattern/: $(tail -n 3 <<<"$err")" >&2
+    failed=$((failed + 1)); fi
+}
+
 # expect_resumed NAME -- CMD...: a run resumed from epoch 1 of 2: exit 0, its log says epoch 2/2 and
 # no epoch 1 (a resume that started over would still end in the same bytes: training is seeded).
 expect_resumed() {
@@ -577,6 +588,18 @@ expect_kept_file "distill --out = --teacher" "$tmp/a.safetensors" "would replace
   -- "$LOWBIT" distill --teacher "$tmp/a.safetensors" --teacher-model resnet20 "${mb[@]}" --out "$tmp/a.safetensors" --limit 64
 expect "metrics = out"     2 "--out $tmp/y.safetensors and --metrics $tmp/y.safetensors are the same file" \
   -- "$LOWBIT" train "${small[@]}" --metrics "$tmp/y.safetensors" --out "$tmp/y.safetensors"
+# Non-finite training: the run stops at the step, naming it; skipping such batches cannot save an
+# overflowed model either. A refused demo leaves no empty run folder.
+expect_last "loss becomes NaN" 2 "the loss is nan at epoch 1 step [0-9]+ \(lower the learning rate, or --on-nonfinite skip" \
+  -- "$LOWBIT" train "${small[@]}" --lr 1e30 --out "$tmp/nf.safetensors"
+expect_last "NaN batches skipped, overflowed model not saved" 2 "after epoch 1: .* holds (inf|-inf|nan) .*; nothing saved for this epoch" \
+  -- "$LOWBIT" train "${small[@]}" --lr 1e30 --on-nonfinite skip --out "$tmp/nf.safetensors"
+if [ ! -e "$tmp/nf.safetensors" ]; then passed=$((passed + 1)); else
+  echo "FAIL non-finite training wrote $tmp/nf.safetensors" >&2; failed=$((failed + 1)); fi
+expect "on-nonfinite maybe" 2 "--on-nonfinite must be stop or skip, got 'maybe'" -- "$LOWBIT" train "${small[@]}" --on-nonfinite maybe --out "$tmp/nf.safetensors"
+expect "demo refused"      2 "--limit must be at least 256" -- "$LOWBIT" demo --limit 0 --out "$tmp/dref"
+if [ ! -e "$tmp/dref" ]; then passed=$((passed + 1)); else
+  echo "FAIL a refused demo left $tmp/dref: $(ls "$tmp/dref")" >&2; failed=$((failed + 1)); fi
 # Output that cannot be written: exit 2, not a silent success.
 if [ -w /dev/full ]; then
   expect "info > /dev/full" 2 "could not write the output to standard output" -- sh -c '"$0" info > /dev/full' "$LOWBIT"
