@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <iomanip>
 #include <iostream>
@@ -61,7 +62,29 @@ Shape contiguous_strides(const Shape& shape) {
   return st;
 }
 
+namespace {
+thread_local AllocationLimit* t_limit = nullptr;
+}  // namespace
+
+AllocationLimit::AllocationLimit(int64_t bytes, std::string what)
+    : limit_(bytes), what_(std::move(what)), outer_(t_limit) {
+  t_limit = this;
+}
+
+AllocationLimit::~AllocationLimit() { t_limit = outer_; }
+
+void AllocationLimit::add(size_t n) {
+  if ((int64_t)n > limit_ - allocated_) {
+    char b[160];
+    std::snprintf(b, sizeof b, " needs more than %.2f GB (%.2f GB with this allocation)", (double)limit_ / (1 << 30),
+                  (double)(allocated_ + (int64_t)n) / (1 << 30));
+    throw AllocationLimitError(what_ + b);
+  }
+  allocated_ += (int64_t)n;
+}
+
 Storage::Storage(size_t n, bool zero) : nbytes(n) {
+  if (t_limit) t_limit->add(n);
   // 64-byte aligned (a cache line, an AVX-512 register); size rounded up as
   // aligned_alloc requires. Zero-filled so a fresh tensor never holds garbage,
   // unless the caller asked for an uninitialized output it overwrites.

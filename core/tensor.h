@@ -30,6 +30,32 @@ struct Storage {
   size_t nbytes = 0;
 };
 
+// Thrown by an AllocationLimit (below).
+struct AllocationLimitError : Error {
+  using Error::Error;
+};
+
+// While one lives, the tensor storage this thread allocates is counted
+// (allocations only, frees not subtracted) and an allocation that would take
+// the count past `bytes` throws an Error naming `what`, the limit and the
+// count: building something far too large for the machine fails with the
+// figure instead of the process being killed for memory. Nested limits: the
+// innermost applies.
+class AllocationLimit {
+ public:
+  AllocationLimit(int64_t bytes, std::string what);
+  ~AllocationLimit();
+  AllocationLimit(const AllocationLimit&) = delete;
+  AllocationLimit& operator=(const AllocationLimit&) = delete;
+  int64_t allocated() const { return allocated_; }
+  void add(size_t n);
+
+ private:
+  int64_t limit_, allocated_ = 0;
+  std::string what_;
+  AllocationLimit* outer_;
+};
+
 // Quantization parameters for s8/u8 tensors: per-tensor (axis = -1, one
 // scale/zero-point) or per-channel along `axis`.
 struct QuantParams {

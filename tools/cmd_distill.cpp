@@ -76,7 +76,7 @@ class DistillVariant final : public TrainVariant {
                        " (teacher and student must share the labels)");
     check_checkpoint_model(teacher_path_, teacher_model_, tc);
     const uint64_t counter = default_generator().counter();
-    nn::ModulePtr teacher = nn::create_model(teacher_model_, tc);
+    nn::ModulePtr teacher = create_model_that_fits(teacher_model_, tc, 1);
     default_generator().set_counter(counter);
     nn::load_checkpoint(teacher_path_, *teacher, nullptr, true);
 

@@ -162,7 +162,7 @@ EvalModel load_eval_model(const Args& a, const std::string& weights, const Safet
   nn::ModelConfig cfg = model_config(a, ds);
   nn::check_model_name(a.get("--model", ""));
   check_checkpoint_model(weights, a.get("--model", ""), cfg);  // "F holds a resnet20 (…), not a resnet32 (…)"
-  EvalModel e{nn::create_model(a.get("--model", ""), cfg), quant::quant_info(file.metadata, weights), {}};
+  EvalModel e{create_model_that_fits(a.get("--model", ""), cfg, 1), quant::quant_info(file.metadata, weights), {}};
   // A quantized checkpoint (lowbit quantize / qat) evaluates in simulation.
   if (e.qinfo && e.qinfo->dynamic) {
     if (a.has("--compare-sim"))

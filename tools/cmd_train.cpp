@@ -242,7 +242,7 @@ int run_training(const Args& a, TrainVariant* variant) {
 
   manual_seed((uint64_t)a.get_int("--seed"));
   const nn::ModelConfig cfg = model_config(a, train_ds);
-  nn::ModulePtr model = nn::create_model(model_name, cfg);
+  nn::ModulePtr model = create_model_that_fits(model_name, cfg, 3);
   if (variant) model = variant->build(model, cfg, a.has("--resume"));
   tc.model_metadata = cfg.to_metadata();
   tc.model_metadata["model"] = model_name;

@@ -290,6 +290,30 @@ Int8Classifier int8_classifier(const quant::engine::Model& m, const std::string&
   return c;
 }
 
+nn::ModulePtr create_model_that_fits(const std::string& name, const nn::ModelConfig& cfg, int copies) {
+  int64_t available = 0;  // bytes; 0: unknown (no /proc/meminfo), no limit
+  if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    long long kb = 0;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "MemAvailable: %lld kB", &kb) == 1) available = (int64_t)kb * 1024;
+    std::fclose(f);
+  }
+  if (available <= 0) return nn::create_model(name, cfg);
+  try {
+    AllocationLimit limit(available / copies, "");
+    return nn::create_model(name, cfg);
+  } catch (const AllocationLimitError&) {
+    char b[256];
+    std::snprintf(b, sizeof b, "%.1f GB", (double)available / (1 << 30));
+    throw UsageError(nn::describe_model(name, cfg) + " does not fit in memory: its weights alone need more than " +
+                     (copies > 1 ? "a third of the " + std::string(b) + " available (training holds weights, gradients and "
+                                   "optimizer state)"
+                                 : "the " + std::string(b) + " available") +
+                     "; choose a smaller model, --width or --hidden");
+  }
+}
+
 void check_checkpoint_model(const std::string& path, const std::string& model, const nn::ModelConfig& cfg) {
   const auto md = load_safetensors(path).metadata;
   if (!md.count("model")) return;

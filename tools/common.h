@@ -118,6 +118,12 @@ struct Int8Classifier {
 };
 Int8Classifier int8_classifier(const quant::engine::Model& m, const std::string& path);
 
+// nn::create_model, refused (UsageError with the figures) when the model's
+// weights would take more than 1/`copies` of the memory available now
+// (/proc/meminfo MemAvailable): training holds weights, gradients and the
+// optimizer's state (copies = 3), evaluation the weights (1).
+nn::ModulePtr create_model_that_fits(const std::string& name, const nn::ModelConfig& cfg, int copies);
+
 // Refuses a checkpoint whose metadata (written by lowbit train) describes
 // another model than `cfg`: "F holds a resnet32 (1 channel, 10 classes), not a
 // resnet20 (…)". Files without that metadata pass (the load then checks keys).

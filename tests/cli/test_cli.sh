@@ -561,6 +561,10 @@ expect "analyze int8 file" 2 "is an int8 model file" -- "$LOWBIT" analyze --weig
 # What careless or hostile input users hit: each refused with exit 2 and one line naming the flag, file,
 # tensor or path; an input that an output would have replaced is byte-identical afterwards.
 expect "threads 5000"      2 "--threads must be a whole number from 1 to 4096, got 5000" -- "$LOWBIT" eval --weights "$tmp/a.safetensors" --threads 5000
+expect "model too big: width 1000" 2 "mobilenet_v2 \(1 channel, 10 classes, width 1000, relu6\) does not fit in memory: its weights alone need more than a third of the [0-9.]+ GB available" \
+  -- "$LOWBIT" train --model mobilenet_v2 --width 1000 --limit 256 --out "$tmp/big.safetensors"
+expect "model too big: mlp" 2 "mlp \(1 channel, 10 classes, hidden 100000,100000\) does not fit in memory" \
+  -- "$LOWBIT" train --model mlp --hidden 100000,100000 --limit 256 --out "$tmp/big.safetensors"
 expect "threads 0"         2 "--threads must be a whole number from 1 to 4096, got 0" -- "$LOWBIT" info --threads 0
 # expect_kept_file NAME FILE PATTERN -- CMD...: expect NAME 2 PATTERN, and FILE unchanged byte for byte.
 expect_kept_file() {

@@ -99,3 +99,18 @@ TEST_CASE("generator: seeded, reproducible, sane statistics") {
   manual_seed(3);
   CHECK(randn({5}).to_vector() == r1.to_vector());
 }
+
+TEST_CASE("AllocationLimit: counts this thread's tensor storage and refuses past the limit, naming it") {
+  {
+    AllocationLimit outer(int64_t(8) << 20, "the outer thing");
+    Tensor a = Tensor::zeros({1 << 18});  // 1 MB
+    CHECK(outer.allocated() >= (int64_t(1) << 20));
+    {
+      AllocationLimit inner(int64_t(1) << 20, "the test model");
+      CHECK_THROWS_WITH_AS(Tensor::zeros({1 << 19}), doctest::Contains("the test model needs more than 0.00 GB"),
+                           AllocationLimitError);
+    }
+    CHECK_THROWS_AS(Tensor::zeros({3 << 20}), AllocationLimitError);  // 12 MB: past the outer 8 MB
+  }
+  CHECK(Tensor::zeros({3 << 20}).numel() == (3 << 20));  // no limit once they are gone
+}
