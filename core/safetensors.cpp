@@ -5,6 +5,7 @@
 // every shape are checked against the file size before a byte of tensor data
 // is read, and every failure names the file and the reason in one line.
 #include "core/safetensors.h"
+#include "core/strings.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -342,7 +343,7 @@ SafetensorsFile parse_safetensors(const Source& f, uint64_t file_size, const std
   std::vector<PendingTensor> pending;
   std::set<std::string> seen;
   for (const auto& [name, entry] : root.members) {
-    if (!seen.insert(name).second) fail(prefix, "duplicate name '", name, "' in the header");
+    if (!seen.insert(name).second) fail(prefix, "duplicate name '", printable(name), "' in the header");
     if (name == "__metadata__") {
       if (entry.kind == Json::Kind::null) continue;
       if (entry.kind != Json::Kind::object) fail(prefix, "__metadata__ is ", kind_name(entry.kind), ", not an object");
@@ -353,7 +354,7 @@ SafetensorsFile parse_safetensors(const Source& f, uint64_t file_size, const std
       }
       continue;
     }
-    const std::string where = "tensor '" + name + "': ";
+    const std::string where = "tensor '" + printable(name) + "': ";
     if (entry.kind != Json::Kind::object) fail(prefix, where, "entry is ", kind_name(entry.kind), ", not an object");
     const Json* dtype = find_member(entry, "dtype");
     const Json* shape = find_member(entry, "shape");
@@ -368,7 +369,7 @@ SafetensorsFile parse_safetensors(const Source& f, uint64_t file_size, const std
     if (dtype->kind != Json::Kind::string) fail(prefix, where, "dtype is ", kind_name(dtype->kind), ", not a string");
     for (const auto& info : kFileDTypes)
       if (dtype->text == info.name) p.dtype = &info;
-    if (!p.dtype) fail(prefix, where, "unknown dtype '", dtype->text, "' (supported: F32, F64, I32, I64, I8, U8)");
+    if (!p.dtype) fail(prefix, where, "unknown dtype '", printable(dtype->text), "' (supported: F32, F64, I32, I64, I8, U8)");
 
     if (shape->kind != Json::Kind::array) fail(prefix, where, "shape is ", kind_name(shape->kind), ", not an array");
     // `extent` is the product of the extents with a 0 counted as 1: what a

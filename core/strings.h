@@ -1,5 +1,6 @@
 // Small string helpers shared by the layers above core.
 #pragma once
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,22 @@ inline std::vector<std::string> split_all(const std::string& s, char sep) {
     if (at == std::string::npos) return out;
     start = at + 1;
   }
+}
+
+// Text from a file (a tensor name, a dtype, a class name) made safe to print
+// on one terminal line: control bytes (escape sequences, newlines) as \xHH,
+// and cut after `max` bytes with the length said ("…(20971520 bytes)").
+inline std::string printable(const std::string& s, size_t max = 120) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  const size_t n = std::min(s.size(), max);
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == 0x7f) out += std::string("\\x") + hex[c >> 4] + hex[c & 15];
+    else out += (char)c;
+  }
+  if (s.size() > max) out += "…(" + std::to_string(s.size()) + " bytes)";
+  return out;
 }
 
 }  // namespace lowbit

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "core/error.h"
 #include "data/dataset.h"
@@ -82,10 +83,30 @@ class ImageFolderDataset final : public Dataset {
     std::map<std::string, std::vector<std::string>> by_dir;  // sorted by path string
     by_dir[dir.string()];
     std::error_code ec;
+    // Symbolic links are followed (as torchvision's followlinks=True), but one
+    // that leads back into a folder already walked (a loop: class0/up -> ..)
+    // or into another part of the data set (another class's images, which
+    // would be labelled as this class) is refused.
+    const fs::path root_real = fs::weakly_canonical(fs::path(root_)), class_real = fs::weakly_canonical(dir);
+    auto inside = [](const fs::path& p, const fs::path& base) {
+      const auto [b, p_it] = std::mismatch(base.begin(), base.end(), p.begin(), p.end());
+      return b == base.end();
+    };
+    std::set<std::string> walked{class_real.string()};
     for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       const fs::path& p = it->path();
       if (fs::is_directory(p, ec)) {
+        if (fs::is_symlink(p, ec)) {
+          const fs::path target = fs::canonical(p, ec);
+          if (ec) break;
+          LOWBIT_CHECK(!walked.count(target.string()) && !inside(class_real, target), p.string(),
+                       ": a symbolic link to ", target.string(), ", a folder this class already lists (a loop); remove it");
+          LOWBIT_CHECK(!inside(target, root_real) || inside(target, class_real), p.string(), ": a symbolic link to ",
+                       target.string(), ", elsewhere in the data set (its images would be labelled ",
+                       dir.filename().string(), "); remove it");
+        }
+        walked.insert(fs::weakly_canonical(p, ec).string());
         by_dir[p.string()];
       } else if (has_image_extension(p.filename().string())) {
         by_dir[p.parent_path().string()].push_back(p.filename().string());

@@ -16,6 +16,7 @@
 #include "data/transforms.h"
 #include "kernels/kernels.h"
 #include "quant/engine/runner.h"
+#include "core/strings.h"
 #include "tools/common.h"
 #include "core/json.h"
 
@@ -70,7 +71,7 @@ int cmd_infer(const Args& a) {
     } else {
       std::printf("%s\n", a.positional[i].c_str());
       for (int64_t j = 0; j < shown; ++j)
-        std::printf("  %lld. %-14s %6.2f%%  (class %lld)\n", (long long)j + 1, name(idx[(size_t)j]).c_str(),
+        std::printf("  %lld. %-14s %6.2f%%  (class %lld)\n", (long long)j + 1, printable(name(idx[(size_t)j]), 40).c_str(),
                     100.0 * p[(size_t)idx[(size_t)j]], (long long)idx[(size_t)j]);
     }
   }

@@ -270,7 +270,7 @@ Int8Classifier int8_classifier(const quant::engine::Model& m, const std::string&
   c.classes = out[0];
   if (m.info.count("num_classes"))
     LOWBIT_CHECK(m.info.at("num_classes") == std::to_string(c.classes), path, ": metadata says num_classes ",
-                 m.info.at("num_classes"), " but the graph gives ", c.classes, " scores");
+                 printable(m.info.at("num_classes"), 40), " but the graph gives ", c.classes, " scores");
   if (m.info.count("class_names")) {
     c.names = split_all(m.info.at("class_names"), '\n');
     if (!c.names.empty() && c.names.back().empty()) c.names.pop_back();  // written with a final newline
@@ -320,7 +320,7 @@ void check_checkpoint_model(const std::string& path, const std::string& model, c
   // Keys the file lacks say nothing against the flags.
   const std::string want = nn::describe_model(model, cfg);
   const std::string have = nn::describe_model(md.at("model"), nn::ModelConfig::from_metadata(md, cfg));
-  if (have != want) throw UsageError(path + " holds a " + have + ", not a " + want);
+  if (have != want) throw UsageError(path + " holds a " + printable(have) + ", not a " + want);
 }
 
 namespace {

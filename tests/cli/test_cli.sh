@@ -430,6 +430,11 @@ expect "flat folder, no val/" 2 "no val/ or test/ folder .* train with --val-spl
   -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 1 --batch 4 --quiet --out "$tmp/x.safetensors"
 expect "flat folder, RGB as 1 channel" 0 "^epoch 1/1 " \
   -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 1 --val-split 0.25 --batch 4 --out "$tmp/gray.safetensors"
+mkdir -p "$tmp/loop/boot" "$tmp/loop/rgb"
+cp "$tmp"/flat/boot/*.png "$tmp/loop/boot/"; cp "$tmp"/flat/rgb/*.png "$tmp/loop/rgb/"
+ln -s .. "$tmp/loop/boot/up"
+expect "image folder, symlink loop" 2 "$tmp/loop/boot/up: a symbolic link to .*, a folder this class already lists \(a loop\); remove it" \
+  -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/loop" --in-channels 1 --val-split 0.25 --batch 4 --out "$tmp/x.safetensors"
 expect "image folder, 2 channels" 2 "--in-channels must be 1 \(grayscale\) or 3 \(RGB\) for image folders" \
   -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 2 --val-split 0.25 --out "$tmp/x.safetensors"
 
@@ -655,6 +660,15 @@ if command -v python3 >/dev/null; then
   st_edit "$tmp/m.int8.safetensors" "$tmp/std.int8.safetensors" 'meta["std"] = "-0.353"'
   expect "negative std"      2 "std.int8.safetensors: metadata 'std' holds -0.353 \(a standard deviation must be positive\)" \
     -- "$LOWBIT" infer --weights "$tmp/std.int8.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
+  # Untrusted text is escaped and cut: a class name with terminal escape codes, a 20 MB dtype string.
+  st_edit "$tmp/m.int8.safetensors" "$tmp/esc.int8.safetensors" 'n = meta["class_names"].split("\n"); n[9] = "\x1b[31mEVIL\x1b[0m" + "A" * 300; meta["class_names"] = "\n".join(n)'
+  out="$("$LOWBIT" infer --weights "$tmp/esc.int8.safetensors" --top 10 "$imgs/fmnist_test_0_ankle_boot.png" 2>&1)"
+  if ! grep -q $'\x1b' <<<"$out" && grep -qF '\x1b[31mEVIL\x1b[0mAAAA' <<<"$out" && grep -q '(313 bytes)' <<<"$out"; then
+    passed=$((passed + 1)); else echo "FAIL infer: a class name's escape codes reached the terminal: $(cat -v <<<"$out")" >&2; failed=$((failed + 1)); fi
+  st_edit "$tmp/a.safetensors" "$tmp/dtype.safetensors" 'h["fc.bias"]["dtype"] = "\x1b[2J" + "Z" * 20000000'
+  err="$("$LOWBIT" eval --weights "$tmp/dtype.safetensors" --limit 64 2>&1 >/dev/null)"; rc=$?
+  if [ "$rc" = 2 ] && [ "$(wc -c <<<"$err")" -lt 400 ] && grep -qF "unknown dtype '\x1b[2JZZZ" <<<"$err" && grep -qF "(20000004 bytes)" <<<"$err"; then
+    passed=$((passed + 1)); else echo "FAIL a 20 MB dtype string: exit $rc, $(wc -c <<<"$err") bytes of error: $(head -c 300 <<<"$err" | cat -v)" >&2; failed=$((failed + 1)); fi
   expect "negative std, eval" 2 "metadata 'std' holds -0.353" -- "$LOWBIT" eval --weights "$tmp/std.int8.safetensors" --limit 64
 else
   skip "damaged values in well-formed files" "no python3 to edit them"

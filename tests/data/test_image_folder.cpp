@@ -154,6 +154,23 @@ TEST_CASE("image folder: every failure is an error naming the file or folder") {
     DatasetPtr ds = load_image_folder(root);
     check_error([&] { ds->get(1); }, {root + "/b/cut.png", "cannot decode image"});
   }
+  SUBCASE("a symbolic link back up the tree (a loop) is refused, naming it") {
+    write_image(root + "/b/x.png", pattern(4, 4, 1), 4, 4, Fmt::png);
+    fs::create_directory_symlink("..", root + "/a/up");
+    check_error([&] { load_image_folder(root); }, {root + "/a/up", "a symbolic link to", "(a loop); remove it"});
+  }
+  SUBCASE("a symbolic link into another class is refused (its images would get this label)") {
+    write_image(root + "/b/x.png", pattern(4, 4, 1), 4, 4, Fmt::png);
+    fs::create_directory_symlink("../b", root + "/a/more");
+    check_error([&] { load_image_folder(root); }, {root + "/a/more", "elsewhere in the data set (its images would be labelled a)"});
+  }
+  SUBCASE("a symbolic link to a folder outside the data set is followed") {
+    write_image(dir / "outside/y.png", pattern(4, 4, 2), 4, 4, Fmt::png);
+    write_image(root + "/b/x.png", pattern(4, 4, 1), 4, 4, Fmt::png);
+    fs::create_directory_symlink(fs::absolute(dir / "outside"), root + "/a/ext");
+    DatasetPtr ds = load_image_folder(root);
+    CHECK(ds->size() == 3);
+  }
   SUBCASE("zero-size file: refused when the folder is listed") {
     write_bytes(root + "/b/empty.jpg", {});
     check_error([&] { load_image_folder(root); }, {root + "/b/empty.jpg", "empty file (0 bytes)"});
