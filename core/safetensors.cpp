@@ -326,8 +326,21 @@ SafetensorsFile parse_safetensors(const Source& f, uint64_t file_size, const std
   read_exact(f, len_bytes, 0, 8, prefix);
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
-  if (header_len > file_size - 8)
-    fail(prefix, "header length ", header_len, " is larger than the file (", file_size, " bytes)");
+  if (header_len > file_size - 8) {
+    // Most often another kind of file given where a checkpoint was meant.
+    const std::string_view m(reinterpret_cast<const char*>(len_bytes), 8);
+    const char* kind = m.substr(0, 4) == "\x89PNG" ? "a PNG image"
+                       : m.substr(0, 3) == "\xff\xd8\xff" ? "a JPEG image"
+                       : m.substr(0, 4) == "PK\x03\x04" ? "a zip archive (PyTorch's torch.save writes these; convert "
+                                                         "the state dict with safetensors.torch.save_file)"
+                       : m.substr(0, 2) == "\x1f\x8b" ? "a gzip file"
+                       : (len_bytes[0] == 0x80 && len_bytes[1] >= 2 && len_bytes[1] <= 5) ? "a Python pickle (torch.save's "
+                                                                                          "legacy format)"
+                                                                                        : nullptr;
+    if (kind) fail(prefix, "is ", kind, ", not a safetensors file");
+    fail(prefix, "not a safetensors file: its first 8 bytes, the header length, say ", header_len,
+         " but the file has ", file_size, " bytes");
+  }
   if (header_len > kMaxHeaderBytes)
     fail(prefix, "header length ", header_len, " exceeds the limit of ", kMaxHeaderBytes, " bytes");
   if (header_len == 0) fail(prefix, "header length is 0 (no JSON header)");

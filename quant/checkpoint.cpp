@@ -18,7 +18,8 @@ nn::Metadata quant_metadata(const QuantInfo& info) {
 std::optional<QuantInfo> quant_info(const nn::Metadata& md, const std::string& path) {
   auto fmt = md.find("format");
   LOWBIT_CHECK(fmt == md.end() || fmt->second != "lowbit.int8", path,
-               ": is an int8 model file (for the int8 engine: lowbit eval / infer), not a quantized checkpoint");
+               ": is an int8 model file, which only the int8 engine runs (lowbit eval / infer); training, QAT, "
+               "distillation and quantization start from a float checkpoint (lowbit train's F.safetensors)");
   auto it = md.find("quantization");
   if (it == md.end()) return std::nullopt;
   QuantInfo info;

@@ -209,6 +209,7 @@ int cmd_quantize(const Args& a_in) {
 
   const std::string model_name = a.get("--model", "");
   const nn::ModelConfig mc = model_config(a, *test);
+  check_checkpoint_model(weights, model_name, mc);
   nn::ModulePtr model = nn::create_model(model_name, mc);
   nn::load_checkpoint(weights, *model, nullptr, true);
   const EvalResult fr = evaluate(*model, test_loader, !quiet, "float");

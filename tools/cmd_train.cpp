@@ -54,6 +54,13 @@ nn::TrainerConfig trainer_config(const Args& a) {
   c.schedule.name = a.get("--schedule");
   c.schedule.warmup_epochs = a.get_int("--warmup-epochs");
   c.schedule.gamma = a.get_double("--lr-gamma");
+  // Flags that would do nothing are refused, not ignored.
+  if (c.optimizer.name != "sgd")
+    for (const char* f : {"--nesterov", "--momentum"})
+      if (a.has(f)) throw UsageError(std::string(f) + " is an SGD option; --optimizer " + c.optimizer.name + " has no momentum setting");
+  if (c.schedule.warmup_epochs < 0 || c.schedule.warmup_epochs > c.epochs)
+    throw UsageError("--warmup-epochs " + std::to_string(c.schedule.warmup_epochs) + " must be between 0 and --epochs (" +
+                     std::to_string(c.epochs) + ")");
   // --on-divergence stop|warn: what a run does when its training loss
   // diverges (nn/divergence.h's rule): stop with exit 2, naming the cause and
   // the LSQ steps that collapsed (the last finished epoch's checkpoint
@@ -221,8 +228,10 @@ int stopped(const Args& a, const nn::TrainResult& r, int64_t epochs) {
 
 int cmd_train(const Args& a) { return run_training(a, nullptr); }
 
-int run_training(const Args& a, TrainVariant* variant) {
-  a.reject_unknown();
+int run_training(const Args& a_in, TrainVariant* variant) {
+  a_in.reject_unknown();
+  if (!variant && a_in.has("--model")) check_model_flags(a_in, a_in.get("--model", ""));
+  const Args a = with_resume_settings(a_in);
   if (!a.has("--model")) throw UsageError("--model is required (" + std::to_string(nn::model_names().size()) +
                                           " known: resnet20, resnet18, mobilenet_v2, …)");
   if (!a.has("--out")) throw UsageError("--out FILE.safetensors is required");

@@ -166,6 +166,49 @@ Args with_checkpoint_defaults(const Args& a_in, const std::map<std::string, std:
   return a;
 }
 
+void check_model_flags(const Args& given, const std::string& model) {
+  for (const char* f : {"--width", "--small-input", "--act"})
+    if (given.has(f) && model != "mobilenet_v2")
+      throw UsageError(std::string(f) + " is a mobilenet_v2 option; " + model + " has no such setting");
+  if (given.has("--hidden") && model != "mlp")
+    throw UsageError("--hidden is the mlp's option; " + model + " has no hidden layers to size");
+}
+
+Args with_resume_settings(const Args& a_in) {
+  if (!a_in.has("--resume")) return a_in;
+  const std::string path = a_in.get("--resume", "");
+  const auto md = load_safetensors(path).metadata;
+  const auto fmt = md.find("format");
+  if (fmt != md.end() && fmt->second == "lowbit.int8")
+    throw UsageError("--resume " + path + ": is an int8 model file; --resume takes the checkpoint a run writes after each "
+                     "epoch (its --out), and --init F starts a new run from a float checkpoint's weights");
+  if (!md.count("optim.type"))
+    throw UsageError("--resume " + path + " holds no training state (no optimizer; a .best file keeps only the best "
+                     "epoch's weights); to train on from its weights, use --init " + path);
+  Args a = with_checkpoint_defaults(a_in, md);
+  // The run's settings (train_settings: the keys are the flags' names), where
+  // the command line does not give them; "0"/"default" mean the flag's default.
+  for (const char* key : {"dataset", "limit", "val-split", "val-limit", "seed", "epochs", "batch", "lr", "momentum", "wd",
+                          "optimizer", "schedule", "warmup-epochs", "lr-step", "lr-gamma", "lr-milestones",
+                          "label-smoothing", "clip-grad"}) {
+    const std::string flag = std::string("--") + key;
+    const auto it = md.find(key);
+    if (it == md.end() || a.has(flag) || it->second == "default") continue;
+    const std::string k = key;
+    if ((k == "limit" || k == "val-limit") && it->second == "0") continue;
+    // Settings that only apply with another one (their recorded value is then the default).
+    const std::string schedule = md.count("schedule") ? md.at("schedule") : "", opt = md.count("optimizer") ? md.at("optimizer") : "";
+    if (k == "lr-gamma" && schedule != "step" && schedule != "multistep") continue;
+    if (k == "momentum" && opt != "sgd") continue;
+    a.flags[flag] = it->second;
+  }
+  for (const char* key : {"nesterov", "no-augment"}) {
+    const auto it = md.find(key);
+    if (it != md.end() && it->second == "1") a.flags[std::string("--") + key] = "";
+  }
+  return a;
+}
+
 quant::QConfig qconfig_from_flags(const Args& a, nn::Module* model, bool qat) {
   const auto [first, last] = model ? quant::first_and_last_layer(*model) : std::pair<std::string, std::string>{};
   quant::QConfig qc;

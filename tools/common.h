@@ -89,6 +89,17 @@ int run_training(const Args& a, TrainVariant* variant);
 // `lowbit train` wrote); flags given on the command line win.
 Args with_checkpoint_defaults(const Args& a, const std::map<std::string, std::string>& metadata);
 
+// Refuses model flags the model does not have (given on the command line):
+// --width, --small-input and --act are mobilenet_v2's, --hidden the mlp's.
+void check_model_flags(const Args& given, const std::string& model);
+
+// With --resume F: the model's description (with_checkpoint_defaults) and the
+// run's training settings (batch, lr, schedule, limits, …) from F's metadata,
+// for every flag the command line leaves out, so `train --resume F --out F`
+// continues the run as it was started. Flags given must match F (the trainer
+// refuses other settings). Without --resume: `a` unchanged.
+Args with_resume_settings(const Args& a);
+
 // --qconfig (w8a8 default) with --observer, --per-channel/--per-tensor and,
 // for QAT, --quantizer applied; the sub-8-bit presets keep the model's first
 // conv and last linear at 8 bits. model null: only check the flags.

@@ -152,8 +152,17 @@ void Args::reject_unknown() const {
   const Command* c = find_command(command);
   const size_t max_positional = c ? c->max_positional : 0;
   const std::string help = "see lowbit " + command + " --help";
+  // A flag of another mode of this command: say which flag turns that mode on.
+  static const std::pair<const char*, const char*> kModes[] = {
+      {"distill-qat", "--qconfig (distilling into a quantized student)"}, {"quantize-dynamic", "--dynamic"}};
   for (const auto& [k, v] : flags) {
     if (std::find(all.begin(), all.end(), k) != all.end()) continue;
+    for (const auto& [mode, on] : kModes) {
+      if (std::string(mode).rfind(command + "-", 0) != 0) continue;
+      const std::vector<std::string> with_mode = option_names({command, mode});
+      if (std::find(with_mode.begin(), with_mode.end(), k) != with_mode.end())
+        throw UsageError(k + " applies only with " + on + "; " + help);
+    }
     std::string best;
     size_t best_d = 3;  // suggest only near misses
     for (const auto& n : all)

@@ -19,6 +19,7 @@ class QatVariant : public TrainVariant {
   explicit QatVariant(const Args& a, std::string weights_flag = "--weights") : a_(a), weights_flag_(std::move(weights_flag)) {
     if (a.has("--int8-out")) check_output_path("--int8-out", a.get("--int8-out", ""));
     const int64_t epochs = a.get_int("--epochs");
+    if (epochs < 1) throw UsageError("--epochs must be at least 1");
     sc_.freeze_bn_after = a.get_int("--freeze-bn-after", epochs);
     sc_.freeze_observers_after = a.get_int("--freeze-observers-after", epochs);
     if (sc_.freeze_bn_after < 0) throw UsageError("--freeze-bn-after must be 0 or more");

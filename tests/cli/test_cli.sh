@@ -331,7 +331,7 @@ expect "dynamic, not a Linear" 2 "'conv1' is not a Linear layer" \
   -- "$LOWBIT" quantize --dynamic --layers conv1 --weights "$tmp/a.safetensors" --limit 64 --out "$tmp/x.safetensors"
 expect "dynamic, no such layer" 2 "no module named 'head' \(Linear layers: fc\)" \
   -- "$LOWBIT" quantize --dynamic --layers head --weights "$tmp/a.safetensors" --limit 64 --out "$tmp/x.safetensors"
-expect "reduce-range without dynamic" 2 "unknown option --reduce-range" \
+expect "reduce-range without dynamic" 2 "--reduce-range applies only with --dynamic" \
   -- "$LOWBIT" quantize --reduce-range --weights "$tmp/a.safetensors" --out "$tmp/x.safetensors"
 expect "compare-sim dynamic" 2 "is dynamically quantized" -- "$LOWBIT" eval --weights "$tmp/mlp.dyn.safetensors" --compare-sim --limit 64
 expect "mlp bad hidden"    2 "--hidden takes sizes" -- "$LOWBIT" train --model mlp --hidden 64,x --epochs 1 --out "$tmp/x.safetensors"
@@ -597,6 +597,31 @@ expect_kept_file "distill --out = --teacher" "$tmp/a.safetensors" "would replace
   -- "$LOWBIT" distill --teacher "$tmp/a.safetensors" --teacher-model resnet20 "${mb[@]}" --out "$tmp/a.safetensors" --limit 64
 expect "metrics = out"     2 "--out $tmp/y.safetensors and --metrics $tmp/y.safetensors are the same file" \
   -- "$LOWBIT" train "${small[@]}" --metrics "$tmp/y.safetensors" --out "$tmp/y.safetensors"
+# Messages that point the right way.
+expect "qat from an int8 file" 2 "m.int8.safetensors: is an int8 model file, which only the int8 engine runs .*start from a float checkpoint" \
+  -- "$LOWBIT" qat --weights "$tmp/m.int8.safetensors" --out "$tmp/x.safetensors" --limit 64
+expect "distill --init an int8 file" 2 "is an int8 model file, which only the int8 engine runs" \
+  -- "$LOWBIT" distill --teacher "$tmp/a.safetensors" --teacher-model resnet20 "${mb[@]}" --init "$tmp/m.int8.safetensors" --qconfig w8a8 --out "$tmp/x.safetensors" --limit 64
+expect "resume a .best file" 2 "--resume $tmp/a.best.safetensors holds no training state .*use --init $tmp/a.best.safetensors" \
+  -- "$LOWBIT" train --resume "$tmp/a.best.safetensors" --out "$tmp/x.safetensors"
+expect "resume an int8 file" 2 "--resume $tmp/m.int8.safetensors: is an int8 model file; .*--init F starts a new run" \
+  -- "$LOWBIT" train --resume "$tmp/m.int8.safetensors" --out "$tmp/x.safetensors"
+expect "quantize, other model" 2 "a.safetensors holds a resnet20 \(1 channel, 10 classes\), not a resnet32" \
+  -- "$LOWBIT" quantize --model resnet32 --weights "$tmp/a.safetensors" --out "$tmp/x.safetensors" --limit 64
+expect "distill --int8-out, float student" 2 "--int8-out applies only with --qconfig \(distilling into a quantized student\)" \
+  -- "$LOWBIT" distill --teacher "$tmp/a.safetensors" --teacher-model resnet20 "${mb[@]}" --int8-out "$tmp/y.int8.safetensors" --out "$tmp/x.safetensors" --limit 64
+expect "qat --epochs 0"    2 "--epochs must be at least 1" -- "$LOWBIT" qat --weights "$tmp/a.safetensors" --epochs 0 --out "$tmp/x.safetensors" --limit 64
+expect "a PNG as --weights" 2 "fmnist_test_0_ankle_boot.png': is a PNG image, not a safetensors file" \
+  -- "$LOWBIT" eval --weights "$imgs/fmnist_test_0_ankle_boot.png"
+expect "--width on resnet20" 2 "--width is a mobilenet_v2 option; resnet20 has no such setting" -- "$LOWBIT" train "${small[@]}" --width 0.5 --out "$tmp/x.safetensors"
+expect "--hidden on resnet20" 2 "--hidden is the mlp's option" -- "$LOWBIT" train "${small[@]}" --hidden 64 --out "$tmp/x.safetensors"
+expect "--nesterov with adam" 2 "--nesterov is an SGD option; --optimizer adam" -- "$LOWBIT" train "${small[@]}" --optimizer adam --nesterov --out "$tmp/x.safetensors"
+expect "warm-up past the run" 2 "--warmup-epochs 5 must be between 0 and --epochs \(1\)" -- "$LOWBIT" train "${small[@]}" --warmup-epochs 5 --out "$tmp/x.safetensors"
+# A resumed run reads its flags from the checkpoint: --resume F --out F alone continues it exactly.
+"$LOWBIT" train "${small[@]}" --epochs 2 --stop-after 1 --out "$tmp/rs.safetensors" 2>/dev/null
+expect_resumed "resume with no other flag" -- "$LOWBIT" train --resume "$tmp/rs.safetensors" --out "$tmp/rs.safetensors" --quiet
+if cmp -s "$tmp/a.safetensors" "$tmp/rs.safetensors"; then passed=$((passed + 1)); else
+  echo "FAIL resume with no other flag: differs from the uninterrupted 2-epoch run" >&2; failed=$((failed + 1)); fi
 # Non-finite training: the run stops at the step, naming it; skipping such batches cannot save an
 # overflowed model either. A refused demo leaves no empty run folder.
 expect_last "loss becomes NaN" 2 "the loss is nan at epoch 1 step [0-9]+ \(lower the learning rate, or --on-nonfinite skip" \

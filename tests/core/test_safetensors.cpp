@@ -268,11 +268,19 @@ TEST_CASE("safetensors: corrupt files are rejected with the file name and the re
   }
   SUBCASE("header length larger than the file") {
     write_bytes(p, le64(1000) + "{}");
-    check_load_error(p, "header length 1000 is larger than the file (10 bytes)");
+    check_load_error(p, "not a safetensors file: its first 8 bytes, the header length, say 1000 but the file has 10 bytes");
+  }
+  SUBCASE("another kind of file is named as such") {
+    write_bytes(p, std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16));
+    check_load_error(p, "is a PNG image, not a safetensors file");
+    write_bytes(p, std::string("PK\x03\x04\x14\0\0\0\0\0", 10));
+    check_load_error(p, "is a zip archive (PyTorch's torch.save writes these");
+    write_bytes(p, std::string("\x80\x02\x8a\x0alZ\xfc\x9cF\xf9", 10));
+    check_load_error(p, "is a Python pickle");
   }
   SUBCASE("header length near 2^64 does not wrap") {
     write_bytes(p, le64(~uint64_t(0) - 3) + "{}");
-    check_load_error(p, "is larger than the file");
+    check_load_error(p, "say 18446744073709551612 but the file has 10 bytes");
   }
   SUBCASE("header length zero") {
     write_bytes(p, le64(0));
