@@ -58,7 +58,7 @@ Batch make_batch_from(const DatasetPtr& ds, const LoaderOptions& opt, const Tran
     } else if (img.size(0) != b.images.size(1) || img.size(1) != b.images.size(2) ||
                img.size(2) != b.images.size(3)) {
       fail(ds->describe(idx), ": image of shape ", shape_str(img.shape()), " in a batch of ",
-           shape_str(b.images.shape()), " (samples differ in size: add resize()/center_crop() to the transform)");
+           shape_str(b.images.shape()), " (samples differ in size: resize them, e.g. --resize N --center-crop N, or data::with_transform)");
     }
     img = img.contiguous();
     std::memcpy(dst + j * sample_numel, img.data<float>(), (size_t)sample_numel * sizeof(float));

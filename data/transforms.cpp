@@ -527,4 +527,31 @@ TransformPtr random_resized_crop(int64_t height, int64_t width, std::array<doubl
 TransformPtr grayscale(int output_channels) { return std::make_shared<Grayscale>(output_channels); }
 TransformPtr compose(std::vector<TransformPtr> transforms) { return std::make_shared<Compose>(std::move(transforms)); }
 
+namespace {
+class TransformedDataset final : public Dataset {
+ public:
+  TransformedDataset(DatasetPtr base, TransformPtr t) : base_(std::move(base)), t_(std::move(t)) {
+    LOWBIT_CHECK(base_ != nullptr && t_ != nullptr, "with_transform: null dataset or transform");
+  }
+  int64_t size() const override { return base_->size(); }
+  Sample get(int64_t i) const override {
+    Sample s = base_->get(i);
+    Generator g(0);
+    s.image = t_->apply(s.image, g);
+    return s;
+  }
+  int label(int64_t i) const override { return base_->label(i); }
+  const std::vector<std::string>& class_names() const override { return base_->class_names(); }
+  std::string describe(int64_t i) const override { return base_->describe(i); }
+
+ private:
+  DatasetPtr base_;
+  TransformPtr t_;
+};
+}  // namespace
+
+DatasetPtr with_transform(DatasetPtr base, TransformPtr t) {
+  return std::make_shared<TransformedDataset>(std::move(base), std::move(t));
+}
+
 }  // namespace lowbit::data

@@ -33,6 +33,7 @@
 
 #include "core/generator.h"
 #include "core/tensor.h"
+#include "data/dataset.h"
 
 namespace lowbit::data {
 
@@ -76,5 +77,11 @@ Tensor crop(const Tensor& image, int64_t top, int64_t left, int64_t h, int64_t w
 // RandomResizedCrop.get_params: {top, left, h, w} of the crop in an H×W image.
 std::array<int64_t, 4> random_resized_crop_params(int64_t img_h, int64_t img_w, std::array<double, 2> scale,
                                                   std::array<double, 2> ratio, Generator& rng);
+
+// The samples of `base` with each image passed through `t`, a deterministic
+// transform (resize, center_crop; it gets a fixed Generator): what --resize
+// and --center-crop make of a folder of images of mixed sizes, before the
+// loader stacks them.
+DatasetPtr with_transform(DatasetPtr base, TransformPtr t);
 
 }  // namespace lowbit::data

@@ -43,10 +43,14 @@ int cmd_infer(const Args& a) {
   std::vector<Tensor> batch;
   for (const std::string& path : a.positional) {
     const std::vector<uint8_t> bytes = data::read_file(path);
+    // Converted to the channels the model takes, as torchvision's Grayscale /
+    // PIL's convert("RGB") would, and said.
     const int have = data::image_channels(bytes.data(), bytes.size(), path);
     if (have != c)
-      throw UsageError(path + ": the image has " + std::to_string(have) + (have == 1 ? " channel (grayscale)" : " channels (RGB)") +
-                       "; " + weights + " takes " + std::to_string(c) + (c == 1 ? " (grayscale)" : " (RGB)"));
+      std::fprintf(stderr, "infer: %s is %s; %s for this %lld-channel model\n", printable(path).c_str(),
+                   have == 1 ? "grayscale" : "RGB",
+                   c == 1 ? "converted to grayscale (PIL's convert('L') weights)" : "its gray channel repeated as RGB",
+                   (long long)c);
     Tensor img = data::decode_image(bytes.data(), bytes.size(), path, (int)c);
     if (img.shape()[1] != h || img.shape()[2] != w) img = data::resize_bilinear(img, h, w);
     batch.push_back(prep->apply(img, gen).unsqueeze(0));

@@ -60,6 +60,11 @@ DataFlags data_flags(const Args& a) {
     if (c == 1 && !a.has("--mean")) f.norm.mean.resize(1);
     if (c == 1 && !a.has("--std")) f.norm.std.resize(1);
   }
+  for (auto [flag, v] : {std::pair{"--resize", &f.resize}, std::pair{"--center-crop", &f.center_crop}}) {
+    if (!a.has(flag)) continue;
+    *v = a.get_int(flag, 0);
+    if (*v < 1 || *v > 8192) throw UsageError(std::string(flag) + " takes a size in pixels from 1 to 8192, got " + a.get(flag, ""));
+  }
   if (a.has("--mean")) f.norm.mean = parse_floats("--mean", a.get("--mean", ""));
   if (a.has("--std")) f.norm.std = parse_floats("--std", a.get("--std", ""));
   if (f.norm.mean.size() != f.norm.std.size())
@@ -82,6 +87,10 @@ data::DatasetPtr open_split(const DataFlags& f, bool train, uint64_t seed) {
   spec.train = train;
   spec.color = f.color;
   data::DatasetPtr ds = data::open_dataset(spec);
+  std::vector<data::TransformPtr> geometry;
+  if (f.resize) geometry.push_back(data::resize(f.resize));
+  if (f.center_crop) geometry.push_back(data::center_crop(f.center_crop));
+  if (!geometry.empty()) ds = data::with_transform(ds, data::compose(geometry));
   const int64_t channels = ds->get(0).image.shape()[0];
   for (const auto& [flag, v] : {std::pair{"--mean", f.norm.mean}, std::pair{"--std", f.norm.std}})
     if (v.size() != 1 && (int64_t)v.size() != channels)

@@ -30,6 +30,9 @@ struct DataFlags {
   // imagefolder: the images as --in-channels asks (1: grayscale as torchvision's
   // Grayscale, 3: RGB); the files' own mode is converted.
   data::ColorMode color = data::ColorMode::rgb;
+  // --resize N (shorter side, torchvision's Resize(N)) and --center-crop N
+  // (CenterCrop(N)), applied to every image as it is read; 0: off.
+  int64_t resize = 0, center_crop = 0;
 };
 DataFlags data_flags(const Args& a);
 

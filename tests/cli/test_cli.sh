@@ -284,8 +284,14 @@ expect_out "infer png" '^[^ ]*fmnist_test_0_ankle_boot\.png +1\. [A-Za-z/ -]+ +[
   -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
 expect_json "infer --json" '^\{"image": "[^"]*trouser\.png", "top": \[\{"class": [0-9], "name": "[^"]+", "probability": [01]\.[0-9]{6}\}, ' \
   -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors" --json "$imgs/fmnist_test_2_trouser.png"
-expect "infer rgb image"   2 "fmnist_test_0_rgb.png: the image has 3 channels \(RGB\); .* takes 1 \(grayscale\)" \
-  -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors" "$imgs/fmnist_test_0_rgb.png"
+# An RGB copy of a grayscale image (R = G = B) is converted for the 1-channel model, said on stderr,
+# and classified exactly as the grayscale file.
+rgb_out="$("$LOWBIT" infer --weights "$tmp/m.int8.safetensors" --json "$imgs/fmnist_test_0_rgb.png" 2>"$tmp/rgb.err")"
+gray_out="$("$LOWBIT" infer --weights "$tmp/m.int8.safetensors" --json "$imgs/fmnist_test_0_ankle_boot.png" 2>/dev/null)"
+if [ -n "$rgb_out" ] && [ "${rgb_out#*\"top\"}" = "${gray_out#*\"top\"}" ] &&
+   grep -q "fmnist_test_0_rgb.png is RGB; converted to grayscale (PIL's convert('L') weights) for this 1-channel model" "$tmp/rgb.err"; then
+  passed=$((passed + 1)); else
+  echo "FAIL infer rgb image: not converted and classified as its grayscale twin: $rgb_out / $gray_out / $(cat "$tmp/rgb.err")" >&2; failed=$((failed + 1)); fi
 expect "infer no image"    2 "no images given" -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors"
 expect "infer missing image" 2 "nope.png: cannot open" -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors" "$tmp/nope.png"
 expect "infer not an image" 2 "a.safetensors: cannot decode image" -- "$LOWBIT" infer --weights "$tmp/m.int8.safetensors" "$tmp/a.safetensors"
@@ -430,6 +436,14 @@ expect "flat folder, no val/" 2 "no val/ or test/ folder .* train with --val-spl
   -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 1 --batch 4 --quiet --out "$tmp/x.safetensors"
 expect "flat folder, RGB as 1 channel" 0 "^epoch 1/1 " \
   -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 1 --val-split 0.25 --batch 4 --out "$tmp/gray.safetensors"
+# Mixed image sizes: named with the flags that fix it, and fixed by them.
+mkdir -p "$tmp/mixed/boot" "$tmp/mixed/rgb"
+cp "$tmp"/flat/boot/*.png "$tmp/mixed/boot/"; cp "$tmp"/flat/rgb/*.png "$tmp/mixed/rgb/"
+{ printf 'P5\n20 24\n255\n'; head -c 480 /dev/zero | tr '\0' '\200'; } > "$tmp/mixed/rgb/small.pgm"
+expect_last "mixed sizes"    2 "samples differ in size: resize them, e.g. --resize N --center-crop N" \
+  -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/mixed" --in-channels 1 --val-split 0.25 --batch 10 --no-augment --quiet --out "$tmp/x.safetensors"
+expect "mixed sizes, --resize 28 --center-crop 28" 0 "^epoch 1/1 " \
+  -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/mixed" --in-channels 1 --val-split 0.25 --batch 10 --no-augment --quiet --resize 28 --center-crop 28 --out "$tmp/mixed.safetensors"
 mkdir -p "$tmp/loop/boot" "$tmp/loop/rgb"
 cp "$tmp"/flat/boot/*.png "$tmp/loop/boot/"; cp "$tmp"/flat/rgb/*.png "$tmp/loop/rgb/"
 ln -s .. "$tmp/loop/boot/up"
