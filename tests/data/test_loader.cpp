@@ -193,7 +193,7 @@ TEST_CASE("loader: errors from workers surface in batch order, naming the sample
   }
   auto odd = std::make_shared<SyntheticDataset>(8, 1, 4, 4);
   odd->odd_size_at = 3;
-  check_error([&] { run_epoch(DataLoader(odd, opt), 0); }, {"sample 3", "[1, 5, 4]", "resize()"});
+  check_error([&] { run_epoch(DataLoader(odd, opt), 0); }, {"sample 3", "[1, 5, 4]", "--resize N --center-crop N"});
   // A transform that leaves u8 images is refused with the remedy.
   opt.num_workers = 0;
   check_error([&] { run_epoch(DataLoader(ds, opt, random_horizontal_flip()), 0); }, {"sample 0", "to_tensor()"});
