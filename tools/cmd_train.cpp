@@ -19,6 +19,7 @@
 #include "kernels/kernels.h"
 #include "nn/checkpoint.h"
 #include "nn/trainer.h"
+#include "core/strings.h"
 #include "tools/common.h"
 #include "core/json.h"
 #include "tools/progress.h"
@@ -147,6 +148,26 @@ std::pair<data::DataLoader, data::DataLoader> train_loaders(const Args& a, const
     DataFlags vf = df;
     if (a.has("--val-limit")) vf.limit = val_limit;
     val_ds = open_split(vf, false, seed);
+    // The two folders must name the same classes, in the same order (labels
+    // are indices into them): said now, not after an epoch of training.
+    if (val_ds->class_names() != train_ds->class_names()) {
+      auto list = [](const std::vector<std::string>& v) {
+        std::string t;
+        for (size_t i = 0; i < v.size() && i < 12; ++i) t += (i ? ", " : "") + printable(v[i], 40);
+        return t + (v.size() > 12 ? ", … (" + std::to_string(v.size()) + ")" : "");
+      };
+      std::vector<std::string> extra, missing;
+      for (const auto& c : val_ds->class_names())
+        if (std::find(train_ds->class_names().begin(), train_ds->class_names().end(), c) == train_ds->class_names().end())
+          extra.push_back(c);
+      for (const auto& c : train_ds->class_names())
+        if (std::find(val_ds->class_names().begin(), val_ds->class_names().end(), c) == val_ds->class_names().end())
+          missing.push_back(c);
+      throw UsageError("the validation classes differ from the training classes" +
+                       (extra.empty() ? std::string() : "; only in validation: " + list(extra)) +
+                       (missing.empty() ? std::string() : "; only in training: " + list(missing)) +
+                       " (each class needs a folder in both, with the same name)");
+    }
   }
   data::DataLoader train(train_ds, {.batch_size = batch, .shuffle = true, .drop_last = true, .num_workers = workers, .seed = seed},
                          train_transform(df, *train_ds, !a.has("--no-augment")));

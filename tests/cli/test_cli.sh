@@ -436,6 +436,10 @@ expect "flat folder, no val/" 2 "no val/ or test/ folder .* train with --val-spl
   -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 1 --batch 4 --quiet --out "$tmp/x.safetensors"
 expect "flat folder, RGB as 1 channel" 0 "^epoch 1/1 " \
   -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 1 --val-split 0.25 --batch 4 --out "$tmp/gray.safetensors"
+# A validation class the training folder lacks: refused before any training.
+for d in train/a train/b val/a val/c; do mkdir -p "$tmp/vc/$d"; cp "$tmp"/flat/boot/*.png "$tmp/vc/$d/"; done
+expect "val class missing from train" 2 "the validation classes differ from the training classes; only in validation: c; only in training: b" \
+  -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/vc" --in-channels 1 --batch 4 --quiet --out "$tmp/x.safetensors"
 # Mixed image sizes: named with the flags that fix it, and fixed by them.
 mkdir -p "$tmp/mixed/boot" "$tmp/mixed/rgb"
 cp "$tmp"/flat/boot/*.png "$tmp/mixed/boot/"; cp "$tmp"/flat/rgb/*.png "$tmp/mixed/rgb/"
