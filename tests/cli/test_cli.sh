@@ -703,6 +703,11 @@ if command -v python3 >/dev/null; then
   st_edit "$tmp/m.int8.safetensors" "$tmp/std.int8.safetensors" 'meta["std"] = "-0.353"'
   expect "negative std"      2 "std.int8.safetensors: metadata 'std' holds -0.353 \(a standard deviation must be positive\)" \
     -- "$LOWBIT" infer --weights "$tmp/std.int8.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
+  # A plain state dict (no lowbit metadata, as another program writes it): quantize with --model records
+  # the model, so the quantized file evaluates without it.
+  st_edit "$tmp/a.safetensors" "$tmp/sd.safetensors" 'h.pop("__metadata__"); [h.pop(k) for k in [k for k in h if k.startswith("optim.")]]'
+  expect "quantize a plain state dict" 0 "" -- "$LOWBIT" quantize --model resnet20 --weights "$tmp/sd.safetensors" --limit 64 --calib 32 --quiet --out "$tmp/sdq.safetensors"
+  expect_json "its quantized file knows its model" '"bit_identical": 1\.000000' -- "$LOWBIT" eval --weights "$tmp/sdq.safetensors" --compare-sim --limit 32 --json
   # Untrusted text is escaped and cut: a class name with terminal escape codes, a 20 MB dtype string.
   st_edit "$tmp/m.int8.safetensors" "$tmp/esc.int8.safetensors" 'n = meta["class_names"].split("\n"); n[9] = "\x1b[31mEVIL\x1b[0m" + "A" * 300; meta["class_names"] = "\n".join(n)'
   out="$("$LOWBIT" infer --weights "$tmp/esc.int8.safetensors" --top 10 "$imgs/fmnist_test_0_ankle_boot.png" 2>&1)"
