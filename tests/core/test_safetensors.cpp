@@ -275,7 +275,7 @@ TEST_CASE("safetensors: corrupt files are rejected with the file name and the re
     check_load_error(p, "is a PNG image, not a safetensors file");
     write_bytes(p, std::string("PK\x03\x04\x14\0\0\0\0\0", 10));
     check_load_error(p, "is a zip archive (PyTorch's torch.save writes these");
-    write_bytes(p, std::string("\x80\x02\x8a\x0alZ\xfc\x9cF\xf9", 10));
+    write_bytes(p, std::string("\x80\x02\x8a\x0a" "lZ\xfc\x9c" "F\xf9", 10));
     check_load_error(p, "is a Python pickle");
   }
   SUBCASE("header length near 2^64 does not wrap") {
