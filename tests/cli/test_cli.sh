@@ -533,6 +533,15 @@ if [ -s "$tmp/demo/table.md" ] && [ "$(wc -l < "$tmp/demo/metrics.jsonl")" = 13 
      python3 -c 'import json, sys; [json.loads(l) for l in open(sys.argv[1])]' "$tmp/demo/metrics.jsonl"; }; then
   passed=$((passed + 1)); else
   echo "FAIL demo: no table.md, or metrics.jsonl is not 13 JSON lines (12 stages and the report)" >&2; failed=$((failed + 1)); fi
+# The table's values agree with each other: every quantized row at most 0.35 of the float student's size,
+# its speed-up its float time over its int8 time (to the printed digits), accuracies within 0..100%.
+if awk -F'|' 'function v(x) { gsub(/[ %x]/, "", x); return x + 0 }
+    NR > 2 && /^\|/ { n++; if (v($4) < 0 || v($4) > 100) bad = bad " accuracy:" $2 }
+    $2 ~ /student, distilled/ { s = v($5) }
+    $2 ~ /PTQ|QAT/ { q++; if (!(s > 0 && v($5) <= 0.35 * s)) bad = bad " size:" $2
+                     if (v($7) <= 0 || (v($8) - v($6) / v($7)) ^ 2 > 0.02 ^ 2 + 0.0001) bad = bad " speed-up:" $2 }
+    END { if (n != 6 || q != 4 || bad != "") { print "rows " n ", quantized " q ";" bad; exit 1 } }' "$tmp/demo/table.md" >"$tmp/table.check"; then
+  passed=$((passed + 1)); else echo "FAIL demo table values: $(cat "$tmp/table.check")" >&2; failed=$((failed + 1)); fi
 # (At 256 images the students stay near chance, so the quick demo's rows are not held to margins here;
 # the QAT regression test above holds w8a8 LSQ + KD to the float model on a trained student.)
 # The demo's report: its table is table.md's, cell for cell; every series drew at least one point and
