@@ -24,7 +24,8 @@ const std::vector<Option> kOptions = {
     {"--width", "W", kModelScopes, "1", "model", "width multiplier (mobilenet_v2)"},
     {"--small-input", nullptr, kModelScopes, "", "model", "stride-1 stem for 28×28 and 32×32 images (mobilenet_v2)"},
     {"--act", "A", kModelScopes, "relu6", "model", "relu|relu6 (mobilenet_v2's activation)"},
-    {"--in-channels", "N", kModelScopes, "the images'", "model", "input channels (image folders: 1 grayscale, 3 RGB)"},
+    {"--in-channels", "N", kModelScopes, "the data set's; 3 for image folders", "model",
+     "input channels (image folders: 1 converts every image to grayscale, 3 to RGB, as torchvision's ImageFolder; lowbit infer converts to what the model takes)"},
     {"--num-classes", "N", kModelScopes, "the data set's", "model", "classes"},
     {"--hidden", "SIZES", kModelScopes, "1024,1024", "model", "mlp: hidden sizes, comma-separated, or none"},
     // ---- data ---------------------------------------------------------------------------------
