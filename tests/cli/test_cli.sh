@@ -453,6 +453,14 @@ cp "$tmp"/flat/boot/*.png "$tmp/loop/boot/"; cp "$tmp"/flat/rgb/*.png "$tmp/loop
 ln -s .. "$tmp/loop/boot/up"
 expect "image folder, symlink loop" 2 "$tmp/loop/boot/up: a symbolic link to .*, a folder this class already lists \(a loop\); remove it" \
   -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/loop" --in-channels 1 --val-split 0.25 --batch 4 --out "$tmp/x.safetensors"
+# A model trained as RGB on a folder (ImageFolder's default, 3 channels) takes a grayscale PNG: infer
+# repeats its channel and says so.
+for d in train val; do mkdir -p "$tmp/rgbset/$d"; cp -r "$tmp/flat/boot" "$tmp/flat/rgb" "$tmp/rgbset/$d/"; done
+expect "folder as RGB"     0 "^epoch 1/1 " -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/rgbset" --batch 4 --out "$tmp/rgb.safetensors"
+expect "folder as RGB, int8" 0 "" -- "$LOWBIT" quantize --weights "$tmp/rgb.safetensors" --data "$tmp/rgbset" --calib 8 --quiet \
+  --out "$tmp/rgbq.safetensors" --int8-out "$tmp/rgb.int8.safetensors"
+expect_last "infer a gray PNG on an RGB model" 0 "fmnist_test_0_ankle_boot.png is grayscale; its gray channel repeated as RGB for this 3-channel model" \
+  -- "$LOWBIT" infer --weights "$tmp/rgb.int8.safetensors" "$imgs/fmnist_test_0_ankle_boot.png"
 expect "image folder, 2 channels" 2 "--in-channels must be 1 \(grayscale\) or 3 \(RGB\) for image folders" \
   -- "$LOWBIT" train --model resnet20 --dataset imagefolder --data "$tmp/flat" --in-channels 2 --val-split 0.25 --out "$tmp/x.safetensors"
 
@@ -649,6 +657,11 @@ expect "warm-up past the run" 2 "--warmup-epochs 5 must be between 0 and --epoch
 expect_resumed "resume with no other flag" -- "$LOWBIT" train --resume "$tmp/rs.safetensors" --out "$tmp/rs.safetensors" --quiet
 if cmp -s "$tmp/a.safetensors" "$tmp/rs.safetensors"; then passed=$((passed + 1)); else
   echo "FAIL resume with no other flag: differs from the uninterrupted 2-epoch run" >&2; failed=$((failed + 1)); fi
+# A temporary left by a killed writer (its process is gone) is removed by the next write of that file.
+printf 'half a checkpoint' > "$tmp/st.safetensors.tmp.999999999"
+expect "stale temporary removed" 0 "" -- "$LOWBIT" quantize --weights "$tmp/a.safetensors" --limit 64 --calib 32 --quiet --out "$tmp/st.safetensors"
+if [ ! -e "$tmp/st.safetensors.tmp.999999999" ] && [ -s "$tmp/st.safetensors" ]; then passed=$((passed + 1)); else
+  echo "FAIL a stale temporary survived the next write: $(ls "$tmp"/st.safetensors*)" >&2; failed=$((failed + 1)); fi
 # Non-finite training: the run stops at the step, naming it; skipping such batches cannot save an
 # overflowed model either. A refused demo leaves no empty run folder.
 expect_last "loss becomes NaN" 2 "the loss is nan at epoch 1 step [0-9]+ \(lower the learning rate, or --on-nonfinite skip" \
