@@ -22,8 +22,7 @@
 #include "kernels/kernels.h"
 #include "quant/engine/model.h"
 #include "quant/engine/runner.h"
-#include "tests/kernels/kernel_test_util.h"
-#include "tests/skip.h"
+#include "tests/quant/engine_paths.h"
 
 using namespace lowbit;
 
@@ -64,21 +63,7 @@ TEST_CASE("int8 engine: committed model files give the fixture's logits on every
       continue;
     }
     const Tensor& x = fixture.get(std::string(f.name) + ".x");
-    const std::vector<float> want = fixture.get(std::string(f.name) + ".y").to_vector();
-    for (kernels::Isa isa : {kernels::Isa::ref, kernels::Isa::avx2, kernels::Isa::avxvnni, kernels::Isa::avx512vnni,
-                             kernels::Isa::neon, kernels::Isa::neondot}) {
-      if (!kernels::isa_available(isa)) {
-        if (kernels::isa_built(isa)) testing::skip(std::string(f.name) + " on '" + kernels::isa_name(isa) + "': this CPU lacks it");
-        continue;
-      }
-      const kernels::KernelTable table = kernels::testing::table_for(isa);
-      const std::vector<float> got = quant::engine::Runner(m, &table).run(x).to_vector();
-      INFO("path ", kernels::isa_name(isa));
-      REQUIRE(got.size() == want.size());
-      size_t diff = 0;
-      for (size_t i = 0; i < got.size(); ++i) diff += got[i] != want[i];
-      CHECK(diff == 0);
-    }
+    testing::check_engine_on_every_path(m, x, fixture.get(std::string(f.name) + ".y").to_vector(), model);
   }
   if (write_to) {
     save_safetensors(write_to, out, {{"generator", "LOWBIT_WRITE_ENGINE_FIXTURE=... test_engine_files"}});
