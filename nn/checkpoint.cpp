@@ -35,17 +35,23 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
   save_safetensors(path, tensors, meta);
 }
 
+int64_t first_nonfinite(const Tensor& t, bool nonnegative) {
+  if (!t.defined() || t.dtype() != DType::f32) return -1;
+  const Tensor c = t.contiguous();
+  const float* p = c.data<float>();
+  if (!nonnegative) {  // one vectorizable pass first: NaN iff some value is NaN or ±inf
+    float probe = 0;
+    for (int64_t i = 0; i < c.numel(); ++i) probe += p[i] * 0.0f;
+    if (probe == 0) return -1;
+  }
+  for (int64_t i = 0; i < c.numel(); ++i)
+    if (!std::isfinite(p[i]) || (nonnegative && p[i] < 0)) return i;
+  return -1;
+}
+
 void check_loaded_values(const Module& model, const std::string& path) {
-  auto first_bad = [](const Tensor& t, bool nonnegative) -> int64_t {
-    if (t.dtype() != DType::f32) return -1;
-    const Tensor c = t.contiguous();
-    const float* p = c.data<float>();
-    for (int64_t i = 0; i < c.numel(); ++i)
-      if (!std::isfinite(p[i]) || (nonnegative && p[i] < 0)) return i;
-    return -1;
-  };
   for (const auto& [name, t] : model.named_parameters())
-    if (const int64_t i = first_bad(t, false); i >= 0)
+    if (const int64_t i = first_nonfinite(t); i >= 0)
       fail(path, ": parameter '", name, "' holds ", t.contiguous().data<float>()[i], " at index ", i,
            " (every parameter must be finite)");
   for (const auto& [name, t] : model.named_buffers()) {
@@ -54,7 +60,7 @@ void check_loaded_values(const Module& model, const std::string& path) {
     };
     const bool var = ends_with("running_var"), mean = ends_with("running_mean");
     if (!var && !mean) continue;
-    if (const int64_t i = first_bad(t, var); i >= 0)
+    if (const int64_t i = first_nonfinite(t, var); i >= 0)
       fail(path, ": BatchNorm statistic '", name, "' holds ", t.contiguous().data<float>()[i], " at index ", i,
            var ? " (a running variance must be finite and not negative)" : " (a running mean must be finite)");
   }

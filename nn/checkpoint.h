@@ -50,6 +50,10 @@ Metadata load_checkpoint(const std::string& path, Module& model, Optimizer* opti
 // True for the keys of training state stored next to a model ("optim.", "aux.").
 bool is_training_state_key(const std::string& key);
 
+// The index of t's first value that is NaN or ±inf (or negative, with
+// nonnegative); -1 when there is none, or t is undefined or not f32.
+int64_t first_nonfinite(const Tensor& t, bool nonnegative = false);
+
 // Refuses (Error naming `what`, the tensor and the index) a loaded model whose
 // parameters are not all finite, or whose BatchNorm running statistics are not
 // finite or hold a negative variance. load_checkpoint calls it; quantized

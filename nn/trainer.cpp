@@ -32,16 +32,10 @@ std::string fixed(double v, int prec) {
 // order, whose gradient is not finite; "" when all are.
 std::string first_nonfinite_grad(const NamedTensors& params) {
   for (const auto& [name, t] : params) {
-    const Tensor& g = t.grad();
-    if (!g.defined() || g.dtype() != DType::f32) continue;
-    const Tensor c = g.contiguous();
-    const float* p = c.data<float>();
-    float probe = 0;
-    for (int64_t i = 0; i < c.numel(); ++i) probe += p[i] * 0.0f;  // NaN iff some value is NaN or ±inf
-    if (probe == 0) continue;
-    for (int64_t i = 0; i < c.numel(); ++i)
-      if (!std::isfinite(p[i]))
-        return "'" + name + "' (" + (std::isnan(p[i]) ? "nan" : fixed(p[i], 1)) + " at index " + std::to_string(i) + ")";
+    const int64_t i = first_nonfinite(t.grad());
+    if (i < 0) continue;
+    const float v = t.grad().contiguous().data<float>()[i];
+    return "'" + name + "' (" + (std::isnan(v) ? "nan" : fixed(v, 1)) + " at index " + std::to_string(i) + ")";
   }
   return "";
 }

@@ -276,7 +276,9 @@ TEST_CASE("Trainer: resident memory stays flat over epochs (no tensor or graph k
   for (int i = 0; i < 6; ++i) {
     std::vector<int32_t> y(8);
     for (int k = 0; k < 8; ++k) y[(size_t)k] = (i + k) % 4;
-    batches.push_back({randn({8, 1, 28, 28}, &g), Tensor::from_vector_s32(y, {8})});
+    Batch b;
+    b.images = randn({8, 1, 28, 28}, &g), b.labels = Tensor::from_vector_s32(y, {8});
+    batches.push_back(b);
   }
   const BatchList train(batches, 4), val(std::vector<Batch>(batches.begin(), batches.begin() + 1), 4);
   nn::Trainer(net, config(5), {&rss}).fit(train, val);
